@@ -1,0 +1,111 @@
+"""The entities a workspace has (canvases, campaigns, segments, events, products).
+
+Each list is fetched at most once per run and shared by the entity streams and
+by the series streams that fan out over it. Configured id lists restrict the
+entities; ids that Braze does not list are reported, not requested.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from tap_braze_series.client import BrazeClient, BrazeResponseError, describe
+from tap_braze_series.config import Settings
+from tap_braze_series.endpoints import LISTS
+
+logger = logging.getLogger("tap-braze-series.entities")
+
+# Settings that name entities, to word warnings.
+FILTER_SETTING = {
+    "canvases": "canvas_ids",
+    "campaigns": "campaign_ids",
+    "segments": "segment_ids",
+    "events": "event_names",
+    "products": "product_names",
+}
+
+
+def entity_id(kind: str, item: Any) -> str | None:
+    """The identifier of a list item (events and products are plain names)."""
+    if kind in ("events", "products"):
+        if isinstance(item, str):
+            return item
+        if isinstance(item, Mapping):
+            name = item.get("name") or item.get("product_name")
+            return name if isinstance(name, str) else None
+        return None
+    if isinstance(item, Mapping):
+        value = item.get("id")
+        return value if isinstance(value, str) and value else None
+    return None
+
+
+class EntityDirectory:
+    """Lazily listed, cached entities of the workspace."""
+
+    def __init__(self, client: BrazeClient, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+        self._cache: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+
+    def entities(self, kind: str) -> list[Any]:
+        """Every listed entity of `kind` the settings select, in Braze's order."""
+        with self._lock:
+            if kind not in self._cache:
+                self._cache[kind] = self._load(kind)
+            return self._cache[kind]
+
+    def ids(self, kind: str) -> list[str]:
+        return [i for i in (entity_id(kind, item) for item in self.entities(kind)) if i]
+
+    def _load(self, kind: str) -> list[Any]:
+        endpoint = LISTS[kind]
+        wanted = self._settings.entity_filters.get(kind, ())
+        params: dict[str, Any] = {}
+        if endpoint.supports_archived:
+            # Configured ids are wanted whether archived or not.
+            params["include_archived"] = bool(wanted) or self._settings.include_archived
+            params["sort_direction"] = "asc"
+        items: list[Any] = []
+        seen: set[str] = set()
+        skipped = 0
+        for item in self._client.paginate(endpoint, params):
+            identifier = entity_id(kind, item)
+            if identifier is None:
+                skipped += 1
+                continue
+            if identifier in seen:
+                continue  # a list that shifted between pages repeats an item
+            seen.add(identifier)
+            items.append(item)
+        if skipped:
+            logger.warning(
+                "%s listed %d %s without an identifier; they were skipped.",
+                describe(endpoint.path, params),
+                skipped,
+                kind,
+            )
+        if not wanted:
+            return items
+        by_id = {entity_id(kind, item): item for item in items}
+        missing = [w for w in wanted if w not in by_id]
+        if missing:
+            logger.warning(
+                "%s names %d %s that Braze does not list (%s); they are skipped.",
+                FILTER_SETTING[kind],
+                len(missing),
+                kind,
+                ", ".join(repr(m) for m in missing[:10]),
+            )
+        return [by_id[w] for w in wanted if w in by_id]
+
+
+def require_list(body: Mapping[str, Any], field: str, path: str) -> list[Any]:
+    value = body.get(field)
+    if not isinstance(value, list):
+        raise BrazeResponseError(f"{path} answered without a '{field}' list.")
+    return value

@@ -1,0 +1,325 @@
+"""Concurrent fetching for series streams, with one request serving several streams.
+
+The SDK syncs streams one after another and partitions one after another on a
+single thread. A *family* is the set of streams one request serves (the four
+canvas streams share /canvas/data_series; every other endpoint and unit is a
+family of one). The first selected member the SDK syncs becomes the *driver*:
+
+- it plans every partition's windows from the members' bookmarks and fetches
+  them on a bounded thread pool, `lookahead` requests ahead, across partitions;
+- results come back in plan order, so records are emitted in a deterministic
+  order, on the SDK's thread, which alone touches records and state;
+- the rows a response holds for the other members are written to an on-disk
+  spool per member, read back when the SDK reaches that member: one request,
+  four streams, memory flat in the number of entities and the history length.
+
+If a driver stops early (an error, a record limit) the next member finds its
+spool incomplete from that partition on and drives the rest itself.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from tap_braze_series.shapes import Issues, PayloadError
+from tap_braze_series.state import partition_key
+from tap_braze_series.windows import Bucket, Window
+
+logger = logging.getLogger("tap-braze-series.feed")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One entity (and app) of a family: its state context and request parameters."""
+
+    index: int
+    context: Mapping[str, Any]
+    params: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class PlannedPartition:
+    """A partition with each member's first bucket and the windows covering them all."""
+
+    partition: Partition
+    starts: dict[str, Bucket]
+    windows: list[Window]
+    broken: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    planned: PlannedPartition
+    window: Window | None  # None marks the end of a partition
+
+
+class Member(Protocol):
+    """What a family needs from a stream it serves."""
+
+    name: str
+
+    def partition_start(self, partition: Partition) -> Bucket | None:
+        """First bucket to read for this partition (None: nothing to read)."""
+        ...
+
+    def shape(
+        self, body: Mapping[str, Any], planned: PlannedPartition, window: Window, issues: Issues
+    ) -> Iterator[dict[str, Any]]:
+        """This member's records from one response."""
+        ...
+
+
+class Spool:
+    """Records kept on disk for a member that syncs later."""
+
+    def __init__(self) -> None:
+        # Closed by close(), when the member has read it or the run ends.
+        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-braze-series-spool-")  # noqa: SIM115
+        self.complete: set[int] = set()
+        self._reading = False
+
+    def write(self, index: int, record: dict[str, Any]) -> None:
+        pickle.dump((index, record), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def end(self, index: int) -> None:
+        pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.complete.add(index)
+
+    def read(self, index: int) -> Iterator[dict[str, Any]]:
+        """The records of partition `index`; partitions are read in the order written."""
+        if not self._reading:
+            self._file.flush()
+            self._file.seek(0)
+            self._unpickler = pickle.Unpickler(self._file)
+            self._reading = True
+        while True:
+            try:
+                item_index, record = self._unpickler.load()
+            except EOFError:
+                return
+            if item_index < index:
+                continue  # rows of a partition the member did not ask for
+            if record is None:
+                if item_index == index:
+                    return
+                continue
+            if item_index == index:
+                yield record
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class FamilyStats:
+    """Per-run counters for the end-of-run log and benchmarks."""
+
+    requests: int = 0
+    windows_skipped: int = 0
+    issues: Issues = field(default_factory=Issues)
+
+
+class Family:
+    """Streams served by the same requests; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        path: str,
+        members: Sequence[Member],
+        partitions: Callable[[], list[Partition]],
+        plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
+        params: Callable[[Partition, Window, set[str]], dict[str, Any]],
+        fetch: Callable[[str, dict[str, Any]], Mapping[str, Any]],
+        executor: Callable[[], ThreadPoolExecutor],
+        lookahead: int,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.members = list(members)
+        self._partitions_factory = partitions
+        self._plan = plan
+        self._params = params
+        self._fetch = fetch
+        self._executor = executor
+        self._lookahead = lookahead
+        self._partitions: list[Partition] | None = None
+        self._index: dict[tuple, int] = {}
+        self._pending: list[str] | None = None  # selected members not finished yet
+        self._spools: dict[str, Spool] = {}
+        self._driver: str | None = None
+        self._results: Iterator[tuple[_Job, Mapping[str, Any] | None]] | None = None
+        self.stats = FamilyStats()
+
+    # The partition list is shared by all members, so it is computed once.
+    def partitions(self) -> list[Partition]:
+        if self._partitions is None:
+            self._partitions = self._partitions_factory()
+            self._index = {partition_key(p.context): p.index for p in self._partitions}
+        return self._partitions
+
+    def start(self, selected: Sequence[str]) -> None:
+        """Declare which members will sync this run (before the first one does)."""
+        if self._pending is None:
+            self._pending = [m.name for m in self.members if m.name in selected]
+            if len(self._pending) > 1:
+                self._spools = {name: Spool() for name in self._pending}
+
+    def records(self, member: Member, context: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The records of `member` for one partition, in bucket order."""
+        self.partitions()
+        index = self._index.get(partition_key(context))
+        if index is None:
+            return
+        assert self._pending is not None, "Family.start() must run before records()"
+        spool = self._spools.get(member.name)
+        if spool is not None and index in spool.complete and self._driver != member.name:
+            yield from spool.read(index)
+        else:
+            yield from self._drive(member, index)
+        if index == len(self._partitions or []) - 1:
+            self._finish(member.name)
+
+    def _finish(self, name: str) -> None:
+        if self._pending and name in self._pending:
+            self._pending.remove(name)
+        spool = self._spools.pop(name, None)
+        if spool is not None:
+            spool.close()
+        if self._driver == name:
+            self._close_results()
+
+    def close(self) -> None:
+        """Stop fetching and drop the spools (end of run or error)."""
+        self._close_results()
+        for spool in self._spools.values():
+            spool.close()
+        self._spools.clear()
+
+    def _close_results(self) -> None:
+        if self._results is not None:
+            self._results.close()  # type: ignore[attr-defined]
+        self._results = None
+        self._driver = None
+
+    def _drive(self, member: Member, index: int) -> Iterator[dict[str, Any]]:
+        if self._driver != member.name or self._results is None:
+            self._close_results()
+            self._driver = member.name
+            self._results = self._fetch_in_order(self._jobs(index))
+        others = [name for name in (self._pending or []) if name != member.name]
+        by_name = {m.name: m for m in self.members}
+        completed = False
+        try:
+            for job, body in self._results:
+                planned = job.planned
+                if planned.partition.index != index:
+                    raise RuntimeError(
+                        f"{self.name}: partition order broke ({planned.partition.index} != "
+                        f"{index}); partitions must be synced in the family's order"
+                    )
+                if job.window is None:
+                    for name in others:
+                        if name in self._spools:
+                            self._spools[name].end(index)
+                    completed = True
+                    return
+                if planned.broken or body is None:
+                    continue
+                try:
+                    own = list(member.shape(body, planned, job.window, self.stats.issues))
+                    spooled = {
+                        name: list(
+                            by_name[name].shape(body, planned, job.window, self.stats.issues)
+                        )
+                        for name in others
+                        if name in self._spools and name in planned.starts
+                    }
+                except PayloadError as exc:
+                    planned.broken = True
+                    self.stats.windows_skipped += 1
+                    logger.warning(
+                        "Skipping %s for %s from %s on: %s. Its bookmark stays at the last "
+                        "bucket emitted, so the next run reads it again.",
+                        self.path,
+                        dict(planned.partition.context),
+                        job.window.first,
+                        exc,
+                    )
+                    continue
+                for name, rows in spooled.items():
+                    spool = self._spools[name]
+                    for row in rows:
+                        spool.write(index, row)
+                yield from own
+        finally:
+            if not completed:
+                # Stopped early: later members must fetch this partition themselves.
+                self._close_results()
+
+    def _jobs(self, first_index: int) -> Iterator[_Job]:
+        by_name = {m.name: m for m in self.members}
+        for partition in self.partitions()[first_index:]:
+            starts: dict[str, Bucket] = {}
+            for name in self._pending or []:
+                start = by_name[name].partition_start(partition)
+                if start is not None:
+                    starts[name] = start
+            windows = self._plan(partition, starts) if starts else []
+            planned = PlannedPartition(partition=partition, starts=starts, windows=windows)
+            for window in windows:
+                yield _Job(planned, window)
+            yield _Job(planned, None)
+
+    def _fetch_in_order(
+        self, jobs: Iterator[_Job]
+    ) -> Iterator[tuple[_Job, Mapping[str, Any] | None]]:
+        """Run jobs' requests concurrently, `lookahead` ahead; yield results in job order."""
+        executor = self._executor()
+        queue: collections.deque[tuple[_Job, Future | None]] = collections.deque()
+        in_flight = 0
+        selected = set(self._pending or [])
+
+        def fill() -> bool:
+            nonlocal in_flight
+            for job in jobs:
+                if job.window is None:
+                    queue.append((job, None))
+                else:
+                    params = self._params(job.planned.partition, job.window, selected)
+                    queue.append((job, executor.submit(self._fetch, self.path, params)))
+                    in_flight += 1
+                    self.stats.requests += 1
+                if in_flight >= self._lookahead:
+                    return True
+            return False
+
+        more = fill()
+        try:
+            while queue:
+                job, future = queue.popleft()
+                if future is None:
+                    yield job, None
+                else:
+                    in_flight -= 1
+                    if more:
+                        more = fill()
+                    if job.planned.broken:
+                        future.cancel()
+                        yield job, None
+                        continue
+                    yield job, future.result()
+                if more and in_flight < self._lookahead:
+                    more = fill()
+        finally:
+            for _, future in queue:
+                if future is not None:
+                    future.cancel()

@@ -1,0 +1,176 @@
+"""Client-side rate governor: stay inside our share of Braze's budget, never over it.
+
+Two limits apply to every request:
+
+- our own budget, `max_requests_per_hour`, over any rolling hour and across all
+  endpoints (the workspace's budget is shared with the customer's other
+  integrations, so the tap takes only its configured share);
+- what Braze announces per pool in `X-RateLimit-Remaining` / `-Reset`: when a
+  pool has nothing left for the requests we already have in flight, workers
+  wait until the announced reset instead of collecting 429s.
+
+Thread-safe; workers call `acquire(pool)` before a request and `release(...)`
+after it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+ROLLING_WINDOW = 3600.0
+# Braze's Reset is a whole epoch second; a short margin avoids arriving a hair early.
+RESET_MARGIN = 0.25
+
+logger = logging.getLogger("tap-braze-series.ratelimit")
+
+
+@dataclass
+class _PoolState:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None  # wall-clock epoch seconds
+    in_flight: int = 0
+
+
+@dataclass
+class GovernorStats:
+    """Counters the benchmarks and the end-of-run summary read."""
+
+    requests: int = 0
+    rate_limited: int = 0  # 429 responses seen
+    waits: int = 0
+    waited_seconds: float = 0.0
+    by_pool: dict[str, int] = field(default_factory=dict)
+
+
+class RateGovernor:
+    """Budget and pool gate shared by all worker threads."""
+
+    def __init__(
+        self,
+        max_requests_per_hour: int,
+        *,
+        window: float = ROLLING_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._budget = max_requests_per_hour
+        self._window = window
+        self._clock = clock
+        self._wall = wall_clock
+        self._cond = threading.Condition()
+        # Requests sent in the rolling window, counted per whole second so that
+        # memory stays bounded (at most `window` entries) whatever the budget.
+        self._sent: collections.deque[list[float]] = collections.deque()
+        self._sent_total = 0
+        self._pools: dict[str, _PoolState] = {}
+        self.stats = GovernorStats()
+
+    def acquire(self, pool: str) -> None:
+        """Block until a request to `pool` fits both limits, then count it."""
+        with self._cond:
+            while True:
+                delay, reason = self._delay(pool)
+                if delay <= 0:
+                    break
+                if delay >= 1.0:
+                    logger.info("Rate governor: %s; waiting %.1f s.", reason, delay)
+                self.stats.waits += 1
+                started = self._clock()
+                self._cond.wait(timeout=delay)
+                self.stats.waited_seconds += self._clock() - started
+            now = self._clock()
+            second = float(int(now))
+            if self._sent and self._sent[-1][0] == second:
+                self._sent[-1][1] += 1
+            else:
+                self._sent.append([second, 1])
+            self._sent_total += 1
+            state = self._pools.setdefault(pool, _PoolState())
+            state.in_flight += 1
+            self.stats.requests += 1
+            self.stats.by_pool[pool] = self.stats.by_pool.get(pool, 0) + 1
+
+    def release(self, pool: str, headers: Mapping[str, str] | None, status: int | None) -> None:
+        """Record a finished request and what Braze said about the pool."""
+        with self._cond:
+            state = self._pools.setdefault(pool, _PoolState())
+            state.in_flight = max(state.in_flight - 1, 0)
+            if status == 429:
+                self.stats.rate_limited += 1
+            if headers is not None:
+                self._observe(state, headers, status)
+            self._cond.notify_all()
+
+    def _observe(self, state: _PoolState, headers: Mapping[str, str], status: int | None) -> None:
+        limit = _int_header(headers, "X-RateLimit-Limit")
+        remaining = _int_header(headers, "X-RateLimit-Remaining")
+        reset = _float_header(headers, "X-RateLimit-Reset")
+        if status == 429:
+            remaining = 0
+            if reset is None:
+                # No reset announced: hold the pool briefly rather than hammer it.
+                reset = self._wall() + 1.0
+        if reset is None or remaining is None:
+            return
+        if limit is not None:
+            state.limit = limit
+        if state.reset_at is None or reset > state.reset_at + 0.5:
+            # A new window: its count replaces the old one.
+            state.reset_at = reset
+            state.remaining = remaining
+        elif abs(reset - state.reset_at) <= 0.5:
+            # Responses of one window arrive out of order: the smallest count is the newest.
+            state.remaining = (
+                remaining if state.remaining is None else min(state.remaining, remaining)
+            )
+
+    def _delay(self, pool: str) -> tuple[float, str]:
+        now = self._clock()
+        horizon = now - self._window
+        while self._sent and self._sent[0][0] + 1.0 <= horizon:
+            self._sent_total -= int(self._sent.popleft()[1])
+        if self._sent_total >= self._budget and self._sent:
+            delay = self._sent[0][0] + 1.0 - horizon
+            return delay, f"max_requests_per_hour ({self._budget}) reached"
+        state = self._pools.get(pool)
+        if state is None or state.reset_at is None or state.remaining is None:
+            return 0.0, ""
+        wall = self._wall()
+        if wall >= state.reset_at:
+            # The announced window is over; the next response tells us the new one.
+            state.reset_at = None
+            state.remaining = None
+            return 0.0, ""
+        if state.remaining - state.in_flight > 0:
+            return 0.0, ""
+        delay = state.reset_at - wall + RESET_MARGIN
+        return delay, f"Braze pool '{pool}' has no requests left until its reset"
+
+    def pool_snapshot(self, pool: str) -> tuple[int | None, int | None, float | None]:
+        """(limit, remaining, reset) last announced for a pool, for logs and tests."""
+        with self._cond:
+            state = self._pools.get(pool, _PoolState())
+            return state.limit, state.remaining, state.reset_at
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = _float_header(headers, name)
+    return None if value is None else int(value)
+
+
+def _float_header(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        raw = headers.get(name.lower())
+    if raw is None:
+        return None
+    try:
+        return float(str(raw).strip())
+    except ValueError:
+        return None

@@ -1,0 +1,41 @@
+"""A faithful local fake of Braze's REST export API (the "Braze sandbox").
+
+>>> from tap_braze_series.sandbox import Sandbox, SandboxConfig, Workspace
+>>> with Sandbox(SandboxConfig(seed=7)) as sb:   # doctest: +SKIP
+...     sb.url
+
+The sandbox is an independent implementation: it imports nothing from the tap.
+See ``docs/sandbox.md``.
+"""
+
+from .api import Api
+from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, SandboxConfig
+from .server import RequestLog, RequestRecord, Sandbox
+from .spec import UNDOCUMENTED_METRICS
+from .workspace import (
+    Campaign,
+    Canvas,
+    Segment,
+    Step,
+    Variant,
+    Variation,
+    Workspace,
+)
+
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "FAULT_KINDS",
+    "UNDOCUMENTED_METRICS",
+    "Api",
+    "Campaign",
+    "Canvas",
+    "RequestLog",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxConfig",
+    "Segment",
+    "Step",
+    "Variant",
+    "Variation",
+    "Workspace",
+]

@@ -1,0 +1,168 @@
+"""Command line: ``python -m tap_braze_series.sandbox`` / ``braze-sandbox``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, SandboxConfig
+from .server import Sandbox
+from .timeutil import parse_iso
+
+
+def _rate_limit(value: str) -> tuple[str, tuple[int, float]]:
+    try:
+        pool, rest = value.split("=", 1)
+        limit, window = rest.split("/", 1)
+        parsed = pool.strip(), (int(limit), float(window))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected POOL=LIMIT/WINDOW_SECONDS, got {value!r}") from None
+    if parsed[0] not in DEFAULT_RATE_LIMITS:
+        raise argparse.ArgumentTypeError(
+            f"unknown pool {parsed[0]!r}; known: {', '.join(DEFAULT_RATE_LIMITS)}")
+    return parsed
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = SandboxConfig()
+    p = argparse.ArgumentParser(
+        prog="braze-sandbox",
+        description="Serve a deterministic fake of Braze's REST export API on localhost.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8979,
+                   help="TCP port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of the deterministic workspace (default: %(default)s)")
+    p.add_argument("--canvases", type=int, default=d.n_canvases,
+                   help="number of canvases (default: %(default)s)")
+    p.add_argument("--campaigns", type=int, default=d.n_campaigns,
+                   help="number of campaigns (default: %(default)s)")
+    p.add_argument("--segments", type=int, default=d.n_segments,
+                   help="number of segments (default: %(default)s)")
+    p.add_argument("--events", type=int, default=d.n_events,
+                   help="number of custom events (default: %(default)s)")
+    p.add_argument("--products", type=int, default=d.n_products,
+                   help="number of products (default: %(default)s)")
+    p.add_argument("--apps", type=_csv, default=d.apps,
+                   help="comma-separated app ids accepted by app_id (default: %(default)s)")
+    p.add_argument("--timezone", default=d.timezone,
+                   help="company time zone (IANA) that buckets follow (default: %(default)s)")
+    p.add_argument("--now", default=None,
+                   help="fixed 'now' as an ISO datetime (naive = company time zone); "
+                        "default: the real current time")
+    p.add_argument("--restatement-days", type=int, default=d.restatement_days,
+                   help="a bucket's values keep changing until it is this many days old "
+                        "(default: %(default)s)")
+    p.add_argument("--history-start", type=_date, default=d.history_start,
+                   help="first day with data, YYYY-MM-DD (default: %(default)s)")
+    p.add_argument("--api-key", default=d.api_key,
+                   help="the only accepted Bearer key (default: %(default)s)")
+    p.add_argument("--latency", type=float, default=d.latency,
+                   help="seconds added to every response (default: %(default)s)")
+    p.add_argument("--rate-limit", type=_rate_limit, action="append", default=[],
+                   metavar="POOL=LIMIT/WINDOW_SECONDS",
+                   help="override a rate-limit pool, repeatable; pools: "
+                        + ", ".join(f"{k} (default {v[0]}/{int(v[1])})"
+                                    for k, v in DEFAULT_RATE_LIMITS.items()))
+    p.add_argument("--fault-rate", type=float, default=d.fault_rate,
+                   help="probability 0..1 that a request gets an injected fault "
+                        "(default: %(default)s)")
+    p.add_argument("--fault-kinds", type=_csv, default=d.fault_kinds,
+                   help="comma-separated fault kinds among " + ",".join(FAULT_KINDS)
+                        + " (default: all)")
+    p.add_argument("--fault-max-repeats", type=int, default=d.fault_max_repeats,
+                   help="the same request gets a fault at most this many times "
+                        "(default: %(default)s)")
+    p.add_argument("--slow-seconds", type=float, default=d.slow_seconds,
+                   help="stall of a 'slow' fault in seconds (default: %(default)s)")
+    p.add_argument("--deny", action="append", default=[], metavar="PERMISSION",
+                   help="answer 403 on endpoints needing this API-key permission, "
+                        "e.g. segments.data_series; repeatable")
+    p.add_argument("--ready-file", default=None, metavar="PATH",
+                   help="write the base URL to this file once listening")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    now = None
+    if args.now:
+        now, _ = parse_iso(args.now, ZoneInfo(args.timezone))
+    return SandboxConfig(
+        seed=args.seed,
+        n_canvases=args.canvases,
+        n_campaigns=args.campaigns,
+        n_segments=args.segments,
+        n_events=args.events,
+        n_products=args.products,
+        apps=tuple(args.apps),
+        timezone=args.timezone,
+        now=now,
+        restatement_days=args.restatement_days,
+        history_start=args.history_start,
+        api_key=args.api_key,
+        denied_permissions=frozenset(args.deny),
+        latency=args.latency,
+        rate_limits=dict(args.rate_limit) or None,
+        fault_rate=args.fault_rate,
+        fault_kinds=tuple(args.fault_kinds),
+        fault_max_repeats=args.fault_max_repeats,
+        slow_seconds=args.slow_seconds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except (ValueError, KeyError) as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    sandbox = Sandbox(cfg, host=args.host, port=args.port)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"braze-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"Braze sandbox listening on {sandbox.url} (api key: {cfg.api_key})", flush=True)
+        if args.ready_file:
+            tmp = f"{args.ready_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(sandbox.url + "\n")
+            os.replace(tmp, args.ready_file)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    print("Braze sandbox stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

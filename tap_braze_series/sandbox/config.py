@@ -1,0 +1,110 @@
+"""Configuration of the Braze sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: Every fault kind the sandbox knows how to inject.
+FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "drop", "slow", "truncated")
+
+#: Rate-limit pools and Braze's documented defaults: ``pool -> (limit, window_seconds)``.
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {
+    "default": (250_000, 3600.0),
+    "campaigns_data_series": (50_000, 60.0),
+    "lists_1000": (1_000, 3600.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+    """Everything that shapes a sandbox workspace and its server.
+
+    The object is immutable; the :class:`~tap_braze_series.sandbox.Sandbox` offers
+    setters (``set_now``, ``set_faults``, ``set_rate_limits``...) that swap in a
+    modified copy while the server runs.
+    """
+
+    seed: int = 7
+    n_canvases: int = 12
+    n_campaigns: int = 8
+    n_segments: int = 10
+    n_events: int = 30
+    n_products: int = 5
+    apps: tuple[str, ...] = ("app_ios", "app_android")
+    timezone: str = "UTC"
+    now: datetime | None = None
+    restatement_days: int = 3
+    history_start: date = date(2023, 1, 1)
+    api_key: str = "sandbox-key"
+    denied_permissions: frozenset[str] = frozenset()
+    latency: float = 0.0
+    rate_limits: Mapping[str, tuple[int, float]] | None = None
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    fault_max_repeats: int = 2
+    slow_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Normalise container types so callers may pass lists/sets.
+        object.__setattr__(self, "apps", tuple(self.apps))
+        object.__setattr__(self, "fault_kinds", tuple(self.fault_kinds))
+        object.__setattr__(self, "denied_permissions", frozenset(self.denied_permissions))
+        if self.rate_limits is not None:
+            object.__setattr__(self, "rate_limits", dict(self.rate_limits))
+        for name in ("n_canvases", "n_campaigns", "n_segments", "n_events", "n_products"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if not self.apps or any(not isinstance(a, str) or not a for a in self.apps):
+            raise ValueError("apps must be a non-empty sequence of non-empty strings")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        if self.now is not None and (
+            not isinstance(self.now, datetime) or self.now.utcoffset() is None
+        ):
+            raise ValueError("now must be an aware datetime or None")
+        if isinstance(self.history_start, datetime) or not isinstance(self.history_start, date):
+            raise ValueError("history_start must be a date")
+        if self.restatement_days < 0:
+            raise ValueError("restatement_days must be >= 0")
+        if not self.api_key:
+            raise ValueError("api_key must not be empty")
+        if self.latency < 0 or self.slow_seconds < 0:
+            raise ValueError("latency and slow_seconds must be >= 0")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}")
+        if self.fault_rate > 0 and not self.fault_kinds:
+            raise ValueError("fault_kinds must not be empty when fault_rate > 0")
+        if self.fault_max_repeats < 0:
+            raise ValueError("fault_max_repeats must be >= 0")
+        resolve_rate_limits(self.rate_limits)  # validates
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def effective_rate_limits(self) -> dict[str, tuple[int, float]]:
+        return resolve_rate_limits(self.rate_limits)
+
+
+def resolve_rate_limits(
+    overrides: Mapping[str, tuple[int, float]] | None,
+) -> dict[str, tuple[int, float]]:
+    """Braze defaults, with ``overrides`` replacing the pools they name."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for pool, value in (overrides or {}).items():
+        if pool not in DEFAULT_RATE_LIMITS:
+            raise ValueError(f"unknown rate-limit pool {pool!r}; known: {sorted(DEFAULT_RATE_LIMITS)}")
+        limit, window = value
+        if int(limit) < 0 or not float(window) > 0 or not math.isfinite(float(window)):
+            raise ValueError(f"bad rate limit for {pool!r}: {value!r}")
+        limits[pool] = (int(limit), float(window))
+    return limits

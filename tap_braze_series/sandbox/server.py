@@ -1,0 +1,522 @@
+"""The sandbox HTTP server: auth, rate limits, faults, latency and the request log."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .api import Api, error_body
+from .config import SandboxConfig, resolve_rate_limits
+from .spec import pool_for
+from .timeutil import UTC
+from .workspace import Workspace
+
+# --------------------------------------------------------------------------- request log
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestRecord:
+    """One served request.
+
+    ``started`` is wall-clock epoch seconds (``time.time()``) when the request
+    line had been read; ``duration`` is seconds until the response was written
+    (or the connection dropped); ``in_flight`` counts requests being served when
+    this one started, itself included; ``status`` is 0 for a dropped connection.
+    """
+
+    path: str
+    params: dict[str, str]
+    status: int
+    started: float
+    duration: float
+    in_flight: int
+    fault: str | None = None
+    pool: str = "default"
+
+    @property
+    def ended(self) -> float:
+        return self.started + self.duration
+
+
+class RequestLog:
+    """Thread-safe, list-like log of :class:`RequestRecord` (append-only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[RequestRecord] = []
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._items.append(record)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self.snapshot())
+
+    def __getitem__(self, index: Any) -> Any:
+        with self._lock:
+            return self._items[index]
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __repr__(self) -> str:
+        return f"RequestLog({self.snapshot()!r})"
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+class RateLimiter:
+    """Fixed-window counters per pool, on the real wall clock.
+
+    Windows are aligned on multiples of the window length counted from the Unix
+    epoch; a fractional window length is rounded up to whole seconds, so every
+    window ends on an integer epoch second and ``X-RateLimit-Reset`` is exact.
+    """
+
+    def __init__(self, limits: Mapping[str, tuple[int, float]]) -> None:
+        self._lock = threading.Lock()
+        self._limits: dict[str, tuple[int, int]] = {}
+        self._state: dict[str, tuple[int, int]] = {}
+        self.configure(limits)
+
+    def configure(self, limits: Mapping[str, tuple[int, float]]) -> None:
+        with self._lock:
+            self._limits = {p: (int(lim), max(1, math.ceil(w))) for p, (lim, w) in limits.items()}
+            self._state = {}
+
+    def _window(self, pool: str, now: float) -> tuple[int, int, int]:
+        limit, window = self._limits[pool]
+        idx = int(now // window)
+        cur_idx, count = self._state.get(pool, (idx, 0))
+        return limit, idx, (count if cur_idx == idx else 0)
+
+    def hit(self, pool: str, now: float | None = None) -> tuple[bool, dict[str, str]]:
+        """Count one request; returns (allowed, headers)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            limit, idx, count = self._window(pool, now)
+            allowed = count < limit
+            if allowed:
+                count += 1
+            self._state[pool] = (idx, count)
+            return allowed, self._headers(pool, limit, idx, count)
+
+    def peek(self, pool: str, now: float | None = None) -> dict[str, str]:
+        """Headers describing the pool without counting a request."""
+        now = time.time() if now is None else now
+        with self._lock:
+            limit, idx, count = self._window(pool, now)
+            return self._headers(pool, limit, idx, count)
+
+    def _headers(self, pool: str, limit: int, idx: int, count: int) -> dict[str, str]:
+        window = self._limits[pool][1]
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - count)),
+            "X-RateLimit-Reset": str((idx + 1) * window),
+        }
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class FaultInjector:
+    """Decides, reproducibly, which requests get which fault."""
+
+    def __init__(self, seed: int, rate: float, kinds: tuple[str, ...], max_repeats: int) -> None:
+        self._lock = threading.Lock()
+        self.configure(seed, rate, kinds, max_repeats)
+
+    def configure(self, seed: int, rate: float, kinds: tuple[str, ...], max_repeats: int) -> None:
+        with self._lock:
+            self.seed, self.rate, self.kinds, self.max_repeats = seed, rate, kinds, max_repeats
+            self._attempts: dict[str, list[int]] = {}  # identity -> [attempts, faults]
+
+    @staticmethod
+    def identity(path: str, params: Mapping[str, str]) -> str:
+        return path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+    def decide(self, identity: str) -> str | None:
+        with self._lock:
+            if self.rate <= 0 or not self.kinds:
+                return None
+            counters = self._attempts.setdefault(identity, [0, 0])
+            attempt = counters[0]
+            counters[0] += 1
+            if counters[1] >= self.max_repeats:
+                return None
+            raw = hashlib.blake2b(
+                repr(("fault", self.seed, identity, attempt)).encode("utf-8"), digest_size=16
+            ).digest()
+            u = int.from_bytes(raw[:8], "big") / 2**64
+            if u >= self.rate:
+                return None
+            counters[1] += 1
+            return self.kinds[int.from_bytes(raw[8:], "big") % len(self.kinds)]
+
+
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_504 = (
+    b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+    b"<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+    sandbox: Sandbox
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._conn_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up (timeouts, dropped faults) are expected; stay quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "BrazeSandbox/1.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002
+        pass
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.sandbox._serve(self)
+
+    def _not_allowed(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.sandbox._serve(self, method_allowed=False)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self, status: int, body: bytes, content_type: str,
+             headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        # Headers and body in one write (no Nagle/delayed-ACK stalls on keep-alive).
+        self._headers_buffer.append(b"\r\n")
+        head = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        self.wfile.write(head if self.command == "HEAD" else head + body)
+        self.wfile.flush()
+
+
+class Sandbox:
+    """A fake Braze REST endpoint served from a background thread.
+
+    Use as a context manager (``with Sandbox(cfg) as sb: ...``) or call
+    :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        workspace: Workspace | None = None,
+    ) -> None:
+        self._config = config or SandboxConfig()
+        self.host = host
+        self.port = port
+        self.workspace = workspace or Workspace(self._config)
+        self.api = Api(self.workspace)
+        self.request_log = RequestLog()
+        #: Tracebacks of unexpected exceptions while serving (always empty unless buggy).
+        self.internal_errors: list[str] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._limiter = RateLimiter(self._config.effective_rate_limits())
+        self._faults = FaultInjector(self._config.seed, self._config.fault_rate,
+                                     self._config.fault_kinds, self._config.fault_max_repeats)
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"braze-sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # ----------------------------------------------------------------- accessors
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        return self._config.api_key
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self._config
+
+    def now(self) -> datetime:
+        """The sandbox's current "now" (the configured one, else the real time)."""
+        cfg_now = self._config.now
+        return cfg_now if cfg_now is not None else datetime.now(UTC)
+
+    def clear_log(self) -> None:
+        self.request_log.clear()
+
+    def set_now(self, now: datetime | None) -> None:
+        """Move "now" (aware datetime), or back to real time with ``None``."""
+        with self._lock:
+            self._config = dataclasses.replace(self._config, now=now)
+
+    def set_faults(
+        self,
+        rate: float | None = None,
+        kinds: tuple[str, ...] | list[str] | None = None,
+        max_repeats: int | None = None,
+        slow_seconds: float | None = None,
+    ) -> None:
+        """Change fault injection; resets the per-request fault bookkeeping."""
+        with self._lock:
+            changes: dict[str, Any] = {}
+            if rate is not None:
+                changes["fault_rate"] = rate
+            if kinds is not None:
+                changes["fault_kinds"] = tuple(kinds)
+            if max_repeats is not None:
+                changes["fault_max_repeats"] = max_repeats
+            if slow_seconds is not None:
+                changes["slow_seconds"] = slow_seconds
+            cfg = dataclasses.replace(self._config, **changes)
+            self._config = cfg
+            self._faults.configure(cfg.seed, cfg.fault_rate, cfg.fault_kinds,
+                                   cfg.fault_max_repeats)
+
+    def set_rate_limits(self, limits: Mapping[str, tuple[int, float]] | None) -> None:
+        """Override pools (others keep Braze defaults; ``None`` = all defaults); resets counters."""
+        resolved = resolve_rate_limits(limits)
+        with self._lock:
+            self._config = dataclasses.replace(
+                self._config, rate_limits=dict(limits) if limits is not None else None)
+            self._limiter.configure(resolved)
+
+    def set_latency(self, seconds: float) -> None:
+        with self._lock:
+            self._config = dataclasses.replace(self._config, latency=seconds)
+
+    def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
+        with self._lock:
+            self._config = dataclasses.replace(
+                self._config, denied_permissions=frozenset(permissions))
+
+    # ----------------------------------------------------------------- serving
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _serve(self, h: _Handler, *, method_allowed: bool = True) -> None:
+        started = time.time()
+        t0 = time.monotonic()
+        with self._lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+            cfg = self._config
+        split = urlsplit(h.path)
+        path = split.path
+        params = dict(parse_qsl(split.query, keep_blank_values=True, errors="replace"))
+        logged = {k: ("<redacted>" if k == "api_key" else v) for k, v in params.items()}
+        pool = pool_for(path)
+        status, fault = 0, None
+        try:
+            status, fault = self._respond(h, cfg, path, params, pool, method_allowed)
+        except OSError:
+            h.close_connection = True  # client went away
+        except Exception:  # a sandbox bug: answer 500 and keep it for tests to see
+            self.internal_errors.append(traceback.format_exc())
+            status = 500
+            with contextlib.suppress(OSError):
+                h.send(500, json.dumps(error_body("sandbox internal error")).encode(),
+                       "application/json", {})
+            h.close_connection = True
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+            self.request_log.append(RequestRecord(
+                path=path, params=logged, status=status, started=started,
+                duration=time.monotonic() - t0, in_flight=in_flight, fault=fault, pool=pool))
+
+    def _respond(
+        self,
+        h: _Handler,
+        cfg: SandboxConfig,
+        path: str,
+        params: dict[str, str],
+        pool: str,
+        method_allowed: bool,
+    ) -> tuple[int, str | None]:
+        def send_json(status: int, body: dict, headers: Mapping[str, str]) -> int:
+            raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self._sleep(cfg.latency)
+            h.send(status, raw, "application/json", headers)
+            return status
+
+        if not method_allowed:
+            return send_json(405, error_body(f"Method {h.command} not allowed; use GET."),
+                             {"Allow": "GET"}), None
+        # 1. authentication (does not count against a pool)
+        if "api_key" in params:
+            return send_json(401, error_body(
+                "Invalid API key: API keys in the query string are not supported; send the "
+                "key in the 'Authorization: Bearer <key>' header."),
+                self._limiter.peek(pool)), None
+        auth = h.headers.get("Authorization")
+        if auth is None:
+            return send_json(401, error_body(
+                "Invalid API key: missing 'Authorization: Bearer <key>' header."),
+                self._limiter.peek(pool)), None
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != cfg.api_key:
+            return send_json(401, error_body(
+                "Invalid API key: the key in the Authorization header is not a valid REST API "
+                "key for this workspace."), self._limiter.peek(pool)), None
+        # 2. rate limit
+        allowed, rl_headers = self._limiter.hit(pool)
+        if not allowed:
+            return send_json(429, error_body("rate limit exceeded"), rl_headers), None
+        # 3. injected faults
+        fault = self._faults.decide(FaultInjector.identity(path, params))
+        if fault == "drop":
+            self._sleep(cfg.latency)
+            h.close_connection = True
+            with contextlib.suppress(OSError):
+                h.connection.shutdown(socket.SHUT_RDWR)
+            return 0, fault
+        if fault == "500":
+            return send_json(500, error_body("Internal Server Error",
+                                             ["internal error, please retry"]),
+                             rl_headers), fault
+        if fault == "503":
+            return send_json(503, error_body("Service Unavailable",
+                                             ["service temporarily unavailable, please retry"]),
+                             rl_headers), fault
+        if fault in ("502", "504"):
+            self._sleep(cfg.latency)
+            status = int(fault)
+            h.send(status, _HTML_502 if status == 502 else _HTML_504, "text/html", rl_headers)
+            return status, fault
+        # 4. the API proper
+        now = cfg.now if cfg.now is not None else datetime.now(UTC)
+        status, body = self.api.handle(path, params, now=now, denied=cfg.denied_permissions)
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if fault == "slow":
+            self._sleep(cfg.slow_seconds)
+        if fault == "truncated":
+            raw = raw[: len(raw) // 2]
+            status = 200
+        self._sleep(cfg.latency)
+        h.send(status, raw, "application/json", rl_headers)
+        return status, fault

@@ -1,0 +1,414 @@
+"""Turn Braze series responses into flat, warehouse-ready records.
+
+Pure functions, no I/O. Braze nests breakdowns in maps keyed by ids
+(`variant_stats`, `step_stats`, `messages`); every function here flattens them
+into one row per identity and bucket. Documented metrics become typed columns;
+anything Braze adds that we do not know is kept in `extra_metrics` rather than
+dropped. Points that contradict the docs are skipped and counted in `Issues`,
+never allowed to crash the sync or take other points with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tap_braze_series.windows import Bucket, Unit, Window, format_bucket, parse_time
+
+# Metrics of the canvas/campaign total, variant and step stats.
+CANVAS_STAT_METRICS: dict[str, str] = {
+    "revenue": "number",
+    "conversions": "integer",
+    "conversions_by_entry_time": "integer",
+    "entries": "integer",
+}
+
+# Per-channel message metrics Braze documents, across channels; typed columns.
+MESSAGE_METRICS: dict[str, str] = {
+    name: "integer"
+    for name in (
+        "sent",
+        "opens",
+        "unique_opens",
+        "clicks",
+        "unique_clicks",
+        "bounces",
+        "unsubscribes",
+        "delivered",
+        "reported_spam",
+        "sent_to_carrier",
+        "rejected",
+        "delivery_failed",
+        "opt_out",
+        "help",
+        "direct_opens",
+        "total_opens",
+        "body_clicks",
+        "errors",
+        "impressions",
+        "first_button_clicks",
+        "second_button_clicks",
+        "total_impressions",
+        "unique_impressions",
+        "total_clicks",
+        "total_dismissals",
+        "unique_dismissals",
+        "failed",
+        "read",
+        "enrolled",
+        "unique_recipients",
+        "conversions",
+        "conversions1",
+        "conversions2",
+        "conversions3",
+    )
+} | {"revenue": "number"}
+
+CAMPAIGN_METRICS: dict[str, str] = {
+    "unique_recipients": "integer",
+    "conversions": "integer",
+    "conversions_by_send_time": "integer",
+    "conversions1": "integer",
+    "conversions1_by_send_time": "integer",
+    "conversions2": "integer",
+    "conversions2_by_send_time": "integer",
+    "conversions3": "integer",
+    "conversions3_by_send_time": "integer",
+    "revenue": "number",
+}
+
+
+class PayloadError(ValueError):
+    """A response whose overall shape makes its points unusable."""
+
+
+@dataclass
+class Issues:
+    """What shaping skipped, by reason, for the run's log."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str) -> None:
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, example)
+
+
+def data_list(body: Mapping[str, Any]) -> list[Any]:
+    """The `data` list of a simple series response."""
+    _check_message(body)
+    data = body.get("data")
+    if data is None:
+        raise PayloadError("the response has no 'data'")
+    if not isinstance(data, list):
+        raise PayloadError(f"'data' is a {type(data).__name__}, not a list")
+    return data
+
+
+def canvas_data(body: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
+    """(canvas name, stats list) of a /canvas/data_series response."""
+    _check_message(body)
+    data = body.get("data")
+    if not isinstance(data, Mapping):
+        raise PayloadError("'data' is not an object with 'name' and 'stats'")
+    stats = data.get("stats")
+    if stats is None:
+        stats = []
+    if not isinstance(stats, list):
+        raise PayloadError(f"'data.stats' is a {type(stats).__name__}, not a list")
+    name = data.get("name")
+    return (name if isinstance(name, str) else None), stats
+
+
+def _check_message(body: Mapping[str, Any]) -> None:
+    message = body.get("message")
+    if message != "success":
+        raise PayloadError(f"Braze answered message={message!r} instead of 'success'")
+
+
+def points(
+    items: list[Any],
+    window: Window,
+    start: Bucket,
+    unit: Unit,
+    tz: ZoneInfo,
+    issues: Issues,
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(record time, point) for every usable point inside the window and >= start."""
+    for item in items:
+        if not isinstance(item, Mapping):
+            issues.add("point is not an object", repr(item)[:80])
+            continue
+        try:
+            bucket = parse_time(item.get("time"), unit, tz)
+        except (ValueError, TypeError):
+            issues.add("point without a valid time", repr(item)[:80])
+            continue
+        if bucket < window.first or bucket > window.last:
+            issues.add("bucket outside the requested window", str(item.get("time")))
+            continue
+        if bucket < start:
+            continue
+        yield format_bucket(bucket, unit, tz), item
+
+
+def metrics(
+    source: Mapping[str, Any],
+    typed: Mapping[str, str],
+    issues: Issues,
+    *,
+    skip: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Documented metrics as typed columns (absent ones null) plus `extra_metrics`."""
+    row: dict[str, Any] = dict.fromkeys(typed)
+    extra: dict[str, Any] = {}
+    for name, value in source.items():
+        if name in skip:
+            continue
+        kind = typed.get(name)
+        if kind is None:
+            extra[name] = value
+            continue
+        coerced = _coerce(value, kind)
+        if coerced is _INVALID:
+            issues.add(f"metric '{name}' is not a {kind}", repr(value)[:80])
+            extra[name] = value
+            continue
+        row[name] = coerced
+    row["extra_metrics"] = extra or None
+    return row
+
+
+_INVALID = object()
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _INVALID
+    if kind == "integer":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return _INVALID
+    if isinstance(value, int | float):
+        return value
+    return _INVALID
+
+
+def simple_records(
+    items: list[Any],
+    window: Window,
+    start: Bucket,
+    unit: Unit,
+    tz: ZoneInfo,
+    identity: Mapping[str, Any],
+    value_fields: tuple[str, ...],
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """Rows of a simple series: identity, time and the value field(s)."""
+    for time, point in points(items, window, start, unit, tz, issues):
+        record: dict[str, Any] = {**identity, "time": time}
+        for name in value_fields:
+            value = point.get(name)
+            coerced = _coerce(value, "number" if name == "revenue" else "integer")
+            if coerced is _INVALID:
+                issues.add(f"'{name}' is not a number", repr(value)[:80])
+                coerced = None
+            elif value is None:
+                issues.add(f"'{name}' missing or null", time)
+            record[name] = coerced
+        yield record
+
+
+def _named_entries(
+    stat: Mapping[str, Any], key: str, issues: Issues
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    entries = stat.get(key)
+    if entries is None:
+        return
+    if not isinstance(entries, Mapping):
+        issues.add(f"'{key}' is not an object", repr(entries)[:80])
+        return
+    for entry_id, entry in entries.items():
+        if not isinstance(entry, Mapping):
+            issues.add(f"an entry of '{key}' is not an object", repr(entry)[:80])
+            continue
+        yield str(entry_id), entry
+
+
+def canvas_total_records(
+    name: str | None,
+    stats: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    canvas_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """canvas_data_series rows: one per canvas and day."""
+    for time, stat in points(stats, window, start, "day", tz, issues):
+        total = stat.get("total_stats")
+        if not isinstance(total, Mapping):
+            issues.add("'total_stats' missing or not an object", time)
+            total = {}
+        yield {
+            "canvas_id": canvas_id,
+            "canvas_name": name,
+            "time": time,
+            **metrics(total, CANVAS_STAT_METRICS, issues),
+        }
+
+
+def canvas_variant_records(
+    name: str | None,
+    stats: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    canvas_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """canvas_variant_data_series rows: one per canvas, variant and day."""
+    for time, stat in points(stats, window, start, "day", tz, issues):
+        for variant_id, variant in _named_entries(stat, "variant_stats", issues):
+            yield {
+                "canvas_id": canvas_id,
+                "canvas_name": name,
+                "variant_id": variant_id,
+                "variant_name": _text(variant.get("name")),
+                "time": time,
+                **metrics(variant, CANVAS_STAT_METRICS, issues, skip=frozenset({"name"})),
+            }
+
+
+def canvas_step_records(
+    name: str | None,
+    stats: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    canvas_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """canvas_step_data_series rows: one per canvas, step and day."""
+    for time, stat in points(stats, window, start, "day", tz, issues):
+        for step_id, step in _named_entries(stat, "step_stats", issues):
+            yield {
+                "canvas_id": canvas_id,
+                "canvas_name": name,
+                "step_id": step_id,
+                "step_name": _text(step.get("name")),
+                "time": time,
+                **metrics(step, CANVAS_STAT_METRICS, issues, skip=frozenset({"name", "messages"})),
+            }
+
+
+def canvas_step_message_records(
+    name: str | None,
+    stats: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    canvas_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """canvas_step_message_data_series rows: canvas, step, day, channel, message entry."""
+    for time, stat in points(stats, window, start, "day", tz, issues):
+        for step_id, step in _named_entries(stat, "step_stats", issues):
+            for channel, entries in _channels(step.get("messages"), issues):
+                for index, entry in enumerate(entries):
+                    yield {
+                        "canvas_id": canvas_id,
+                        "canvas_name": name,
+                        "step_id": step_id,
+                        "step_name": _text(step.get("name")),
+                        "time": time,
+                        "channel": channel,
+                        "message_index": index,
+                        **metrics(entry, MESSAGE_METRICS, issues),
+                    }
+
+
+def campaign_records(
+    items: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    campaign_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """campaign_data_series rows: one per campaign and day."""
+    for time, point in points(items, window, start, "day", tz, issues):
+        yield {
+            "campaign_id": campaign_id,
+            "time": time,
+            **metrics(point, CAMPAIGN_METRICS, issues, skip=frozenset({"time", "messages"})),
+        }
+
+
+def campaign_message_records(
+    items: list[Any],
+    window: Window,
+    start: Bucket,
+    tz: ZoneInfo,
+    campaign_id: str,
+    issues: Issues,
+) -> Iterator[dict[str, Any]]:
+    """campaign_message_data_series rows: campaign, day, channel, message variation."""
+    for time, point in points(items, window, start, "day", tz, issues):
+        for channel, entries in _channels(point.get("messages"), issues):
+            for index, entry in enumerate(entries):
+                variation = _text(entry.get("variation_api_id"))
+                yield {
+                    "campaign_id": campaign_id,
+                    "time": time,
+                    "channel": channel,
+                    # Primary keys are never null: an entry without an id keeps its position.
+                    "variation_api_id": variation or f"#{index}",
+                    "variation_name": _text(entry.get("variation_name")),
+                    **metrics(
+                        entry,
+                        MESSAGE_METRICS,
+                        issues,
+                        skip=frozenset({"variation_api_id", "variation_name"}),
+                    ),
+                }
+
+
+def _channels(messages: Any, issues: Issues) -> Iterator[tuple[str, list[Mapping[str, Any]]]]:
+    if messages is None:
+        return
+    if not isinstance(messages, Mapping):
+        issues.add("'messages' is not an object", repr(messages)[:80])
+        return
+    for channel, entries in messages.items():
+        if not isinstance(entries, list):
+            issues.add("a channel's messages are not a list", f"{channel}: {entries!r}"[:80])
+            continue
+        usable = []
+        for entry in entries:
+            if isinstance(entry, Mapping):
+                usable.append(entry)
+            else:
+                issues.add("a message entry is not an object", repr(entry)[:80])
+        yield str(channel), usable
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def bucket_key(value: str, unit: Unit) -> dt.date | dt.datetime:
+    """Comparable form of a record's `time` (hour values compared as instants)."""
+    if unit == "day":
+        return dt.date.fromisoformat(value)
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)

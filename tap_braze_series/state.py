@@ -1,0 +1,144 @@
+"""Bookmarks: one per entity partition, checked on input, O(1) to find, never moving back.
+
+The SDK keeps partition states in a list and scans it on every lookup, which
+makes a sync cost partitions x records. `PartitionedStateManager` keeps the
+SDK's state format (so Meltano and `meltano state` read it as usual) and adds
+a dict index over the list. Its bookmark is the latest bucket emitted for a
+partition and only moves forward, even while the lookback re-reads older
+buckets; the SDK advances it right after each record is written, so a STATE
+message never claims a bucket that was not emitted before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from singer_sdk.helpers._state import get_writeable_state_dict
+from singer_sdk.streams._state import StreamStateManager
+from typing_extensions import override
+
+REPLICATION_KEY = "time"
+
+
+class StateError(ValueError):
+    """The state input is malformed; the message says where and how to fix it."""
+
+
+def partition_key(context: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable identity for a partition context."""
+    return tuple(sorted(context.items()))
+
+
+class PartitionedStateManager(StreamStateManager):
+    """The SDK's state manager with indexed partitions and forward-only bookmarks."""
+
+    def __init__(self, *, order: Callable[[str], Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._order = order
+        self._index: dict[tuple[tuple[str, Any], ...], dict] = {}
+        self._indexed_list: list[dict] | None = None
+        self._indexed_count = 0
+
+    def _partitions(self) -> list[dict]:
+        stream_state = get_writeable_state_dict(self.tap_state, self.stream_name)
+        partitions = stream_state.setdefault("partitions", [])
+        if partitions is not self._indexed_list or len(partitions) != self._indexed_count:
+            self._index = {}
+            for entry in partitions:
+                key = partition_key(entry.get("context") or {})
+                if key in self._index:
+                    raise StateError(
+                        f"State for stream '{self.stream_name}' lists partition "
+                        f"{dict(key)} twice; remove the duplicate entry."
+                    )
+                self._index[key] = entry
+            self._indexed_list = partitions
+            self._indexed_count = len(partitions)
+        return partitions
+
+    @override
+    def get_context_state(self, context: Mapping[str, Any] | None) -> dict:
+        if not context:
+            return self.stream_state
+        partitions = self._partitions()
+        key = partition_key(context)
+        found = self._index.get(key)
+        if found is None:
+            found = {"context": dict(context)}
+            partitions.append(found)
+            self._index[key] = found
+            self._indexed_count += 1
+        return found
+
+    def bookmark(self, context: Mapping[str, Any]) -> str | None:
+        """The partition's bookmark, without creating an entry for it."""
+        self._partitions()
+        found = self._index.get(partition_key(context))
+        if not found:
+            return None
+        value = found.get("replication_key_value")
+        return value if isinstance(value, str) and value else None
+
+    @override
+    def increment_state(
+        self,
+        latest_record: dict,
+        *,
+        context: Mapping[str, Any] | None = None,
+        replication_key: str,
+    ) -> None:
+        value = latest_record.get(replication_key)
+        if not isinstance(value, str):
+            return
+        state = self.get_context_state(context)
+        current = state.get("replication_key_value")
+        if current is None or self._order(value) > self._order(current):
+            state["replication_key"] = replication_key
+            state["replication_key_value"] = value
+
+
+def validate_state(state: object) -> None:
+    """Check the shape of a state input before anything uses it."""
+    fix = (
+        "Fix the state file, or clear this tap's state (e.g. `meltano state clear "
+        "<state id>`) to backfill from start_date."
+    )
+    if not isinstance(state, Mapping):
+        raise StateError(f"State must be a JSON object, not {type(state).__name__}. {fix}")
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, Mapping):
+        raise StateError(f"State 'bookmarks' must be an object. {fix}")
+    for stream, stream_state in bookmarks.items():
+        if not isinstance(stream_state, Mapping):
+            raise StateError(f"State for stream '{stream}' must be an object. {fix}")
+        partitions = stream_state.get("partitions", [])
+        if not isinstance(partitions, list):
+            raise StateError(f"State 'partitions' of stream '{stream}' must be a list. {fix}")
+        for entry in partitions:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("context"), Mapping):
+                raise StateError(
+                    f"State for stream '{stream}' has a partition without a 'context' "
+                    f"object: {entry!r}. {fix}"
+                )
+            value = entry.get("replication_key_value")
+            if value is not None and not isinstance(value, str):
+                raise StateError(
+                    f"State for stream '{stream}', partition {dict(entry['context'])}: "
+                    f"replication_key_value {value!r} is not an ISO-8601 string. {fix}"
+                )
+
+
+def parse_bookmark(
+    value: str, parse: Callable[[str], dt.date | dt.datetime], stream: str, context: Mapping
+) -> dt.date | dt.datetime:
+    """A bookmark string as a bucket, or a StateError naming the stream and partition."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as exc:
+        raise StateError(
+            f"State for stream '{stream}', partition {dict(context)}: bookmark {value!r} is "
+            "not a valid time for this stream. Fix or remove that entry (or clear the "
+            "state to backfill from start_date)."
+        ) from exc

@@ -1,0 +1,489 @@
+"""Stream classes: entity lists (full table) and one generic series stream.
+
+Every series stream is an instance of `SeriesStream` configured by a
+`SeriesSpec` row of `SERIES` below: the endpoint it reads (see endpoints.py),
+its unit, its identity columns, its metric columns and the function that
+flattens a response into its rows. Streams that one request serves share a
+`family` (see feed.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk import typing as th
+from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.streams._state import StreamStateManager
+from typing_extensions import override
+
+from tap_braze_series import schemas as sc
+from tap_braze_series import shapes
+from tap_braze_series.endpoints import (
+    CAMPAIGN_SERIES,
+    CANVAS_SERIES,
+    EVENT_SERIES,
+    KPI_DAU_SERIES,
+    KPI_MAU_SERIES,
+    KPI_NEW_USERS_SERIES,
+    KPI_UNINSTALLS_SERIES,
+    PURCHASE_QUANTITY_SERIES,
+    PURCHASE_REVENUE_SERIES,
+    SEGMENT_SERIES,
+    SESSION_SERIES,
+    SeriesEndpoint,
+)
+from tap_braze_series.entities import entity_id
+from tap_braze_series.feed import Family, Partition, PlannedPartition
+from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
+from tap_braze_series.windows import Bucket, Unit, Window, lookback_start, parse_time
+
+if TYPE_CHECKING:
+    from tap_braze_series.tap import Runtime, TapBrazeSeries
+
+# Rows of one response: (body, partition, window, first bucket, runtime, issues) -> rows.
+Shaper = Callable[
+    [Mapping[str, Any], Partition, Window, Bucket, "Runtime", shapes.Issues],
+    Iterator[dict[str, Any]],
+]
+
+
+class BrazeStream(Stream):
+    """Base of every stream: access to the run's shared client and settings."""
+
+    # Records are built with exact types already; conformance would only cost time.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    @property
+    def runtime(self) -> Runtime:
+        tap: TapBrazeSeries = self._tap  # type: ignore[assignment]
+        return tap.runtime
+
+
+# --- entity streams ----------------------------------------------------------------
+
+
+class EntityStream(BrazeStream):
+    """A full-table list of one kind of entity."""
+
+    kind: str
+    primary_keys = ("id",)
+    replication_key = None
+
+    def to_record(self, item: Any) -> dict[str, Any] | None:
+        return dict(item) if isinstance(item, Mapping) else None
+
+    @override
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        for item in self.runtime.directory.entities(self.kind):
+            record = self.to_record(item)
+            if record is not None:
+                yield record
+
+
+TAGS = th.Property("tags", th.ArrayType(th.StringType))
+
+
+class CanvasesStream(EntityStream):
+    name = "canvases"
+    kind = "canvases"
+    schema = sc.schema(
+        sc.key("id", "Canvas API identifier."),
+        sc.text("name", "Canvas name."),
+        th.Property("last_edited", th.DateTimeType),
+        TAGS,
+    )
+
+
+class CampaignsStream(EntityStream):
+    name = "campaigns"
+    kind = "campaigns"
+    schema = sc.schema(
+        sc.key("id", "Campaign API identifier."),
+        sc.text("name", "Campaign name."),
+        th.Property("is_api_campaign", th.BooleanType),
+        th.Property("last_edited", th.DateTimeType),
+        TAGS,
+    )
+
+
+class SegmentsStream(EntityStream):
+    name = "segments"
+    kind = "segments"
+    schema = sc.schema(
+        sc.key("id", "Segment API identifier."),
+        sc.text("name", "Segment name."),
+        th.Property(
+            "analytics_tracking_enabled",
+            th.BooleanType,
+            description="Only segments with analytics tracking have a size series.",
+        ),
+        TAGS,
+    )
+
+
+class EventsStream(EntityStream):
+    name = "events"
+    kind = "events"
+    primary_keys = ("name",)
+    schema = sc.schema(sc.key("name", "Custom event name."))
+
+    @override
+    def to_record(self, item: Any) -> dict[str, Any] | None:
+        name = entity_id("events", item)
+        return {"name": name} if name else None
+
+
+class ProductsStream(EntityStream):
+    name = "products"
+    kind = "products"
+    primary_keys = ("product_name",)
+    schema = sc.schema(sc.key("product_name", "Product name (product_id of purchases)."))
+
+    @override
+    def to_record(self, item: Any) -> dict[str, Any] | None:
+        name = entity_id("products", item)
+        return {"product_name": name} if name else None
+
+
+ENTITY_STREAMS: tuple[type[EntityStream], ...] = (
+    CanvasesStream,
+    CampaignsStream,
+    SegmentsStream,
+    EventsStream,
+    ProductsStream,
+)
+
+
+# --- series streams ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSpec:
+    """Everything that distinguishes one series stream from another."""
+
+    name: str
+    endpoint: SeriesEndpoint
+    unit: Unit
+    family: str
+    identity: tuple[th.Property, ...]  # key columns before `time`
+    columns: tuple[th.Property, ...]  # non-key columns
+    shaper: Shaper
+    extra_keys: tuple[str, ...] = ()  # key columns after `time`
+    app_keyed: bool = False  # `app_id` joins the key when app_ids is set
+    description: str = ""
+
+
+def _simple(
+    spec_fields: tuple[str, ...], unit: Unit, identity_of: Callable[[Partition], dict]
+) -> Shaper:
+    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+        return shapes.simple_records(
+            shapes.data_list(body),
+            window,
+            start,
+            unit,
+            runtime.tz,
+            identity_of(partition),
+            spec_fields,
+            issues,
+        )
+
+    return shape
+
+
+def _canvas(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
+    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+        name, stats = shapes.canvas_data(body)
+        return rows(name, stats, window, start, runtime.tz, partition.context["canvas_id"], issues)
+
+    return shape
+
+
+def _campaign(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
+    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+        return rows(
+            shapes.data_list(body),
+            window,
+            start,
+            runtime.tz,
+            partition.context["campaign_id"],
+            issues,
+        )
+
+    return shape
+
+
+def _context(*names: str) -> Callable[[Partition], dict]:
+    return lambda partition: {n: partition.context[n] for n in names}
+
+
+EVENT_NAME = sc.key("event_name", "Custom event name.")
+SEGMENT_ID = sc.key("segment_id", "Segment API identifier.")
+PRODUCT = sc.key("product", "Product name, or '*' for all products.")
+
+
+def _value_columns(endpoint: SeriesEndpoint) -> tuple[th.Property, ...]:
+    return tuple(
+        th.Property(f, th.NumberType if f == "revenue" else th.IntegerType)
+        for f in endpoint.value_fields
+    )
+
+
+def _simple_spec(
+    name: str,
+    endpoint: SeriesEndpoint,
+    unit: Unit,
+    identity: tuple[th.Property, ...],
+    description: str,
+) -> SeriesSpec:
+    names = tuple(p.name for p in identity)
+    app_keyed = endpoint.app_filter
+    context_names = (*names, "app_id") if app_keyed else names
+    return SeriesSpec(
+        name=name,
+        endpoint=endpoint,
+        unit=unit,
+        family=name,
+        identity=identity,
+        columns=(sc.APP_ID, *_value_columns(endpoint)) if app_keyed else _value_columns(endpoint),
+        shaper=_simple(endpoint.value_fields, unit, _context(*context_names)),
+        app_keyed=app_keyed,
+        description=description,
+    )
+
+
+SERIES: tuple[SeriesSpec, ...] = (
+    SeriesSpec(
+        name="canvas_data_series",
+        endpoint=CANVAS_SERIES,
+        unit="day",
+        family="canvas",
+        identity=(sc.CANVAS_ID,),
+        columns=(sc.CANVAS_NAME, *sc.CANVAS_STAT_COLUMNS, sc.EXTRA_METRICS),
+        shaper=_canvas(shapes.canvas_total_records),
+        description="Daily total stats of each canvas.",
+    ),
+    SeriesSpec(
+        name="canvas_variant_data_series",
+        endpoint=CANVAS_SERIES,
+        unit="day",
+        family="canvas",
+        identity=(sc.CANVAS_ID, sc.key("variant_id", "Canvas variant API identifier.")),
+        columns=(
+            sc.CANVAS_NAME,
+            sc.text("variant_name", "Variant name."),
+            *sc.CANVAS_STAT_COLUMNS,
+            sc.EXTRA_METRICS,
+        ),
+        shaper=_canvas(shapes.canvas_variant_records),
+        description="Daily stats of each canvas variant.",
+    ),
+    SeriesSpec(
+        name="canvas_step_data_series",
+        endpoint=CANVAS_SERIES,
+        unit="day",
+        family="canvas",
+        identity=(sc.CANVAS_ID, sc.key("step_id", "Canvas step API identifier.")),
+        columns=(
+            sc.CANVAS_NAME,
+            sc.text("step_name", "Step name."),
+            *sc.CANVAS_STAT_COLUMNS,
+            sc.EXTRA_METRICS,
+        ),
+        shaper=_canvas(shapes.canvas_step_records),
+        description="Daily stats of each canvas step, deleted steps included.",
+    ),
+    SeriesSpec(
+        name="canvas_step_message_data_series",
+        endpoint=CANVAS_SERIES,
+        unit="day",
+        family="canvas",
+        identity=(sc.CANVAS_ID, sc.key("step_id", "Canvas step API identifier.")),
+        extra_keys=("channel", "message_index"),
+        columns=(
+            sc.key("channel", "Messaging channel (email, sms, ios_push, webhook, ...)."),
+            th.Property(
+                "message_index",
+                th.IntegerType,
+                required=True,
+                description="Position of the message entry in the channel's list.",
+            ),
+            sc.CANVAS_NAME,
+            sc.text("step_name", "Step name."),
+            *sc.MESSAGE_COLUMNS,
+            sc.EXTRA_METRICS,
+        ),
+        shaper=_canvas(shapes.canvas_step_message_records),
+        description="Daily message stats per canvas step, channel and message entry.",
+    ),
+    SeriesSpec(
+        name="campaign_data_series",
+        endpoint=CAMPAIGN_SERIES,
+        unit="day",
+        family="campaign",
+        identity=(sc.CAMPAIGN_ID,),
+        columns=(*sc.CAMPAIGN_COLUMNS, sc.EXTRA_METRICS),
+        shaper=_campaign(shapes.campaign_records),
+        description="Daily stats of each campaign.",
+    ),
+    SeriesSpec(
+        name="campaign_message_data_series",
+        endpoint=CAMPAIGN_SERIES,
+        unit="day",
+        family="campaign",
+        identity=(sc.CAMPAIGN_ID,),
+        extra_keys=("channel", "variation_api_id"),
+        columns=(
+            sc.key("channel", "Messaging channel."),
+            sc.key("variation_api_id", "Message variation API identifier (control groups too)."),
+            sc.text("variation_name", "Variation name."),
+            *sc.MESSAGE_COLUMNS,
+            sc.EXTRA_METRICS,
+        ),
+        shaper=_campaign(shapes.campaign_message_records),
+        description="Daily message stats per campaign, channel and variation.",
+    ),
+    _simple_spec(
+        "event_data_series",
+        EVENT_SERIES,
+        "day",
+        (EVENT_NAME,),
+        "Daily occurrences of each custom event.",
+    ),
+    _simple_spec(
+        "event_data_series_hourly",
+        EVENT_SERIES,
+        "hour",
+        (EVENT_NAME,),
+        "Hourly occurrences of each custom event.",
+    ),
+    _simple_spec(
+        "segment_data_series",
+        SEGMENT_SERIES,
+        "day",
+        (SEGMENT_ID,),
+        "Daily estimated size of each segment with analytics tracking.",
+    ),
+    _simple_spec("session_data_series", SESSION_SERIES, "day", (), "Daily sessions."),
+    _simple_spec("session_data_series_hourly", SESSION_SERIES, "hour", (), "Hourly sessions."),
+    _simple_spec("kpi_dau_data_series", KPI_DAU_SERIES, "day", (), "Daily active users."),
+    _simple_spec(
+        "kpi_mau_data_series", KPI_MAU_SERIES, "day", (), "Monthly active users (30-day rolling)."
+    ),
+    _simple_spec("kpi_new_users_data_series", KPI_NEW_USERS_SERIES, "day", (), "New users."),
+    _simple_spec("kpi_uninstalls_data_series", KPI_UNINSTALLS_SERIES, "day", (), "Uninstalls."),
+    _simple_spec(
+        "purchase_quantity_series",
+        PURCHASE_QUANTITY_SERIES,
+        "day",
+        (PRODUCT,),
+        "Daily purchases, of all products ('*') and of each configured product.",
+    ),
+    _simple_spec(
+        "purchase_revenue_series",
+        PURCHASE_REVENUE_SERIES,
+        "day",
+        (PRODUCT,),
+        "Daily revenue, of all products ('*') and of each configured product.",
+    ),
+)
+
+
+class SeriesStream(BrazeStream):
+    """One Braze series as rows keyed by identity and `time`, bookmarked per partition."""
+
+    replication_key = REPLICATION_KEY
+    is_sorted = True  # bookmarks advance record by record: resumable after a kill
+    check_sorted = False  # the lookback re-reads older buckets on purpose
+
+    def __init__(self, tap: TapBrazeSeries, spec: SeriesSpec) -> None:
+        self.spec = spec
+        super().__init__(tap, schema=self._schema(spec, tap), name=spec.name)
+        self.family: Family  # attached by the tap once every member exists
+        key_names = [p.name for p in spec.identity]
+        if spec.app_keyed and tap.runtime.settings.app_ids:
+            key_names.append("app_id")
+        self.primary_keys = [*key_names, "time", *spec.extra_keys]
+
+    @staticmethod
+    def _schema(spec: SeriesSpec, tap: TapBrazeSeries) -> dict:
+        return sc.schema(*spec.identity, sc.time_column(spec.unit), *spec.columns)
+
+    @property
+    @override
+    def state_manager(self) -> StreamStateManager:
+        if self._state_manager is None:
+            unit = self.spec.unit
+            self._state_manager = PartitionedStateManager(
+                order=lambda value: shapes.bucket_key(value, unit),
+                tap_name=self.tap_name,
+                stream_name=self.name,
+                tap_state=self._tap_state,
+                state_partitioning_keys=self.state_partitioning_keys,
+                is_sorted=self.is_sorted,
+                check_sorted=self.check_sorted,
+            )
+        return self._state_manager
+
+    @property
+    @override
+    def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
+        # Every STATE message carries the whole state: space them by its size so that
+        # the bytes spent on state stay proportional to the records, whatever the
+        # number of partitions.
+        return max(10_000, 10 * self.runtime.partition_count())
+
+    @property
+    @override
+    def partitions(self) -> list[dict] | None:
+        return [dict(p.context) for p in self.family.partitions()]
+
+    @override
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if not context:
+            return
+        self.family.start([m.name for m in self.family.members if m.selected])  # type: ignore[attr-defined]
+        yield from self.family.records(self, context)
+
+    # Family member protocol.
+
+    def partition_start(self, partition: Partition) -> Bucket | None:
+        runtime = self.runtime
+        unit = self.spec.unit
+        first = runtime.first_bucket(unit)
+        last = runtime.last_bucket(unit)
+        if first is None or last is None:
+            return None
+        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
+        bookmark = manager.bookmark(partition.context)
+        if bookmark is not None:
+            bucket = parse_bookmark(
+                bookmark,
+                lambda v: parse_time(v, unit, runtime.tz),
+                self.name,
+                partition.context,
+            )
+            first = max(
+                first, lookback_start(bucket, runtime.settings.lookback_days, unit, runtime.tz)
+            )
+        return first if first <= last else None
+
+    def shape(
+        self,
+        body: Mapping[str, Any],
+        planned: PlannedPartition,
+        window: Window,
+        issues: shapes.Issues,
+    ) -> Iterator[dict[str, Any]]:
+        start = planned.starts.get(self.name)
+        if start is None:
+            return iter(())
+        return self.spec.shaper(body, planned.partition, window, start, self.runtime, issues)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
