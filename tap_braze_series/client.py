@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,7 @@ class BrazeClient:
         governor: RateGovernor,
         max_retries: int,
         backoff_base: float,
+        streams_by_path: Mapping[str, Sequence[str]] | None = None,
         user_agent: str = "tap-braze-series",
     ) -> None:
         self.api_url = api_url
@@ -119,6 +120,7 @@ class BrazeClient:
         self._max_tries = max_retries + 1
         self._backoff_base = backoff_base
         self._user_agent = user_agent
+        self._streams_by_path = streams_by_path or {}
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -217,10 +219,13 @@ class BrazeClient:
             )
         if status == 403:
             permission = PERMISSIONS.get(path, path)
+            streams = (
+                ", ".join(self._streams_by_path.get(path, ())) or f"the streams reading {path}"
+            )
             raise BrazePermissionError(
                 f"Braze refused {path} (403): the API key lacks the '{permission}' permission "
                 f"(or the plan does not include it): {_braze_message(response)}. Grant "
-                f"'{permission}' to the key, or deselect the streams that read {path}."
+                f"'{permission}' to the key, or deselect: {streams}."
             )
         if status == 404:
             raise BrazeRequestError(

@@ -8,6 +8,7 @@ does I/O, and no message ever contains the API key.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import ipaddress
 import math
 import re
@@ -394,7 +395,7 @@ def _integer(
         return default
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float | decimal.Decimal) and value == int(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise SettingsError(name, f"{value!r} is not an integer.")
@@ -408,10 +409,11 @@ def _number(config: Mapping[str, Any], name: str, default: float, *, minimum: fl
     value = config.get(name)
     if value is None:
         return default
-    if isinstance(value, str):
+    if isinstance(value, str | decimal.Decimal) and not isinstance(value, bool):
+        # The SDK reads JSON numbers as Decimal; env vars arrive as strings.
         try:
             value = float(value)
-        except ValueError:
+        except (ValueError, decimal.InvalidOperation):
             raise SettingsError(name, f"{value!r} is not a number.") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SettingsError(name, f"{value!r} is not a number.")

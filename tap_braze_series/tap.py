@@ -18,6 +18,7 @@ from typing_extensions import override
 
 from tap_braze_series.client import BrazeClient, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError
+from tap_braze_series.endpoints import LISTS
 from tap_braze_series.entities import EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Partition
 from tap_braze_series.ratelimit import RateGovernor
@@ -33,7 +34,12 @@ ALL = "*"  # app_id / product of the series over all apps / products
 class Runtime:
     """What every stream of one run shares: settings, client, entities, thread pool."""
 
-    def __init__(self, settings: Settings, now: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        streams_by_path: Mapping[str, list[str]] | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
         self.settings = settings
         self.tz = settings.timezone
         self.now = now or dt.datetime.now(dt.UTC)
@@ -45,6 +51,7 @@ class Runtime:
             governor=self.governor,
             max_retries=settings.max_retries,
             backoff_base=settings.retry_backoff_seconds,
+            streams_by_path=streams_by_path,
         )
         self.directory = EntityDirectory(self.client, settings)
         self._executor: ThreadPoolExecutor | None = None
@@ -181,7 +188,7 @@ class TapBrazeSeries(Tap):
             settings = Settings.parse(self.config)
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        return Runtime(settings)
+        return Runtime(settings, streams_by_path())
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -215,6 +222,18 @@ class TapBrazeSeries(Tap):
             for stream in members:
                 stream.family = family
         return [*streams, *series]
+
+
+def streams_by_path() -> dict[str, list[str]]:
+    """Which streams read each path: what to deselect when the key lacks a permission."""
+    result: dict[str, list[str]] = {}
+    for cls in ENTITY_STREAMS:
+        result.setdefault(LISTS[cls.kind].path, []).append(cls.name)
+    for spec in SERIES:
+        result.setdefault(spec.endpoint.path, []).append(spec.name)
+        if spec.endpoint.entity and (spec.endpoint.entity != "products"):
+            result.setdefault(LISTS[spec.endpoint.entity].path, []).append(spec.name)
+    return result
 
 
 def main() -> None:

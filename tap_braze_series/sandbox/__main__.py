@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of custom events (default: %(default)s)")
     p.add_argument("--products", type=int, default=d.n_products,
                    help="number of products (default: %(default)s)")
-    p.add_argument("--apps", type=_csv, default=d.apps,
+    p.add_argument("--apps", type=_csv, default=",".join(d.apps),
                    help="comma-separated app ids accepted by app_id (default: %(default)s)")
     p.add_argument("--timezone", default=d.timezone,
                    help="company time zone (IANA) that buckets follow (default: %(default)s)")
@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=float, default=d.fault_rate,
                    help="probability 0..1 that a request gets an injected fault "
                         "(default: %(default)s)")
-    p.add_argument("--fault-kinds", type=_csv, default=d.fault_kinds,
+    p.add_argument("--fault-kinds", type=_csv, default=",".join(d.fault_kinds),
                    help="comma-separated fault kinds among " + ",".join(FAULT_KINDS)
-                        + " (default: all)")
+                        + " (default: all of them)")
     p.add_argument("--fault-max-repeats", type=int, default=d.fault_max_repeats,
                    help="the same request gets a fault at most this many times "
                         "(default: %(default)s)")

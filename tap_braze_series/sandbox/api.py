@@ -144,6 +144,8 @@ class Api:
             raise ParamError(
                 name, f"Invalid '{name}': {raw!r} is not an ISO-8601 date or datetime."
             ) from None
+        if not 1971 <= value.year <= 9998:
+            raise ParamError(name, f"Invalid '{name}': {raw!r} is out of range.")
         return value
 
     def _unit(self, params: Mapping[str, str], supported: tuple[str, ...], path: str) -> str:
@@ -188,8 +190,9 @@ class Api:
     def _sort_direction(self, params: Mapping[str, str]) -> str:
         direction = params.get("sort_direction", "asc")
         if direction not in ("asc", "desc"):
-            raise ParamError("sort_direction",
-                             f"Invalid 'sort_direction': must be 'asc' or 'desc', got {direction!r}.")
+            raise ParamError(
+                "sort_direction",
+                f"Invalid 'sort_direction': must be 'asc' or 'desc', got {direction!r}.")
         return direction
 
     @staticmethod

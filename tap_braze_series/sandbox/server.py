@@ -234,13 +234,13 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def version_string(self) -> str:
         return self.server_version
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.sandbox._serve(self)
 
     def _not_allowed(self) -> None:
@@ -249,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self.server.sandbox._serve(self, method_allowed=False)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 
     def setup(self) -> None:
         super().setup()

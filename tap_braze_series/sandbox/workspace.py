@@ -141,6 +141,10 @@ def _fmt(dt: datetime) -> str:
     return timeutil.format_ts(dt)
 
 
+def _split(raw: bytes) -> list[float]:
+    return [int.from_bytes(raw[i:i + 4], "big") / 4294967296.0 for i in range(0, len(raw), 4)]
+
+
 class _Hasher:
     """Deterministic uniforms in [0, 1) from the seed and any tuple of keys."""
 
@@ -148,15 +152,15 @@ class _Hasher:
         self._key = hashlib.blake2b(repr(("braze-sandbox", seed)).encode(), digest_size=32).digest()
 
     def digest(self, parts: tuple, size: int = 32) -> bytes:
-        return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=size, key=self._key).digest()
+        data = repr(parts).encode("utf-8")
+        return hashlib.blake2b(data, digest_size=size, key=self._key).digest()
 
     def uniforms(self, n: int, *parts: object) -> list[float]:
         size = max(8, min(64, 4 * n))
         raw = self.digest(parts, size)
-        out = [int.from_bytes(raw[4 * i: 4 * i + 4], "big") / 4294967296.0 for i in range(size // 4)]
+        out = _split(raw)
         while len(out) < n:  # more than 16 requested: chain
-            raw = self.digest((*parts, len(out)), 64)
-            out += [int.from_bytes(raw[4 * i: 4 * i + 4], "big") / 4294967296.0 for i in range(16)]
+            out += _split(self.digest((*parts, len(out)), 64))
         return out[:n]
 
     def u(self, *parts: object) -> float:
@@ -562,7 +566,9 @@ class Workspace:
             base = scale * weekday * (0.75 + 0.5 * u)
             if unit == "hour":
                 h = local.hour
-                profile = 0.25 + 1.5 * max(0.0, math.sin((h - 6) * math.pi / 18)) if 6 <= h else 0.25
+                profile = 0.25
+                if h >= 6:
+                    profile += 1.5 * max(0.0, math.sin((h - 6) * math.pi / 18))
                 base = base / 24 * profile
         if app_id is not None:
             base *= 0.15 + 0.6 * self._h.u("app-share", field, ent, app_id, start.isoformat())
@@ -767,7 +773,8 @@ class Workspace:
         if channel in PUSH_CHANNELS:
             body.update(alert=f"{name}: we have news for you", extras={})
         elif channel == "email":
-            body.update(subject=f"{name} — hello", body="<html><body>Hello {{${first_name}}}</body></html>",
+            body.update(subject=f"{name} — hello",
+                        body="<html><body>Hello {{${first_name}}}</body></html>",
                         **{"from": "Sandbox <hello@example.com>"}, reply_to="reply@example.com",
                         title=name, extras={})
         elif channel == "sms":
