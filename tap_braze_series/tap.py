@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from pathlib import PurePath
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -181,6 +182,12 @@ class TapBrazeSeries(Tap):
     # Primary keys depend on the settings (app_ids), so discovery reads them.
     dynamic_catalog = True
     message_writer_class = MsgSpecWriter
+
+    def __init__(self, *, state: Any = None, **kwargs: Any) -> None:  # noqa: ANN401
+        # The SDK would read a JSON list as a list of file paths; a state is an object.
+        if state is not None and not isinstance(state, dict | str | PurePath):
+            validate_state(state)
+        super().__init__(state=state, **kwargs)
 
     @cached_property
     def runtime(self) -> Runtime:

@@ -44,6 +44,7 @@ class RequestRecord:
     in_flight: int
     fault: str | None = None
     pool: str = "default"
+    client_port: int = 0  # the client's TCP port: equal ports = a reused keep-alive connection
 
     @property
     def ended(self) -> float:
@@ -447,7 +448,8 @@ class Sandbox:
                 self._in_flight -= 1
             self.request_log.append(RequestRecord(
                 path=path, params=logged, status=status, started=started,
-                duration=time.monotonic() - t0, in_flight=in_flight, fault=fault, pool=pool))
+                duration=time.monotonic() - t0, in_flight=in_flight, fault=fault, pool=pool,
+                client_port=int(h.client_address[1]) if len(h.client_address) > 1 else 0))
 
     def _respond(
         self,

@@ -1,0 +1,83 @@
+# tap-braze-series: set-up from nothing, the demo, the tests.
+#
+#   make demo    set everything up, then run the sandbox -> Meltano -> DuckDB job
+#   make test    set everything up, then run the whole test suite (tests/)
+#
+# Set-up needs only python3.11 (with pip and venv) and, for the end-to-end tests,
+# PostgreSQL's server binaries (initdb, pg_ctl; Debian: /usr/lib/postgresql/*/bin).
+# Each set-up step leaves a stamp file and is skipped while its inputs are unchanged,
+# so a second `make test` starts the tests at once.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS := .tools
+MELTANO_VENV := $(TOOLS)/meltano
+MELTANO := $(MELTANO_VENV)/bin/meltano
+MELTANO_SPEC := meltano>=4.4,<4.5
+PYTEST_ARGS ?=
+
+VENV_STAMP := $(VENV)/.installed
+MELTANO_STAMP := $(MELTANO_VENV)/.installed
+PLUGINS_STAMP := .meltano/.plugins-installed
+
+# Meltano installs plugins with uv, which reads the CA bundle from SSL_CERT_FILE.
+ifneq ($(wildcard /etc/ssl/certs/ca-certificates.crt),)
+export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+endif
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup demo test test-e2e lint clean distclean
+
+help:
+	@echo "make demo    set up, then run the sandbox -> Meltano -> DuckDB job and summarise it"
+	@echo "make test    set up, then run the whole test suite (pytest tests/)"
+	@echo "make setup   only the set-up (.venv, .tools/meltano, Meltano plugins in .meltano/)"
+	@echo "make clean   remove outputs; make distclean also removes every venv"
+
+setup: $(VENV_STAMP) $(PLUGINS_STAMP)
+
+# The tap's development venv (tap, sandbox, pytest).
+$(VENV_STAMP): pyproject.toml
+	@echo "==> $(VENV): tap-braze-series[dev] with $(PYTHON)"
+	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+	    rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+# Meltano in a venv of its own (its dependencies clash with the tap's).
+$(MELTANO_STAMP):
+	@echo "==> $(MELTANO_VENV): $(MELTANO_SPEC)"
+	@if ! $(MELTANO_VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+	    rm -rf $(MELTANO_VENV); $(PYTHON) -m venv $(MELTANO_VENV); fi
+	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+	@touch $@
+
+# The plugins of meltano.yml, each in its venv under .meltano/ (installed with uv).
+$(PLUGINS_STAMP): meltano.yml pyproject.toml $(MELTANO_STAMP)
+	@echo "==> meltano install (plugins of meltano.yml into .meltano/)"
+	$(MELTANO) install
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/python scripts/demo.py
+
+test: setup
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check scripts tests/e2e
+
+clean:
+	rm -rf output .meltano/run .meltano/logs
+
+distclean: clean
+	rm -rf $(VENV) $(TOOLS) .meltano
