@@ -123,11 +123,24 @@ def validate_state(state: object) -> None:
                     f"object: {entry!r}. {fix}"
                 )
             value = entry.get("replication_key_value")
-            if value is not None and not isinstance(value, str):
+            if value is not None and not _is_iso(value):
                 raise StateError(
                     f"State for stream '{stream}', partition {dict(entry['context'])}: "
-                    f"replication_key_value {value!r} is not an ISO-8601 string. {fix}"
+                    f"replication_key_value {value!r} is not an ISO-8601 date or datetime. {fix}"
                 )
+
+
+def _is_iso(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        if len(value) == 10:
+            dt.date.fromisoformat(value)
+        else:
+            dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_bookmark(

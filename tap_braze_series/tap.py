@@ -6,10 +6,10 @@ import datetime as dt
 import json
 import logging
 import sys
-from pathlib import PurePath
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
+from pathlib import PurePath
 from typing import Any
 
 from singer_sdk import Stream, Tap
@@ -183,7 +183,7 @@ class TapBrazeSeries(Tap):
     dynamic_catalog = True
     message_writer_class = MsgSpecWriter
 
-    def __init__(self, *, state: Any = None, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(self, *, state: Any = None, **kwargs: Any) -> None:
         # The SDK would read a JSON list as a list of file paths; a state is an object.
         if state is not None and not isinstance(state, dict | str | PurePath):
             validate_state(state)

@@ -37,11 +37,14 @@ def test_args_to_config():
         "--fault-rate", "0.25", "--fault-kinds", "500,drop", "--deny", "events.list",
         "--deny", "canvas.details", "--latency", "0.1"])
     cfg = config_from_args(args)
-    assert cfg.seed == 3 and cfg.n_canvases == 5 and cfg.apps == ("a", "b", "c")
+    assert cfg.seed == 3
+    assert cfg.n_canvases == 5
+    assert cfg.apps == ("a", "b", "c")
     assert cfg.now == datetime(2024, 3, 10, 11, 0, tzinfo=UTC)
     assert cfg.history_start.isoformat() == "2023-06-01"
     assert cfg.rate_limits == {"default": (25, 2.0), "lists_1000": (7, 60.0)}
-    assert cfg.fault_kinds == ("500", "drop") and cfg.fault_rate == 0.25
+    assert cfg.fault_kinds == ("500", "drop")
+    assert cfg.fault_rate == 0.25
     assert cfg.denied_permissions == {"events.list", "canvas.details"}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--rate-limit", "nopool=1/1"])
@@ -81,7 +84,8 @@ def test_large_workspace_builds_fast_and_serves_fast():
     t0 = time.perf_counter()
     ws = Workspace(cfg)
     assert time.perf_counter() - t0 < 2.0
-    assert len(ws.canvases) == 1000 and len(ws.events) == 1000
+    assert len(ws.canvases) == 1000
+    assert len(ws.events) == 1000
     with Sandbox(cfg, workspace=ws) as sb, requests.Session() as s:
         s.headers["Authorization"] = f"Bearer {sb.api_key}"
         durations = []
@@ -99,7 +103,8 @@ def test_large_workspace_builds_fast_and_serves_fast():
             r = s.get(sb.url + "/events/data_series",
                       params={"event": event, "length": 100, "unit": "hour"}, timeout=10)
             durations.append(time.perf_counter() - t)
-            assert r.status_code == 200 and len(r.json()["data"]) == 100
+            assert r.status_code == 200
+            assert len(r.json()["data"]) == 100
         r = s.get(sb.url + "/events/list", params={"page": 3}, timeout=10)
         assert len(r.json()["events"]) == 250
         assert max(durations) < 1.0

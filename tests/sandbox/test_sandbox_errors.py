@@ -93,7 +93,8 @@ def test_validation_errors(client, ws, path, params, param):
     assert resp.headers["Content-Type"].startswith("application/json")
     body = resp.json()
     assert param in body["message"]
-    assert isinstance(body["errors"], list) and body["errors"]
+    assert isinstance(body["errors"], list)
+    assert body["errors"]
 
 
 def test_canvas_fourteen_days_from_starting_at_is_fine(client, ws):
@@ -120,7 +121,8 @@ def test_wrong_key(sandbox, header):
     assert resp.status_code == 401
     msg = resp.json()["message"]
     assert msg.startswith("Invalid API key")
-    assert "wrong-key" not in msg and sandbox.api_key not in msg
+    assert "wrong-key" not in msg
+    assert sandbox.api_key not in msg
 
 
 def test_key_in_query_string_rejected(sandbox):
@@ -130,7 +132,8 @@ def test_key_in_query_string_rejected(sandbox):
                             timeout=10)
         assert resp.status_code == 401
         msg = resp.json()["message"]
-        assert "query string" in msg and sandbox.api_key not in msg
+        assert "query string" in msg
+        assert sandbox.api_key not in msg
     logged = sandbox.request_log[-1]
     assert logged.params["api_key"] != sandbox.api_key
     assert all(sandbox.api_key not in repr(r) for r in sandbox.request_log)

@@ -23,10 +23,13 @@ def test_rate_limiter_unit():
     assert {h["X-RateLimit-Reset"] for _, h in results} == {"1000002"}
     assert all(h["X-RateLimit-Limit"] == "3" for _, h in results)
     ok, h = rl.hit("default", now=1_000_002.0)  # new window
-    assert ok and h["X-RateLimit-Remaining"] == "2" and h["X-RateLimit-Reset"] == "1000004"
+    assert ok
+    assert h["X-RateLimit-Remaining"] == "2"
+    assert h["X-RateLimit-Reset"] == "1000004"
     # fractional windows are rounded up to whole seconds and aligned: Reset is exact
     ok, h = rl.hit("lists_1000", now=1_000_001.5)
-    assert ok and h["X-RateLimit-Reset"] == "1000002"
+    assert ok
+    assert h["X-RateLimit-Reset"] == "1000002"
     assert rl.peek("lists_1000", now=1_000_001.9)["X-RateLimit-Remaining"] == "0"
 
 
@@ -34,7 +37,8 @@ def test_default_headers_and_pools(client):
     resp = client.get("/kpi/dau/data_series", length=1)
     assert resp.headers["X-RateLimit-Limit"] == "250000"
     reset = int(resp.headers["X-RateLimit-Reset"])
-    assert reset % 3600 == 0 and 0 < reset - time.time() <= 3600 + 1
+    assert reset % 3600 == 0
+    assert 0 < reset - time.time() <= 3600 + 1
     resp = client.get("/events/list")
     assert resp.headers["X-RateLimit-Limit"] == "1000"
     resp = client.get("/purchases/revenue_series", length=1)
@@ -105,8 +109,10 @@ def test_fault_injector_is_deterministic_and_bounded():
         return out
 
     a, b, c = run(1), run(1), run(2)
-    assert a == b and a != c
-    assert any(a) and not all(a)
+    assert a == b
+    assert a != c
+    assert any(a)
+    assert not all(a)
     fi = FaultInjector(3, 1.0, ("503",), 2)
     ident = FaultInjector.identity("/y", {"b": "2", "a": "1"})
     assert ident == FaultInjector.identity("/y", {"a": "1", "b": "2"})
@@ -146,7 +152,8 @@ def test_each_fault_kind_then_recovery(fresh, kind):
             body = resp.json()
         except requests.exceptions.JSONDecodeError:
             return "truncated"
-        assert body["message"] == "success" and len(body["data"]) == 2
+        assert body["message"] == "success"
+        assert len(body["data"]) == 2
         return "slow-ok" if time.monotonic() - t0 >= 1.0 else "ok"
 
     expected = {"drop": "connection-error", "slow": "timeout"}.get(kind, kind)
@@ -171,7 +178,8 @@ def test_slow_fault_answers_after_the_stall(fresh):
                        slow_seconds=0.3)
     t0 = time.monotonic()
     resp = client.get("/kpi/mau/data_series", length=1)
-    assert resp.status_code == 200 and resp.json()["message"] == "success"
+    assert resp.status_code == 200
+    assert resp.json()["message"] == "success"
     assert time.monotonic() - t0 >= 0.3
     assert sb.request_log[-1].duration >= 0.3
 
@@ -202,7 +210,7 @@ def test_set_faults_and_mixed_faults_recover(fresh):
 
 
 def test_latency_and_in_flight(fresh):
-    sb, client = fresh(latency=0.4)
+    sb, _client = fresh(latency=0.4)
     n = 4
     barrier = threading.Barrier(n)
     statuses: list[int] = []

@@ -34,7 +34,8 @@ def test_canvas_list_paging_and_archived(client, ws):
     c = ws.canvases[0]
     assert row == {"id": c.id, "name": c.name, "last_edited": c.last_edited, "tags": c.tags}
     first_page = client.ok("/canvas/list")["canvases"]
-    assert len(first_page) == 100 and first_page == active[:100]
+    assert len(first_page) == 100
+    assert first_page == active[:100]
 
 
 def test_canvas_list_sort_desc_and_last_edit_filter(client, ws):
@@ -73,7 +74,8 @@ def test_segments_list(client, ws):
 
 def test_events_list_and_odd_names_round_trip(client, ws):
     names = _all_pages(client, "/events/list", "events", 250)
-    assert names == ws.events and len(names) == 600
+    assert names == ws.events
+    assert len(names) == 600
     odd = [n for n in names if any(ch in n for ch in " /&=?%+#") or not n.isascii()]
     assert len(odd) >= 10
     for name in odd:
@@ -84,7 +86,8 @@ def test_events_list_and_odd_names_round_trip(client, ws):
 
 def test_product_list(client, ws):
     products = _all_pages(client, "/purchases/product_list", "products", 100)
-    assert products == ws.products and len(products) == 120
+    assert products == ws.products
+    assert len(products) == 120
     for name in ("Gift Card", "Salt & Pepper"):
         assert name in products
         body = client.ok("/purchases/quantity_series", product=name, length=1)
@@ -126,7 +129,8 @@ def test_campaign_details(client, ws):
                        ending_at="2024-03-01T23:59:59Z")
     ids = {e["variation_api_id"] for entries in series["data"][0]["messages"].values()
            for e in entries}
-    assert ids and ids <= set(body["messages"])
+    assert ids
+    assert ids <= set(body["messages"])
 
 
 @pytest.mark.parametrize(("path", "params", "param"), [

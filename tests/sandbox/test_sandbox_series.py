@@ -101,7 +101,8 @@ def test_canvas_series_default_has_empty_breakdowns(client, ws):
     stats = body["data"]["stats"]
     assert [s["time"] for s in stats] == ["2024-03-08", "2024-03-09", "2024-03-10"]
     for s in stats:
-        assert s["variant_stats"] == {} and s["step_stats"] == {}
+        assert s["variant_stats"] == {}
+        assert s["step_stats"] == {}
         assert set(s["total_stats"]) == {"revenue", "conversions", "conversions_by_entry_time",
                                          "entries"}
         assert s == ws.canvas_stats(canvas.id, date.fromisoformat(s["time"]), now=NOW,

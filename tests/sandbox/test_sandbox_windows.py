@@ -132,7 +132,7 @@ def test_restatement_over_http(fresh):
 
 
 def test_real_time_now(fresh):
-    sb, client = fresh(now=None)
+    _sb, client = fresh(now=None)
     times = _times(client, length=1)
     today = datetime.now(UTC).date()
     assert times[0] in {today.isoformat(), (today - timedelta(days=1)).isoformat()}

@@ -173,7 +173,8 @@ def test_bucket_start_dst():
     spring = hours_of(date(2024, 3, 10))
     fall = hours_of(date(2024, 11, 3))
     assert len(spring) == 23
-    assert "2024-03-10T01:00:00-05:00" in spring and "2024-03-10T03:00:00-04:00" in spring
+    assert "2024-03-10T01:00:00-05:00" in spring
+    assert "2024-03-10T03:00:00-04:00" in spring
     assert len(fall) == 25
     assert fall[1:3] == ["2024-11-03T01:00:00-04:00", "2024-11-03T01:00:00-05:00"]
     assert len(hours_of(date(2024, 3, 11))) == 24
@@ -195,7 +196,8 @@ def test_canvas_stats_breakdowns(big: Workspace):
     assert tot["entries"] == sum(v["entries"] for v in full["variant_stats"].values())
     bare = big.canvas_stats(canvas.id, day, now=NOW, include_variant_breakdown=False,
                             include_step_breakdown=False)
-    assert bare["variant_stats"] == {} and bare["step_stats"] == {}
+    assert bare["variant_stats"] == {}
+    assert bare["step_stats"] == {}
     assert bare["total_stats"] == tot
     no_deleted = big.canvas_stats(canvas.id, day, now=NOW, include_deleted_step_data=False)
     assert set(no_deleted["step_stats"]) == {s.id for s in canvas.steps if not s.deleted}
@@ -218,7 +220,8 @@ def test_empty_channel_arrays_and_extra_metric(big: Workspace):
                     seen_empty |= entries == []
                     seen_extra |= channel == "email" and bool(entries) and (
                         "machine_open" in entries[0])
-    assert seen_empty and seen_extra
+    assert seen_empty
+    assert seen_extra
 
 
 def test_campaign_stats_shape(big: Workspace):
@@ -232,7 +235,8 @@ def test_campaign_stats_shape(big: Workspace):
     assert set(stats["messages"]) == set(camp.channels)
     first = stats["messages"][camp.channels[0]]
     control = [e for e in first if "enrolled" in e]
-    assert len(control) == 1 and control[0]["variation_name"] == "Control Group"
+    assert len(control) == 1
+    assert control[0]["variation_name"] == "Control Group"
     regular = [e for ch in camp.channels for e in stats["messages"][ch] if "enrolled" not in e]
     assert stats["unique_recipients"] == sum(e["unique_recipients"] for e in regular)
     assert all({"variation_api_id", "variation_name", "sent"} <= set(e) for e in regular)
