@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import PurePath
 from typing import Any
 
+import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
@@ -251,7 +252,7 @@ def main() -> None:
         _fail(str(exc))
     except ConfigValidationError as exc:
         _fail("; ".join(exc.errors) if exc.errors else str(exc))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
         _fail(f"an input file (--config, --state or --catalog) is not valid JSON: {exc}")
 
 
