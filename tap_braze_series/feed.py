@@ -23,7 +23,7 @@ import collections
 import logging
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -58,6 +58,31 @@ class PlannedPartition:
 class _Job:
     planned: PlannedPartition
     window: Window | None  # None marks the end of a partition
+
+
+def fetch_ordered(
+    executor: ThreadPoolExecutor,
+    fetch: Callable[[Any], Any],
+    items: Iterable[Any],
+    lookahead: int,
+) -> Iterator[tuple[Any, Any]]:
+    """(item, fetch(item)) in item order, with up to `lookahead` fetches running."""
+    queue: collections.deque[tuple[Any, Future]] = collections.deque()
+    iterator = iter(items)
+    try:
+        for item in iterator:
+            queue.append((item, executor.submit(fetch, item)))
+            if len(queue) >= lookahead:
+                break
+        while queue:
+            item, future = queue.popleft()
+            for following in iterator:
+                queue.append((following, executor.submit(fetch, following)))
+                break
+            yield item, future.result()
+    finally:
+        for _, future in queue:
+            future.cancel()
 
 
 class Member(Protocol):

@@ -62,9 +62,13 @@ MESSAGE_METRICS: dict[str, str] = {
         "enrolled",
         "unique_recipients",
         "conversions",
+        "conversions_by_send_time",
         "conversions1",
+        "conversions1_by_send_time",
         "conversions2",
+        "conversions2_by_send_time",
         "conversions3",
+        "conversions3_by_send_time",
     )
 } | {"revenue": "number"}
 

@@ -25,6 +25,8 @@ from tap_braze_series import shapes
 from tap_braze_series.endpoints import (
     CAMPAIGN_SERIES,
     CANVAS_SERIES,
+    DETAILS_ID_PARAMS,
+    DETAILS_PATHS,
     EVENT_SERIES,
     KPI_DAU_SERIES,
     KPI_MAU_SERIES,
@@ -37,7 +39,7 @@ from tap_braze_series.endpoints import (
     SeriesEndpoint,
 )
 from tap_braze_series.entities import entity_id
-from tap_braze_series.feed import Family, Partition, PlannedPartition
+from tap_braze_series.feed import Family, Partition, PlannedPartition, fetch_ordered
 from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
 from tap_braze_series.windows import Bucket, Unit, Window, lookback_start, parse_time
 
@@ -149,12 +151,158 @@ class ProductsStream(EntityStream):
         return {"product_name": name} if name else None
 
 
-ENTITY_STREAMS: tuple[type[EntityStream], ...] = (
+# --- dimension (details) streams --------------------------------------------------
+
+OBJECTS = th.ArrayType(th.ObjectType(additional_properties=True))
+STRINGS = th.ArrayType(th.StringType)
+EXTRA = th.Property(
+    "extra",
+    th.ObjectType(additional_properties=True),
+    description="Fields Braze returned that this tap does not document as columns.",
+)
+
+
+def _id_list(entries: Any, id_field: str) -> list[dict[str, Any]] | None:
+    """A map keyed by ids as a list of objects carrying the id: warehouse-friendly."""
+    if not isinstance(entries, Mapping):
+        return entries if isinstance(entries, list) else None
+    return [
+        {id_field: key, **(value if isinstance(value, Mapping) else {"value": value})}
+        for key, value in entries.items()
+    ]
+
+
+class DetailsStream(BrazeStream):
+    """One /*/details row per canvas or campaign: names and structure to join series to."""
+
+    kind: str
+    id_column: str
+    replication_key = None
+    columns: tuple[str, ...]
+
+    def flatten(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: body.get(name) for name in self.columns}
+
+    @override
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        runtime = self.runtime
+        path = DETAILS_PATHS[self.kind]
+        param = DETAILS_ID_PARAMS[self.kind]
+        ids = runtime.directory.ids(self.kind)
+        results = fetch_ordered(
+            runtime.executor(),
+            lambda entity: runtime.fetch(path, {param: entity}),
+            ids,
+            2 * runtime.settings.max_workers,
+        )
+        for entity, body in results:
+            if body.get("message") != "success":
+                self.logger.warning(
+                    "Skipping %s for %s: Braze answered message=%r.",
+                    path,
+                    entity,
+                    body.get("message"),
+                )
+                continue
+            record = self.flatten(body)
+            record[self.id_column] = entity
+            known = {*self.columns, "message"}
+            record["extra"] = {k: v for k, v in body.items() if k not in known} or None
+            yield record
+
+
+DETAIL_COMMON = (
+    sc.text("name", "Name."),
+    sc.text("description", "Description."),
+    th.Property("created_at", th.DateTimeType),
+    th.Property("updated_at", th.DateTimeType),
+    th.Property("archived", th.BooleanType),
+    th.Property("draft", th.BooleanType),
+    th.Property("enabled", th.BooleanType),
+    sc.text("schedule_type", "How it is scheduled."),
+    th.Property("channels", STRINGS),
+    th.Property("tags", STRINGS),
+    th.Property("teams", STRINGS),
+    th.Property("conversion_behaviors", OBJECTS),
+)
+
+
+class CanvasDetailsStream(DetailsStream):
+    name = "canvas_details"
+    kind = "canvases"
+    id_column = "canvas_id"
+    primary_keys = ("canvas_id",)
+    columns = (
+        *(p.name for p in DETAIL_COMMON),
+        "first_entry",
+        "last_entry",
+        "variants",
+        "steps",
+    )
+    schema = sc.schema(
+        sc.CANVAS_ID,
+        *DETAIL_COMMON,
+        th.Property("first_entry", th.DateTimeType),
+        th.Property("last_entry", th.DateTimeType),
+        th.Property("variants", OBJECTS, description="Variants: id, name, first steps."),
+        th.Property(
+            "steps",
+            OBJECTS,
+            description="Steps: id, name, type, channels, next_step_ids, and `messages` as a "
+            "list of objects with their `message_id`.",
+        ),
+        EXTRA,
+    )
+
+    @override
+    def flatten(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        record = super().flatten(body)
+        steps = record.get("steps")
+        if isinstance(steps, list):
+            record["steps"] = [
+                {**step, "messages": _id_list(step.get("messages"), "message_id")}
+                if isinstance(step, Mapping)
+                else step
+                for step in steps
+            ]
+        return record
+
+
+class CampaignDetailsStream(DetailsStream):
+    name = "campaign_details"
+    kind = "campaigns"
+    id_column = "campaign_id"
+    primary_keys = ("campaign_id",)
+    columns = (*(p.name for p in DETAIL_COMMON), "first_sent", "last_sent", "messages")
+    schema = sc.schema(
+        sc.CAMPAIGN_ID,
+        *DETAIL_COMMON,
+        th.Property("first_sent", th.DateTimeType),
+        th.Property("last_sent", th.DateTimeType),
+        th.Property(
+            "messages",
+            OBJECTS,
+            description="Message variations as a list of objects with their "
+            "`message_variation_id` (the variation_api_id of campaign_message_data_series).",
+        ),
+        EXTRA,
+    )
+
+    @override
+    def flatten(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        record = super().flatten(body)
+        record["messages"] = _id_list(record.get("messages"), "message_variation_id")
+        return record
+
+
+ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
     CanvasesStream,
     CampaignsStream,
     SegmentsStream,
     EventsStream,
     ProductsStream,
+    CanvasDetailsStream,
+    CampaignDetailsStream,
 )
 
 

@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from tap_braze_series.client import BrazeClient, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError
-from tap_braze_series.endpoints import LISTS
+from tap_braze_series.endpoints import DETAILS_PATHS, LISTS
 from tap_braze_series.entities import EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Partition
 from tap_braze_series.ratelimit import RateGovernor
@@ -237,6 +237,8 @@ def streams_by_path() -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for cls in ENTITY_STREAMS:
         result.setdefault(LISTS[cls.kind].path, []).append(cls.name)
+        if cls.kind in DETAILS_PATHS and cls.name.endswith("_details"):
+            result.setdefault(DETAILS_PATHS[cls.kind], []).append(cls.name)
     for spec in SERIES:
         result.setdefault(spec.endpoint.path, []).append(spec.name)
         if spec.endpoint.entity and (spec.endpoint.entity != "products"):

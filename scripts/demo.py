@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""The main job, end to end: Braze sandbox -> Meltano -> DuckDB, then a summary.
+
+Run by `make demo` (which sets everything up first). Steps:
+
+1. start the bundled Braze sandbox (`braze-sandbox`) on 127.0.0.1:8979, or on a free
+   port when 8979 is taken, and wait for its ready file;
+2. `meltano run --full-refresh sandbox-to-duckdb` (tap-braze-series -> target-duckdb),
+   the tap pointed at the sandbox through TAP_BRAZE_SERIES_API_URL and reading the last
+   30 days (TAP_BRAZE_SERIES_START_DATE, unless already set);
+3. print the rows of every table in DuckDB with its first and last day, and compare
+   them with the RECORD counts the tap emitted (the `record_count` metrics in Meltano's
+   log): every record must have landed;
+4. stop the sandbox, also when a step failed.
+
+Environment knobs: DEMO_DAYS (default 30), DEMO_SANDBOX_ARGS (extra `braze-sandbox`
+options, e.g. "--events 30 --canvases 20"), MELTANO_BIN.
+Exit code 0 only if the pipeline succeeded and every emitted record is in DuckDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "output"
+DUCKDB_FILE = OUTPUT / "braze_sandbox.duckdb"
+MELTANO_LOG = OUTPUT / "demo-meltano.log"
+SCHEMA = "braze"
+JOB = "sandbox-to-duckdb"
+STATE_ID = "dev:tap-braze-series-to-target-duckdb"
+DEFAULT_PORT = 8979
+# A modest workspace: every kind of entity, a few of each.
+SANDBOX_ARGS = ["--canvases", "6", "--campaigns", "4", "--segments", "5",
+                "--events", "8", "--products", "3"]
+METRIC = re.compile(r"METRIC: (\{.*\})\s*$")
+
+
+def meltano_bin() -> Path:
+    path = Path(os.environ.get("MELTANO_BIN", ROOT / ".tools/meltano/bin/meltano"))
+    if not path.exists():
+        sys.exit(f"demo: Meltano not found at {path}; run `make demo` (it installs it).")
+    return path
+
+
+def duckdb_python() -> Path:
+    """target-duckdb's own interpreter: it has the very duckdb that wrote the file."""
+    path = ROOT / ".meltano/loaders/target-duckdb/venv/bin/python"
+    if not path.exists():
+        sys.exit(f"demo: {path} missing; run `make demo` (it runs `meltano install`).")
+    return path
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def sandbox(workdir: Path):
+    """Run `braze-sandbox` as a subprocess; yields its base URL."""
+    exe = Path(sys.executable).parent / "braze-sandbox"
+    port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else 0
+    ready = workdir / "sandbox.ready"
+    log = workdir / "sandbox.log"
+    extra = shlex.split(os.environ.get("DEMO_SANDBOX_ARGS", ""))
+    cmd = [str(exe), "--port", str(port), "--ready-file", str(ready), *SANDBOX_ARGS, *extra]
+    with open(log, "wb") as log_fh:
+        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"demo: the sandbox exited ({proc.returncode}):\n"
+                                 + log.read_text(errors="replace"))
+            if time.monotonic() > deadline:
+                raise SystemExit("demo: the sandbox did not get ready within 30 s")
+            time.sleep(0.05)
+        url = ready.read_text().strip()
+        print(f"Braze sandbox listening on {url} ({' '.join(SANDBOX_ARGS + extra)})")
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        print(f"Braze sandbox stopped (exit code {proc.returncode})")
+
+
+def run_meltano(meltano: Path, env: dict[str, str]) -> tuple[int, float]:
+    cmd = [str(meltano), "--log-format=json", "run", "--full-refresh", JOB]
+    print(f"$ meltano run --full-refresh {JOB}   (log: {MELTANO_LOG.relative_to(ROOT)})",
+          flush=True)
+    started = time.monotonic()
+    with open(MELTANO_LOG, "wb") as log_fh:
+        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+    return rc, time.monotonic() - started
+
+
+def log_events() -> list[dict]:
+    out = []
+    for line in MELTANO_LOG.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            out.append(event)
+    return out
+
+
+def emitted_records(events: list[dict]) -> Counter:
+    """RECORD messages per stream, from the tap's `record_count` metrics."""
+    counts: Counter = Counter()
+    for event in events:
+        if event.get("string_id") != "tap-braze-series":
+            continue
+        match = METRIC.search(str(event.get("event", "")))
+        if not match:
+            continue
+        metric = json.loads(match.group(1))
+        if metric.get("metric") == "record_count":
+            counts[metric["tags"]["stream"]] += int(metric["value"])
+    return counts
+
+
+DUCKDB_QUERY = r"""
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+catalog = con.execute("select current_database()").fetchone()[0]
+out = {"duckdb": duckdb.__version__, "tables": {}}
+tables = con.execute(
+    "select table_name from information_schema.tables where table_schema = ? order by 1",
+    [sys.argv[2]]).fetchall()
+for (t,) in tables:
+    q = f'"{catalog}"."{sys.argv[2]}"."{t}"'
+    cols = [r[0] for r in con.execute(f"describe {q}").fetchall()]
+    keys = [r[0] for r in con.execute(f"describe {q}").fetchall() if r[3] == "PRI"]
+    rows = con.execute(f"select count(*) from {q}").fetchone()[0]
+    distinct = (con.execute(f"select count(*) from (select distinct {', '.join(keys)} from {q})")
+                .fetchone()[0] if keys else None)
+    first = last = None
+    if "time" in cols:
+        first, last = con.execute(f"select min(time)::varchar, max(time)::varchar from {q}").fetchone()
+    out["tables"][t] = {"rows": rows, "distinct_keys": distinct, "first": first, "last": last}
+print(json.dumps(out))
+"""
+
+
+def duckdb_summary() -> dict:
+    res = subprocess.run(
+        [str(duckdb_python()), "-c", DUCKDB_QUERY, str(DUCKDB_FILE), SCHEMA],
+        capture_output=True, text=True, check=False,
+    )
+    if res.returncode != 0:
+        sys.exit(f"demo: querying {DUCKDB_FILE} failed:\n{res.stderr}")
+    return json.loads(res.stdout)
+
+
+def bookmark_summary(meltano: Path, env: dict[str, str]) -> str:
+    res = subprocess.run([str(meltano), "state", "get", STATE_ID], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=False)
+    try:
+        state = json.loads(res.stdout)
+    except ValueError:
+        return f"(meltano state get {STATE_ID} failed: {res.stderr.strip()[-300:]})"
+    bookmarks = state.get("singer_state", {}).get("bookmarks", {})
+    values = []
+    for stream in bookmarks.values():
+        for part in stream.get("partitions", [stream]):
+            if part.get("replication_key_value") is not None:
+                values.append(str(part["replication_key_value"]))
+    if not values:
+        return f"state {STATE_ID}: no bookmarks"
+    return (f"Meltano state {STATE_ID}: {len(bookmarks)} streams, {len(values)} "
+            f"bookmarks, latest {max(values)}")
+
+
+def fmt_day(value: str | None) -> str:
+    return "-" if value is None else value[:16].replace(" ", "T")
+
+
+def main() -> int:
+    meltano = meltano_bin()
+    duckdb_python()
+    OUTPUT.mkdir(exist_ok=True)
+    for path in (DUCKDB_FILE, Path(f"{DUCKDB_FILE}.wal")):
+        path.unlink(missing_ok=True)
+    days = int(os.environ.get("DEMO_DAYS", "30"))
+    start = os.environ.get("TAP_BRAZE_SERIES_START_DATE") or (
+        dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
+
+    total_started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="braze-demo-") as tmp, sandbox(Path(tmp)) as url:
+        env = {
+            **os.environ,
+            "TAP_BRAZE_SERIES_API_URL": url,
+            "TAP_BRAZE_SERIES_API_KEY": "sandbox-key",
+            "TAP_BRAZE_SERIES_START_DATE": start,
+            "TARGET_DUCKDB_FILEPATH": str(DUCKDB_FILE),
+            "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": SCHEMA,
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        print(f"Extracting from {start} to now (UTC) into {DUCKDB_FILE.relative_to(ROOT)}")
+        rc, seconds = run_meltano(meltano, env)
+        events = log_events()
+        if rc != 0:
+            print(f"\nmeltano run failed (exit code {rc}); last lines of its log:")
+            for event in events[-40:]:
+                print("  ", str(event.get("event", ""))[:300])
+            return 1
+        print(f"meltano run succeeded in {seconds:.1f} s")
+        state_line = bookmark_summary(meltano, env)
+
+    emitted = emitted_records(events)
+    summary = duckdb_summary()
+    tables = summary["tables"]
+    streams = sorted(set(emitted) | set(tables))
+    print(f"\nLoaded into {DUCKDB_FILE.relative_to(ROOT)} (schema {SCHEMA}, "
+          f"duckdb {summary['duckdb']}):")
+    header = f"{'stream':<34} {'rows':>8} {'emitted':>8}  {'first':<16}  {'last':<16}"
+    print(header)
+    print("-" * len(header))
+    problems = []
+    for stream in streams:
+        info = tables.get(stream, {"rows": 0, "distinct_keys": None, "first": None,
+                                   "last": None})
+        n_emitted = emitted.get(stream, 0)
+        flag = ""
+        if info["rows"] != n_emitted:
+            flag = "  <-- MISMATCH"
+            problems.append(f"{stream}: {n_emitted} records emitted, {info['rows']} rows loaded")
+        if info["distinct_keys"] is not None and info["distinct_keys"] != info["rows"]:
+            flag += "  <-- DUPLICATE KEYS"
+            problems.append(f"{stream}: {info['rows']} rows, {info['distinct_keys']} keys")
+        print(f"{stream:<34} {info['rows']:>8} {n_emitted:>8}  {fmt_day(info['first']):<16}  "
+              f"{fmt_day(info['last']):<16}{flag}")
+    total_rows = sum(t["rows"] for t in tables.values())
+    total_emitted = sum(emitted.values())
+    print("-" * len(header))
+    print(f"{'total':<34} {total_rows:>8} {total_emitted:>8}")
+    print(state_line)
+    print(f"Demo finished in {time.monotonic() - total_started:.1f} s")
+    if not emitted:
+        problems.append("no record_count metrics found in Meltano's log")
+    if problems:
+        print("\nFAILED: not every emitted record is in DuckDB:")
+        for p in problems:
+            print("  -", p)
+        return 1
+    print(f"\nOK: all {total_emitted} records the tap emitted are in DuckDB "
+          f"({len(tables)} tables, one row per primary key).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
