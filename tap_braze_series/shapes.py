@@ -179,7 +179,7 @@ def metrics(
             continue
         coerced = _coerce(value, kind)
         if coerced is _INVALID:
-            issues.add(f"metric '{name}' is not a {kind}", repr(value)[:80])
+            issues.add(f"metric '{name}' is not of type {kind}", repr(value)[:80])
             extra[name] = value
             continue
         row[name] = coerced

@@ -148,7 +148,11 @@ def expected_simple(
     apps: Iterable[str] = ("*",),
 ) -> list[dict]:
     """Expected rows of a simple series: identity, app_id, time, value."""
-    buckets = hour_starts(ws, first, last) if unit == "hour" else [ws.day_start(d) for d in days(first, last)]
+    buckets = (
+        hour_starts(ws, first, last)
+        if unit == "hour"
+        else [ws.day_start(d) for d in days(first, last)]
+    )
     now_bucket_end = now
     rows = []
     for identity, entity in entities:
@@ -165,6 +169,11 @@ def expected_simple(
                     now=now,
                 )
                 rows.append(
-                    {**identity, "app_id": app, "time": ws.bucket_label(start, unit), field_name: value}
+                    {
+                        **identity,
+                        "app_id": app,
+                        "time": ws.bucket_label(start, unit),
+                        field_name: value,
+                    }
                 )
     return rows

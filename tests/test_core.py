@@ -20,7 +20,9 @@ NOW = dt.datetime(2024, 3, 31, 12, tzinfo=dt.UTC)
 # The generated tests need the config when the class is built, so the sandbox starts
 # with the module and stops with the interpreter.
 _SANDBOX = Sandbox(
-    SandboxConfig(seed=2, n_canvases=2, n_campaigns=2, n_events=3, n_segments=3, n_products=2, now=NOW)
+    SandboxConfig(
+        seed=2, n_canvases=2, n_campaigns=2, n_events=3, n_segments=3, n_products=2, now=NOW
+    )
 ).start()
 atexit.register(_SANDBOX.stop)
 

@@ -15,7 +15,9 @@ KEY = "sandbox-key-7f3a9c"  # distinctive, to grep for leaks
 
 
 def make_sandbox(**overrides):
-    base = dict(seed=3, n_canvases=3, n_events=3, n_segments=3, apps=("app_ios",), now=NOW, api_key=KEY)
+    base = dict(
+        seed=3, n_canvases=3, n_events=3, n_segments=3, apps=("app_ios",), now=NOW, api_key=KEY
+    )
     return Sandbox(SandboxConfig(**{**base, **overrides}))
 
 
@@ -43,7 +45,9 @@ def assert_clean_failure(run, *fragments):
 
 def test_wrong_key_stops_with_401_naming_api_url_not_the_key():
     with make_sandbox() as sb:
-        run = run_tap({**tap_config(sb), "api_key": "wrong-" + KEY}, streams=["session_data_series"])
+        run = run_tap(
+            {**tap_config(sb), "api_key": "wrong-" + KEY}, streams=["session_data_series"]
+        )
         line = assert_clean_failure(run, "401", sb.url, "api_key")
         assert "wrong-" not in line
         # 401 is not retried.
@@ -73,7 +77,9 @@ def test_transient_faults_are_retried_and_the_output_is_unchanged():
         clean = run_tap(tap_config(sb), streams=streams)
         assert clean.returncode == 0, clean.stderr[-2000:]
     with make_sandbox(
-        fault_rate=0.3, fault_max_repeats=2, slow_seconds=3.0,
+        fault_rate=0.3,
+        fault_max_repeats=2,
+        slow_seconds=3.0,
         fault_kinds=("500", "502", "503", "504", "drop", "slow", "truncated"),
     ) as sb:
         faulty = run_tap(tap_config(sb, request_timeout=1.0, max_retries=5), streams=streams)
@@ -99,7 +105,9 @@ def test_persistent_failure_ends_with_a_clear_error_after_bounded_retries():
 
 def test_rate_limited_run_completes_without_429():
     with make_sandbox(rate_limits={"default": (15, 1.0)}) as sb:
-        run = run_tap(tap_config(sb, max_workers=4), streams=["canvas_data_series", "event_data_series"])
+        run = run_tap(
+            tap_config(sb, max_workers=4), streams=["canvas_data_series", "event_data_series"]
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         assert not [r for r in sb.request_log if r.status == 429]
         assert run.records["canvas_data_series"]
@@ -135,14 +143,31 @@ def test_bad_config_is_one_clear_line_before_any_request(change, setting):
         ["not", "an", "object"],
         {"bookmarks": []},
         {"bookmarks": {"event_data_series": {"partitions": {}}}},
-        {"bookmarks": {"event_data_series": {"partitions": [{"replication_key_value": "2024-01-01"}]}}},
-        {"bookmarks": {"session_data_series": {"partitions": [
-            {"context": {"app_id": "*"}, "replication_key": "time", "replication_key_value": "not-a-date"}]}}},
+        {
+            "bookmarks": {
+                "event_data_series": {"partitions": [{"replication_key_value": "2024-01-01"}]}
+            }
+        },
+        {
+            "bookmarks": {
+                "session_data_series": {
+                    "partitions": [
+                        {
+                            "context": {"app_id": "*"},
+                            "replication_key": "time",
+                            "replication_key_value": "not-a-date",
+                        }
+                    ]
+                }
+            }
+        },
     ],
 )
 def test_malformed_state_is_a_clear_error(state):
     with make_sandbox() as sb:
-        run = run_tap(tap_config(sb), state=state, streams=["session_data_series", "event_data_series"])
+        run = run_tap(
+            tap_config(sb), state=state, streams=["session_data_series", "event_data_series"]
+        )
         assert_clean_failure(run, "State")
         assert not [r for r in sb.request_log if r.path.endswith("data_series")]
 
@@ -157,8 +182,17 @@ def test_state_that_is_not_json_is_a_clear_error(tmp_path):
         state = tmp_path / "state.json"
         state.write_text("{not json")
         proc = subprocess.run(
-            [sys.executable, "-m", "tap_braze_series.tap", "--config", str(config), "--state", str(state)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tap_braze_series.tap",
+                "--config",
+                str(config),
+                "--state",
+                str(state),
+            ],
+            capture_output=True,
+            text=True,
         )
         assert proc.returncode == 1
         assert "Traceback" not in proc.stderr

@@ -171,14 +171,23 @@ def test_segment_and_session_rows_equal_the_oracle(synced):
     assert got.keys() == want.keys()
     assert all(got[k]["size"] == want[k]["size"] for k in want)
     untracked = {s.id for s in ws.segments} - {s.id for s in tracked}
-    assert not any(r.params.get("segment_id") in untracked for r in sb.request_log
-                   if r.path == "/segments/data_series"), "no request for untracked segments"
+    assert not any(
+        r.params.get("segment_id") in untracked
+        for r in sb.request_log
+        if r.path == "/segments/data_series"
+    ), "no request for untracked segments"
     assert "analytics tracking disabled" in run.stderr
 
     for stream, unit in (("session_data_series", "day"), ("session_data_series_hourly", "hour")):
         expected = expected_simple(
-            ws, "/sessions/data_series", "sessions", unit=unit, first=START, last=END,
-            now=NOW, apps=("*", "app_ios"),
+            ws,
+            "/sessions/data_series",
+            "sessions",
+            unit=unit,
+            first=START,
+            last=END,
+            now=NOW,
+            apps=("*", "app_ios"),
         )
         got = keyed(run.records[stream], ["app_id", "time"])
         want = keyed(expected, ["app_id", "time"])
@@ -200,7 +209,9 @@ def test_request_count_is_the_minimum(synced):
     assert by_path["/events/data_series"] == len(ws.events) * 2 * (
         math.ceil(n_days / 100) + math.ceil(hours / 100)
     )
-    assert by_path["/sessions/data_series"] == 2 * (math.ceil(n_days / 100) + math.ceil(hours / 100))
+    assert by_path["/sessions/data_series"] == 2 * (
+        math.ceil(n_days / 100) + math.ceil(hours / 100)
+    )
     # Each list is read once, though both entity and series streams use it.
     assert by_path["/canvas/list"] == 1
     assert by_path["/events/list"] == 1

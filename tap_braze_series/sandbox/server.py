@@ -31,9 +31,11 @@ class RequestRecord:
     """One served request.
 
     ``started`` is wall-clock epoch seconds (``time.time()``) when the request
-    line had been read; ``duration`` is seconds until the response was written
-    (or the connection dropped); ``in_flight`` counts requests being served when
-    this one started, itself included; ``status`` is 0 for a dropped connection.
+    had been read; ``duration`` is seconds until its response was about to be
+    written (or the connection dropped) -- the record is appended at that moment,
+    so a client holding a response always finds it in the log; ``in_flight``
+    counts requests being served when this one started, itself included;
+    ``status`` is 0 for a dropped connection.
     """
 
     path: str
@@ -420,8 +422,6 @@ class Sandbox:
             self._stopping.wait(seconds)
 
     def _serve(self, h: _Handler, *, method_allowed: bool = True) -> None:
-        started = time.time()
-        t0 = time.monotonic()
         with self._lock:
             self._in_flight += 1
             in_flight = self._in_flight
@@ -429,87 +429,90 @@ class Sandbox:
         split = urlsplit(h.path)
         path = split.path
         params = dict(parse_qsl(split.query, keep_blank_values=True, errors="replace"))
-        logged = {k: ("<redacted>" if k == "api_key" else v) for k, v in params.items()}
         pool = pool_for(path)
-        status, fault = 0, None
+        ex = _Exchange(self, h, path, params, pool, in_flight)
         try:
-            status, fault = self._respond(h, cfg, path, params, pool, method_allowed)
+            self._respond(ex, cfg, path, params, pool, method_allowed)
         except OSError:
             h.close_connection = True  # client went away
         except Exception:  # a sandbox bug: answer 500 and keep it for tests to see
             self.internal_errors.append(traceback.format_exc())
-            status = 500
-            with contextlib.suppress(OSError):
-                h.send(500, json.dumps(error_body("sandbox internal error")).encode(),
-                       "application/json", {})
             h.close_connection = True
+            if not ex.done:
+                with contextlib.suppress(OSError):
+                    ex.reply(500, json.dumps(error_body("sandbox internal error")).encode(),
+                             "application/json", self._limiter.peek(pool), None)
         finally:
-            with self._lock:
-                self._in_flight -= 1
-            self.request_log.append(RequestRecord(
-                path=path, params=logged, status=status, started=started,
-                duration=time.monotonic() - t0, in_flight=in_flight, fault=fault, pool=pool,
-                client_port=int(h.client_address[1]) if len(h.client_address) > 1 else 0))
+            ex.finish(0, None)  # no-op unless nothing was answered
 
     def _respond(
         self,
-        h: _Handler,
+        ex: _Exchange,
         cfg: SandboxConfig,
         path: str,
         params: dict[str, str],
         pool: str,
         method_allowed: bool,
-    ) -> tuple[int, str | None]:
-        def send_json(status: int, body: dict, headers: Mapping[str, str]) -> int:
+    ) -> None:
+        h = ex.handler
+
+        def send_json(status: int, body: dict, headers: Mapping[str, str],
+                      fault: str | None = None) -> None:
             raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
             self._sleep(cfg.latency)
-            h.send(status, raw, "application/json", headers)
-            return status
+            ex.reply(status, raw, "application/json", headers, fault)
 
         if not method_allowed:
-            return send_json(405, error_body(f"Method {h.command} not allowed; use GET."),
-                             {"Allow": "GET"}), None
+            send_json(405, error_body(f"Method {h.command} not allowed; use GET."),
+                      {"Allow": "GET", **self._limiter.peek(pool)})
+            return
         # 1. authentication (does not count against a pool)
         if "api_key" in params:
-            return send_json(401, error_body(
+            send_json(401, error_body(
                 "Invalid API key: API keys in the query string are not supported; send the "
-                "key in the 'Authorization: Bearer <key>' header."),
-                self._limiter.peek(pool)), None
+                "key in the 'Authorization: Bearer <key>' header."), self._limiter.peek(pool))
+            return
         auth = h.headers.get("Authorization")
         if auth is None:
-            return send_json(401, error_body(
+            send_json(401, error_body(
                 "Invalid API key: missing 'Authorization: Bearer <key>' header."),
-                self._limiter.peek(pool)), None
+                self._limiter.peek(pool))
+            return
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() != "bearer" or token.strip() != cfg.api_key:
-            return send_json(401, error_body(
+            send_json(401, error_body(
                 "Invalid API key: the key in the Authorization header is not a valid REST API "
-                "key for this workspace."), self._limiter.peek(pool)), None
+                "key for this workspace."), self._limiter.peek(pool))
+            return
         # 2. rate limit
         allowed, rl_headers = self._limiter.hit(pool)
         if not allowed:
-            return send_json(429, error_body("rate limit exceeded"), rl_headers), None
+            send_json(429, error_body("rate limit exceeded"), rl_headers)
+            return
         # 3. injected faults
         fault = self._faults.decide(FaultInjector.identity(path, params))
         if fault == "drop":
             self._sleep(cfg.latency)
+            ex.finish(0, fault)
             h.close_connection = True
             with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            return 0, fault
+            return
         if fault == "500":
-            return send_json(500, error_body("Internal Server Error",
-                                             ["internal error, please retry"]),
-                             rl_headers), fault
+            send_json(500, error_body("Internal Server Error", ["internal error, please retry"]),
+                      rl_headers, fault)
+            return
         if fault == "503":
-            return send_json(503, error_body("Service Unavailable",
-                                             ["service temporarily unavailable, please retry"]),
-                             rl_headers), fault
+            send_json(503, error_body("Service Unavailable",
+                                      ["service temporarily unavailable, please retry"]),
+                      rl_headers, fault)
+            return
         if fault in ("502", "504"):
             self._sleep(cfg.latency)
             status = int(fault)
-            h.send(status, _HTML_502 if status == 502 else _HTML_504, "text/html", rl_headers)
-            return status, fault
+            ex.reply(status, _HTML_502 if status == 502 else _HTML_504, "text/html", rl_headers,
+                     fault)
+            return
         # 4. the API proper
         now = cfg.now if cfg.now is not None else datetime.now(UTC)
         status, body = self.api.handle(path, params, now=now, denied=cfg.denied_permissions)
@@ -520,5 +523,42 @@ class Sandbox:
             raw = raw[: len(raw) // 2]
             status = 200
         self._sleep(cfg.latency)
-        h.send(status, raw, "application/json", rl_headers)
-        return status, fault
+        ex.reply(status, raw, "application/json", rl_headers, fault)
+
+
+class _Exchange:
+    """One request being served: logs itself just before the response is written.
+
+    Logging (and leaving the in-flight count) *before* the write means a client
+    that has received a response always finds it in ``request_log``.
+    """
+
+    def __init__(self, sandbox: Sandbox, handler: _Handler, path: str,
+                 params: dict[str, str], pool: str, in_flight: int) -> None:
+        self.sandbox = sandbox
+        self.handler = handler
+        self.path = path
+        self.params = {k: ("<redacted>" if k == "api_key" else v) for k, v in params.items()}
+        self.pool = pool
+        self.in_flight = in_flight
+        self.started = time.time()
+        self._t0 = time.monotonic()
+        self.done = False
+
+    def finish(self, status: int, fault: str | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        sb = self.sandbox
+        with sb._lock:
+            sb._in_flight -= 1
+        addr = self.handler.client_address
+        sb.request_log.append(RequestRecord(
+            path=self.path, params=self.params, status=status, started=self.started,
+            duration=time.monotonic() - self._t0, in_flight=self.in_flight, fault=fault,
+            pool=self.pool, client_port=int(addr[1]) if len(addr) > 1 else 0))
+
+    def reply(self, status: int, body: bytes, content_type: str,
+              headers: Mapping[str, str], fault: str | None) -> None:
+        self.finish(status, fault)
+        self.handler.send(status, body, content_type, headers)

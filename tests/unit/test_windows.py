@@ -37,7 +37,9 @@ ZONES = [
 
 zones = st.sampled_from(ZONES).map(ZoneInfo)
 instants = st.datetimes(
-    min_value=dt.datetime(2019, 1, 1), max_value=dt.datetime(2027, 12, 31), timezones=st.just(dt.UTC)
+    min_value=dt.datetime(2019, 1, 1),
+    max_value=dt.datetime(2027, 12, 31),
+    timezones=st.just(dt.UTC),
 )
 units = st.sampled_from(["day", "hour"])
 
@@ -162,4 +164,6 @@ def test_lookback_goes_back_whole_local_days(case, days):
     else:
         local_first = first.astimezone(tz)
         local_start = start.astimezone(tz)
-        assert (local_first.date() - local_start.date()).days == days or local_start.hour != local_first.hour
+        assert (
+            local_first.date() - local_start.date()
+        ).days == days or local_start.hour != local_first.hour
