@@ -35,7 +35,8 @@ def tap_config(sb, **extra):
 def assert_clean_failure(run, *fragments):
     assert run.returncode != 0
     assert "Traceback" not in run.stderr
-    assert KEY not in run.stderr and KEY not in run.stdout
+    assert KEY not in run.stderr
+    assert KEY not in run.stdout
     error_lines = [line for line in run.stderr.splitlines() if "tap-braze-series: error:" in line]
     assert len(error_lines) == 1, run.stderr[-2000:]
     for fragment in fragments:
@@ -61,7 +62,8 @@ def test_missing_permission_names_it_and_the_streams_to_deselect():
         # Not retried: concurrent requests of other partitions may also see 403, but
         # no request is repeated.
         refused = [tuple(sorted(r.params.items())) for r in sb.request_log if r.status == 403]
-        assert refused and len(refused) == len(set(refused))
+        assert refused
+        assert len(refused) == len(set(refused))
 
 
 def test_other_4xx_shows_brazes_message_path_and_parameters():

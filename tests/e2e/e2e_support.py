@@ -214,8 +214,14 @@ def normalise(stream: str, rows: Iterable[Mapping[str, Any]],
 
 
 def _plain(value: Any) -> Any:
+    """Comparable form: dates as ISO strings, instants as UTC ISO strings."""
+    if isinstance(value, str) and len(value) >= 19 and value[10] in "T " and value[13] == ":":
+        with contextlib.suppress(ValueError):
+            value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
-        return value.isoformat()
+        if value.tzinfo is None:  # a target that stores UTC instants without the offset
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

@@ -61,7 +61,8 @@ def test_each_problem_names_the_setting(change, setting, words):
     with pytest.raises(SettingsError) as info:
         parse(**change)
     assert info.value.setting == setting
-    assert setting in str(info.value) and words in str(info.value)
+    assert setting in str(info.value)
+    assert words in str(info.value)
     assert "k-123" not in str(info.value)
 
 
