@@ -151,7 +151,7 @@ def test_parse_time_accepts_braze_forms():
         2024, 3, 5, 15, tzinfo=dt.UTC
     )
     for bad in (None, "", "yesterday", 20240305):
-        with pytest.raises(ValueError, match="time is|Invalid isoformat"):
+        with pytest.raises(ValueError, match=r"time is|Invalid isoformat"):
             parse_time(bad, "day", tz)
 
 
