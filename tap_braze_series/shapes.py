@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tap_braze_series.windows import Bucket, Unit, Window, format_bucket, parse_time
+from tap_braze_series.windows import Bucket, Unit, Window, read_time
 
 # Metrics of the canvas/campaign total, variant and step stats.
 CANVAS_STAT_METRICS: dict[str, str] = {
@@ -143,21 +143,22 @@ def points(
     issues: Issues,
 ) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(record time, point) for every usable point inside the window and >= start."""
+    first, last = window.first, window.last
     for item in items:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict:  # JSON objects decode to dict; faster than an ABC check
             issues.add("point is not an object", repr(item)[:80])
             continue
         try:
-            bucket = parse_time(item.get("time"), unit, tz)
+            bucket, time = read_time(item.get("time"), unit, tz)
         except (ValueError, TypeError):
             issues.add("point without a valid time", repr(item)[:80])
             continue
-        if bucket < window.first or bucket > window.last:
+        if bucket < first or bucket > last:
             issues.add("bucket outside the requested window", str(item.get("time")))
             continue
         if bucket < start:
             continue
-        yield format_bucket(bucket, unit, tz), item
+        yield time, item
 
 
 def metrics(
@@ -217,11 +218,15 @@ def simple_records(
     issues: Issues,
 ) -> Iterator[dict[str, Any]]:
     """Rows of a simple series: identity, time and the value field(s)."""
+    kinds = [(name, "number" if name == "revenue" else "integer") for name in value_fields]
     for time, point in points(items, window, start, unit, tz, issues):
         record: dict[str, Any] = {**identity, "time": time}
-        for name in value_fields:
+        for name, kind in kinds:
             value = point.get(name)
-            coerced = _coerce(value, "number" if name == "revenue" else "integer")
+            if type(value) is int:  # the common case, first
+                record[name] = value
+                continue
+            coerced = _coerce(value, kind)
             if coerced is _INVALID:
                 issues.add(f"'{name}' is not a number", repr(value)[:80])
                 coerced = None
@@ -411,8 +416,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def bucket_key(value: str, unit: Unit) -> dt.date | dt.datetime:
+def bucket_key(value: str, unit: Unit) -> str | dt.datetime:
     """Comparable form of a record's `time` (hour values compared as instants)."""
     if unit == "day":
-        return dt.date.fromisoformat(value)
-    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+        return value  # ISO dates order as strings
+    # Offsets parse to fixed-offset zones, which compare as instants.
+    return dt.datetime.fromisoformat(value)

@@ -40,6 +40,12 @@ class PartitionedStateManager(StreamStateManager):
         self._index: dict[tuple[tuple[str, Any], ...], dict] = {}
         self._indexed_list: list[dict] | None = None
         self._indexed_count = 0
+        # The SDK passes the same context object for every record of a partition:
+        # remember the last one to skip the lookup, and the order key of its bookmark.
+        self._last_context: Mapping[str, Any] | None = None
+        self._last_state: dict | None = None
+        self._last_value: str | None = None
+        self._last_order: Any = None
 
     def _partitions(self) -> list[dict]:
         stream_state = get_writeable_state_dict(self.tap_state, self.stream_name)
@@ -62,6 +68,8 @@ class PartitionedStateManager(StreamStateManager):
     def get_context_state(self, context: Mapping[str, Any] | None) -> dict:
         if not context:
             return self.stream_state
+        if context is self._last_context and self._last_state is not None:
+            return self._last_state
         partitions = self._partitions()
         key = partition_key(context)
         found = self._index.get(key)
@@ -70,6 +78,7 @@ class PartitionedStateManager(StreamStateManager):
             partitions.append(found)
             self._index[key] = found
             self._indexed_count += 1
+        self._last_context, self._last_state = context, found
         return found
 
     def bookmark(self, context: Mapping[str, Any]) -> str | None:
@@ -94,9 +103,19 @@ class PartitionedStateManager(StreamStateManager):
             return
         state = self.get_context_state(context)
         current = state.get("replication_key_value")
-        if current is None or self._order(value) > self._order(current):
-            state["replication_key"] = replication_key
-            state["replication_key_value"] = value
+        if current == value:
+            return
+        if current is None:
+            order = self._order(value)
+        else:
+            if current != self._last_value:
+                self._last_value, self._last_order = current, self._order(current)
+            order = self._order(value)
+            if order <= self._last_order:
+                return
+        state["replication_key"] = replication_key
+        state["replication_key_value"] = value
+        self._last_value, self._last_order = value, order
 
 
 def validate_state(state: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
@@ -577,8 +578,7 @@ class SeriesStream(BrazeStream):
             )
         return self._state_manager
 
-    @property
-    @override
+    @cached_property
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
         # Every STATE message carries the whole state: space them by its size so that
         # the bytes spent on state stay proportional to the records, whatever the
@@ -596,6 +596,12 @@ class SeriesStream(BrazeStream):
             return
         self.family.start([m.name for m in self.family.members if m.selected])  # type: ignore[attr-defined]
         yield from self.family.records(self, context)
+
+    @override
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Mapping[str, Any] | None
+    ) -> Iterable[dict[str, Any] | None]:
+        return ()  # series streams have no children; skip the per-record default
 
     # Family member protocol.
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import simplejson
 from singer_sdk import Stream, Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
@@ -27,6 +26,7 @@ from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, SeriesSpec, SeriesStream
 from tap_braze_series.windows import EPSILON, Bucket, Unit, Window, bucket_of, plan_windows
+from tap_braze_series.writer import StateFlushingWriter
 
 logger = logging.getLogger("tap-braze-series")
 
@@ -182,7 +182,7 @@ class TapBrazeSeries(Tap):
     config_jsonschema = CONFIG_SCHEMA
     # Primary keys depend on the settings (app_ids), so discovery reads them.
     dynamic_catalog = True
-    message_writer_class = MsgSpecWriter
+    message_writer_class = StateFlushingWriter
 
     def __init__(self, *, state: Any = None, **kwargs: Any) -> None:
         # The SDK would read a JSON list as a list of file paths; a state is an object.

@@ -156,6 +156,31 @@ def parse_time(value: object, unit: Unit, tz: ZoneInfo) -> Bucket:
     return bucket_of(parse_instant(value, tz), "hour", tz)
 
 
+def read_time(value: object, unit: Unit, tz: ZoneInfo) -> tuple[Bucket, str]:
+    """A point's bucket and the `time` its record carries; ValueError if unreadable.
+
+    The same result as `parse_time` then `format_bucket`, on the hot path of
+    every record: one parse and one conversion when Braze's value is already a
+    bucket start (it always is), the general route otherwise.
+    """
+    if unit == "day":
+        bucket = parse_time(value, "day", tz)
+        return bucket, format_bucket(bucket, "day", tz)
+    if not isinstance(value, str):
+        raise ValueError(f"time is {value!r}, not an ISO-8601 string")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = parse_instant(value, tz)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    local = parsed.astimezone(tz)
+    if local.minute or local.second or local.microsecond:
+        hour = bucket_of(parsed, "hour", tz)
+        return hour, format_bucket(hour, "hour", tz)
+    return local.astimezone(UTC), local.isoformat()
+
+
 def parse_instant(value: str, tz: ZoneInfo) -> dt.datetime:
     """An aware datetime from ISO-8601, naive values read in `tz`.
 

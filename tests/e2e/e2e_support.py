@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tap_braze_series.sandbox import Sandbox, Workspace
+from tap_braze_series.sandbox import Sandbox, SandboxConfig, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 TAP = "tap-braze-series"
@@ -58,6 +58,29 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- sandbox
+
+#: The sandbox's fixed "now" (mid-day: today's bucket is partial).
+NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def sandbox_config(**overrides: object) -> SandboxConfig:
+    """A small workspace: a few entities of each kind, special event names included."""
+    base: dict = {
+        "seed": 11,
+        "n_canvases": 3,  # the third is archived: two are synced
+        "n_campaigns": 1,
+        "n_segments": 4,  # the second has no analytics tracking: no size series
+        "n_events": 4,  # 'app opened', 'checkout/completed', 'search & filter', 'utm=summer'
+        "n_products": 1,
+        "now": NOW,
+        "restatement_days": 3,
+    }
+    base.update(overrides)
+    return SandboxConfig(**base)
+
 
 
 # --------------------------------------------------------------------------- Meltano
@@ -139,6 +162,8 @@ def bookmarks(state: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     for stream, entry in state.get("singer_state", {}).get("bookmarks", {}).items():
         parts = entry.get("partitions")
         if parts is None:
+            if "replication_key_value" not in entry:
+                continue  # a full-table stream: no bookmark
             parts = [dict(entry, context={})]
         out[stream] = {
             json.dumps(p.get("context", {}), sort_keys=True): p.get("replication_key_value")

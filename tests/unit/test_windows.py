@@ -22,6 +22,7 @@ from tap_braze_series.windows import (
     parse_instant,
     parse_time,
     plan_windows,
+    read_time,
     shift,
 )
 
@@ -168,3 +169,14 @@ def test_lookback_goes_back_whole_local_days(case, days):
         assert (
             local_first.date() - local_start.date()
         ).days == days or local_start.hour != local_first.hour
+
+
+@given(instant=instants, tz=zones, unit=units)
+def test_read_time_equals_parse_then_format(instant, tz, unit):
+    bucket = bucket_of(instant, unit, tz)
+    for text in (format_bucket(bucket, unit, tz), instant.astimezone(tz).isoformat()):
+        if unit == "day" and "T" in text:
+            continue
+        got = read_time(text, unit, tz)
+        want = parse_time(text, unit, tz)
+        assert got == (want, format_bucket(want, unit, tz))

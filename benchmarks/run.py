@@ -1,0 +1,1170 @@
+#!/usr/bin/env python
+"""Benchmarks of tap-braze-series against the bundled Braze sandbox (issue 6).
+
+Measures, does not optimise. Every case starts the sandbox in a process of its own
+(so its CPU is not the tap's), runs the tap as a subprocess exactly as Meltano would
+(`python -m tap_braze_series.tap --config ... --catalog ...`), counts its Singer
+output in this process, and reads the tap's own CPU time and peak RSS from
+`os.wait4()` (rusage of that one child). The sandbox dumps its request log at exit,
+from which requests, 429s and concurrency are counted.
+
+Cases:
+
+  scaling     canvases (the 4 canvas streams) and events (daily) at 10 / 100 / 1,000
+              entities: requests vs the minimum, wall vs the ideal, records/CPU-s, RSS
+  throughput  events hourly over a year at latency 0: records per CPU-second of the tap
+  memory      the same entities over 30 days vs 2 years: peak RSS should stay flat
+  state       100 / 1,000 / 10,000 partitions (events daily, 3 days, latency 0):
+              STATE bytes, STATE messages and tap CPU, and whether they grow linearly
+  ratelimit   a sandbox limit (default 200 requests / 5 s): 429s, achieved rate, wall
+              vs the limit-imposed ideal
+
+`--profile` instead runs the tap in-process under cProfile (stdout to /dev/null)
+and reports the main thread's cost per record by component.
+
+Examples:
+
+  .venv/bin/python benchmarks/run.py --quick
+  .venv/bin/python benchmarks/run.py                      # default, a few minutes
+  .venv/bin/python benchmarks/run.py --cases state,ratelimit --latency 0.05 --workers 8
+  .venv/bin/python benchmarks/run.py --full               # 8.8M-record throughput, etc.
+  .venv/bin/python benchmarks/run.py --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+TAP_CMD = [PYTHON, "-m", "tap_braze_series.tap"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# The sandbox's fixed "now" and the tap's end_date (a date includes its whole day).
+# The tap's clock is real time; end_date <= sandbox now keeps both in agreement.
+SANDBOX_NOW = "2025-01-01T12:00:00+00:00"
+END_DATE = dt.date(2024, 12, 31)
+HISTORY_START = "2022-12-01"
+
+CANVAS_STREAMS = (
+    "canvas_data_series",
+    "canvas_variant_data_series",
+    "canvas_step_data_series",
+    "canvas_step_message_data_series",
+)
+FAMILIES: dict[str, dict[str, Any]] = {
+    # streams selected, entity kind, list page size, max length, unit
+    "canvas": {"streams": CANVAS_STREAMS, "entity": "canvases", "page": 100, "max": 14,
+               "unit": "day", "series_path": "/canvas/data_series"},
+    "events": {"streams": ("event_data_series",), "entity": "events", "page": 250, "max": 100,
+               "unit": "day", "series_path": "/events/data_series"},
+    "events_hourly": {"streams": ("event_data_series_hourly",), "entity": "events", "page": 250,
+                      "max": 100, "unit": "hour", "series_path": "/events/data_series"},
+}
+
+SIZES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "scale_entities": [10, 100], "canvas_days": 56, "event_days": 365,
+        "thr_events": 20, "thr_days": 365,
+        "mem_canvases": 20, "mem_events": 5, "mem_days": [30, 730],
+        "state_entities": [100, 1000], "state_days": 3,
+        "rl_events": 100, "rl_days": 365,
+    },
+    "default": {
+        "scale_entities": [10, 100, 1000], "canvas_days": 56, "event_days": 365,
+        "thr_events": 100, "thr_days": 365,
+        "mem_canvases": 100, "mem_events": 10, "mem_days": [30, 730],
+        "state_entities": [100, 1000, 10000], "state_days": 3,
+        "rl_events": 250, "rl_days": 365,
+    },
+    "full": {
+        "scale_entities": [10, 100, 1000], "canvas_days": 91, "event_days": 365,
+        "thr_events": 1000, "thr_days": 365,
+        "mem_canvases": 500, "mem_events": 100, "mem_days": [30, 730],
+        "state_entities": [100, 1000, 10000], "state_days": 3,
+        "rl_events": 500, "rl_days": 365,
+    },
+}
+ALL_CASES = ("scaling", "throughput", "memory", "state", "ratelimit")
+
+
+# --------------------------------------------------------------------------- sandbox process
+
+
+def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
+    """Child process: serve the sandbox until SIGTERM, then dump its request log."""
+    sys.path.insert(0, str(ROOT))
+    import resource
+
+    from tap_braze_series.sandbox import Sandbox, SandboxConfig
+
+    spec = json.loads(Path(spec_path).read_text())
+    limits = spec.get("rate_limits")
+    cfg = SandboxConfig(
+        seed=spec.get("seed", 7),
+        n_canvases=spec.get("canvases", 0),
+        n_campaigns=spec.get("campaigns", 0),
+        n_segments=spec.get("segments", 0),
+        n_events=spec.get("events", 0),
+        n_products=spec.get("products", 0),
+        now=dt.datetime.fromisoformat(spec["now"]),
+        history_start=dt.date.fromisoformat(spec["history_start"]),
+        latency=spec.get("latency", 0.0),
+        rate_limits={k: (int(v[0]), float(v[1])) for k, v in limits.items()} if limits else None,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sandbox = Sandbox(cfg, host="127.0.0.1", port=0)
+    sandbox.start()
+    ws = sandbox.workspace
+    info = {
+        "url": sandbox.url,
+        "api_key": sandbox.api_key,
+        "pid": os.getpid(),
+        "counts": {
+            "canvases": len(ws.canvases),
+            "active_canvases": len(ws.active_canvases),
+            "campaigns": len(ws.campaigns),
+            "active_campaigns": len(ws.active_campaigns),
+            "segments": len(ws.segments),
+            "tracked_segments": sum(1 for s in ws.segments if s.analytics_tracking_enabled),
+            "events": len(ws.events),
+            "products": len(ws.products),
+        },
+    }
+    tmp = ready_path + ".tmp"
+    Path(tmp).write_text(json.dumps(info))
+    os.replace(tmp, ready_path)
+    while not stop.wait(0.2):
+        pass
+    sandbox.stop()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    log = [
+        [r.path, r.status, round(r.started, 6), round(r.duration, 6), r.in_flight]
+        for r in sandbox.request_log.snapshot()
+    ]
+    Path(log_path).write_text(json.dumps({
+        "requests": log,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "internal_errors": len(sandbox.internal_errors),
+    }))
+    return 0
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a live process, seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class SandboxProcess:
+    """The sandbox in a separate process (its CPU is not counted as the tap's)."""
+
+    def __init__(self, workdir: Path, **spec: Any) -> None:
+        self.workdir = workdir
+        self.spec = {"now": SANDBOX_NOW, "history_start": HISTORY_START, **spec}
+        self.info: dict[str, Any] = {}
+        self.log: dict[str, Any] = {}
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> SandboxProcess:
+        spec_path = self.workdir / "sandbox-spec.json"
+        self.ready = self.workdir / "sandbox-ready.json"
+        self.log_path = self.workdir / "sandbox-log.json"
+        for path in (self.ready, self.log_path):
+            path.unlink(missing_ok=True)
+        spec_path.write_text(json.dumps(self.spec))
+        self.proc = subprocess.Popen(
+            [PYTHON, str(Path(__file__).resolve()), "_sandbox", str(spec_path), str(self.ready),
+             str(self.log_path)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "sandbox-stderr.log", "wb"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 120
+        while not self.ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited early; see {self.workdir}/sandbox-stderr.log")
+            if time.monotonic() > deadline:
+                raise RuntimeError("sandbox did not start within 120 s")
+            time.sleep(0.05)
+        self.info = json.loads(self.ready.read_text())
+        return self
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return _proc_cpu(self.proc.pid)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log_path.exists():
+            self.log = json.loads(self.log_path.read_text())
+
+
+# --------------------------------------------------------------------------- tap process
+
+
+@dataclass
+class TapRun:
+    returncode: int = 0
+    wall: float = 0.0
+    user: float = 0.0
+    sys: float = 0.0
+    maxrss_mb: float = 0.0
+    records: int = 0
+    by_stream: dict[str, int] = field(default_factory=dict)
+    state_msgs: int = 0
+    state_bytes: int = 0
+    last_state_bytes: int = 0
+    last_state_partitions: int = 0
+    other_msgs: int = 0
+    stdout_bytes: int = 0
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    stderr_tail: str = ""
+    governor_waits_logged: int = 0
+    retries_logged: int = 0
+    rate_limited_logged: int = 0
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+
+_RECORD = b'{"type":"RECORD"'
+_RECORD_STREAM = b'{"type":"RECORD","stream":"'
+_STATE = b'{"type":"STATE"'
+_SCHEMA = b'{"type":"SCHEMA","stream":"'
+
+
+class SingerCounter:
+    """Counts Singer messages in a byte stream, chunk by chunk (cheap: bytes.count)."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.by_stream: Counter[str] = Counter()
+        self.streams: list[bytes] = []
+        self.state_msgs = 0
+        self.state_bytes = 0
+        self.last_state = b""
+        self.lines = 0
+        self.total = 0
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        buf = self._carry + data
+        cut = buf.rfind(b"\n") + 1
+        self._carry = buf[cut:]
+        if cut:
+            self._count(buf[:cut])
+
+    def close(self) -> None:
+        if self._carry:
+            self._count(self._carry + b"\n")
+            self._carry = b""
+
+    def _count(self, chunk: bytes) -> None:
+        self.lines += chunk.count(b"\n")
+        pos = chunk.find(_SCHEMA)
+        while pos >= 0:
+            start = pos + len(_SCHEMA)
+            name = chunk[start:chunk.index(b'"', start)]
+            if name not in self.streams:
+                self.streams.append(name)
+            pos = chunk.find(_SCHEMA, start)
+        self.records += chunk.count(_RECORD)
+        for name in self.streams:
+            n = chunk.count(_RECORD_STREAM + name + b'"')
+            if n:
+                self.by_stream[name.decode()] += n
+        pos = chunk.find(_STATE)
+        while pos >= 0:
+            end = chunk.index(b"\n", pos)
+            self.state_msgs += 1
+            self.state_bytes += end - pos + 1
+            self.last_state = chunk[pos:end]
+            pos = chunk.find(_STATE, end)
+
+
+_catalog_cache: dict[str, dict] = {}
+
+
+def catalog_for(config: dict[str, Any], streams: tuple[str, ...], workdir: Path) -> dict:
+    key = json.dumps({k: config.get(k) for k in ("app_ids",)}, sort_keys=True)
+    if key not in _catalog_cache:
+        path = workdir / "discover-config.json"
+        path.write_text(json.dumps(config))
+        out = subprocess.run(
+            [*TAP_CMD, "--config", str(path), "--discover"],
+            cwd=ROOT, capture_output=True, check=True,
+        )
+        _catalog_cache[key] = json.loads(out.stdout)
+    catalog = json.loads(json.dumps(_catalog_cache[key]))
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def run_tap(
+    config: dict[str, Any],
+    streams: tuple[str, ...],
+    workdir: Path,
+    state: dict | None = None,
+    timeout: float = 3600,
+) -> TapRun:
+    """Run the tap as a subprocess, count its output here, rusage from wait4()."""
+    config_path = workdir / "tap-config.json"
+    config_path.write_text(json.dumps(config))
+    catalog_path = workdir / "tap-catalog.json"
+    catalog_path.write_text(json.dumps(catalog_for(config, streams, workdir)))
+    command = [*TAP_CMD, "--config", str(config_path), "--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = workdir / "tap-state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    stderr_path = workdir / "tap-stderr.log"
+    counter = SingerCounter()
+    run = TapRun()
+    samples: list[tuple[float, float]] = []
+    with open(stderr_path, "wb") as stderr:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr,
+                                bufsize=0)
+        done = threading.Event()
+
+        def sample_rss() -> None:
+            status = Path(f"/proc/{proc.pid}/status")
+            while not done.wait(0.1):
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            samples.append((time.monotonic() - started, int(line.split()[1]) / 1024))
+                            break
+                except OSError:
+                    return
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        assert proc.stdout is not None
+        read = proc.stdout.read
+        while True:
+            data = read(1 << 20)
+            if not data:
+                break
+            counter.feed(data)
+        counter.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        run.wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        killer.cancel()
+        done.set()
+        sampler.join()
+    run.returncode = proc.returncode
+    run.user, run.sys = usage.ru_utime, usage.ru_stime
+    run.maxrss_mb = usage.ru_maxrss / 1024
+    run.records = counter.records
+    run.by_stream = dict(counter.by_stream)
+    run.state_msgs = counter.state_msgs
+    run.state_bytes = counter.state_bytes
+    run.last_state_bytes = len(counter.last_state)
+    if counter.last_state:
+        value = json.loads(counter.last_state)["value"]
+        run.last_state_partitions = sum(
+            len(s.get("partitions", [])) for s in value.get("bookmarks", {}).values()
+        )
+    run.other_msgs = counter.lines - counter.records - counter.state_msgs
+    run.stdout_bytes = counter.total
+    run.rss_samples = [(round(t, 2), round(r, 1)) for t, r in samples]
+    text = stderr_path.read_text(errors="replace")
+    run.governor_waits_logged = text.count("Rate governor:")
+    run.retries_logged = text.count("retry ")
+    run.rate_limited_logged = text.count("429 rate limited")
+    if run.returncode != 0:
+        run.stderr_tail = "\n".join(text.splitlines()[-15:])
+    return run
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def tap_config(url: str, api_key: str, days: int, workers: int, **extra: Any) -> dict:
+    start = END_DATE - dt.timedelta(days=days - 1)
+    return {
+        "api_url": url,
+        "api_key": api_key,
+        "start_date": start.isoformat(),
+        "end_date": END_DATE.isoformat(),
+        "company_timezone": "UTC",
+        "max_workers": workers,
+        **extra,
+    }
+
+
+def entity_count(family: str, counts: dict[str, int]) -> int:
+    return counts["active_canvases"] if family == "canvas" else counts["events"]
+
+
+def minimum_requests(family: str, counts: dict[str, int], days: int) -> dict[str, int]:
+    """The fewest requests that read the workload: list pages + windows per entity.
+
+    A paged list needs n // page + 1 pages (the client learns the end from a short
+    page); a series needs ceil(buckets / max length) windows per partition.
+    """
+    fam = FAMILIES[family]
+    n = entity_count(family, counts)
+    buckets = days * (24 if fam["unit"] == "hour" else 1)  # UTC: no DST
+    per_entity = math.ceil(buckets / fam["max"])
+    pages = n // fam["page"] + 1
+    return {"list": pages, "series": n * per_entity, "total": pages + n * per_entity,
+            "per_entity": per_entity, "entities": n}
+
+
+def log_stats(log: dict[str, Any], series_path: str) -> dict[str, Any]:
+    requests = log.get("requests", [])
+    by_path = Counter(r[0] for r in requests)
+    statuses = Counter(r[1] for r in requests)
+    series = [r for r in requests if r[0] == series_path]
+    out: dict[str, Any] = {
+        "requests": len(requests),
+        "by_path": dict(by_path),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "n429": statuses.get(429, 0),
+        "sandbox_cpu": log.get("cpu"),
+        "internal_errors": log.get("internal_errors"),
+    }
+    if series:
+        first = min(r[2] for r in series)
+        last = max(r[2] + r[3] for r in series)
+        span = max(last - first, 1e-9)
+        out.update(
+            series_first=first,
+            series_span=span,
+            mean_in_flight=sum(r[3] for r in series) / span,
+            max_in_flight=max(r[4] for r in series),
+            mean_duration_ms=1000 * statistics.fmean(r[3] for r in series),
+        )
+    return out
+
+
+def rate_limit_ideal(n: int, limit: int, window: float, rate_cap: float, t0: float,
+                     latency: float) -> float:
+    """Earliest completion of n requests from t0 under a fixed-window limit.
+
+    Fluid model: at most `rate_cap` requests/s (workers / latency), at most `limit`
+    per window aligned on multiples of `window` from the epoch (how Braze and the
+    sandbox count), the last response `latency` after its request.
+    """
+    t, left, used = t0, float(n), 0.0
+    w_end = (math.floor(t0 / window) + 1) * window
+    while left > 1e-9:
+        k = min(left, limit - used, (w_end - t) * rate_cap if math.isfinite(rate_cap) else left)
+        k = max(k, 0.0)
+        t += k / rate_cap if math.isfinite(rate_cap) else 0.0
+        left -= k
+        used += k
+        if left > 1e-9 and (used >= limit - 1e-9 or t >= w_end - 1e-9):
+            t = max(t, w_end)
+            w_end += window
+            used = 0.0
+    return t - t0 + latency
+
+
+@dataclass
+class CaseResult:
+    case: str
+    label: str
+    family: str
+    entities: int
+    days: int
+    latency: float
+    workers: int
+    minimum: dict[str, int]
+    log: dict[str, Any]
+    run: TapRun
+    sandbox_cpu: float
+    ideal: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, startup: float) -> dict[str, Any]:
+        run = self.run
+        made = self.log["requests"]
+        return {
+            "label": self.label,
+            "entities": self.entities,
+            "days": self.days,
+            "requests": made,
+            "minimum": self.minimum["total"],
+            "extra": made - self.minimum["total"],
+            "n429": self.log["n429"],
+            "wall": run.wall,
+            "ideal": self.ideal,
+            "ratio": run.wall / self.ideal if self.ideal > 0 else float("nan"),
+            "ratio_net": (run.wall - startup) / self.ideal if self.ideal > 0 else float("nan"),
+            "records": run.records,
+            "rec_per_s": run.records / run.wall if run.wall else 0.0,
+            "cpu": run.cpu,
+            "user": run.user,
+            "sys": run.sys,
+            "rec_per_cpu": run.records / run.cpu if run.cpu else 0.0,
+            "rss": run.maxrss_mb,
+            "sandbox_cpu": self.sandbox_cpu,
+            "in_flight": self.log.get("mean_in_flight", float("nan")),
+            "req_ms": self.log.get("mean_duration_ms", float("nan")),
+        }
+
+
+def run_case(
+    case: str,
+    label: str,
+    family: str,
+    *,
+    n: int,
+    days: int,
+    latency: float,
+    workers: int,
+    workdir: Path,
+    rate_limits: dict[str, tuple[int, float]] | None = None,
+    tap_extra: dict[str, Any] | None = None,
+) -> CaseResult:
+    kind = FAMILIES[family]["entity"]
+    spec: dict[str, Any] = {kind: n, "latency": latency}
+    if rate_limits:
+        spec["rate_limits"] = rate_limits
+    casedir = workdir / f"{case}-{label}".replace(" ", "_").replace("/", "_")
+    casedir.mkdir(parents=True, exist_ok=True)
+    with SandboxProcess(casedir, **spec) as sandbox:
+        config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
+                            **(tap_extra or {}))
+        cpu0 = sandbox.cpu()
+        run = run_tap(config, FAMILIES[family]["streams"], casedir)
+        sandbox_cpu = sandbox.cpu() - cpu0
+    if run.returncode != 0:
+        raise RuntimeError(f"{case} {label}: the tap failed ({run.returncode}):\n{run.stderr_tail}")
+    counts = sandbox.info["counts"]
+    minimum = minimum_requests(family, counts, days)
+    stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
+    ideal = minimum["total"] * latency / workers
+    extra: dict[str, Any] = {"counts": counts}
+    if rate_limits:
+        pool, (limit, window) = next(iter(rate_limits.items()))
+        rate_cap = workers / latency if latency > 0 else math.inf
+        steady = minimum["series"] * window / limit
+        phase = rate_limit_ideal(minimum["series"], limit, window, rate_cap,
+                                 stats.get("series_first", time.time()), latency)
+        extra.update(pool=pool, limit=limit, window=window, steady_ideal=steady,
+                     phase_ideal=phase)
+        ideal = max(ideal, steady)
+        extra["windows"] = window_usage(sandbox.log, window)
+    return CaseResult(case, label, family, minimum["entities"], days, latency, workers,
+                      minimum, stats, run, sandbox_cpu, ideal, extra)
+
+
+def window_usage(log: dict[str, Any], window: float) -> dict[str, Any]:
+    """Requests per aligned rate-limit window (default pool), as the sandbox counted them."""
+    per: Counter[int] = Counter()
+    for path, status, started, _duration, _ in log.get("requests", []):
+        if path in ("/events/list", "/purchases/product_list"):
+            continue  # lists_1000 pool
+        if status == 429:
+            continue
+        per[int(started // window)] += 1
+    if not per:
+        return {}
+    counts = [per[i] for i in range(min(per), max(per) + 1)]
+    return {"per_window": counts, "max": max(counts), "full_windows": counts[1:-1]}
+
+
+def measure_startup(workdir: Path, workers: int) -> TapRun:
+    """The fixed cost: interpreter, imports, catalog, one list page, no series."""
+    casedir = workdir / "startup"
+    casedir.mkdir(parents=True, exist_ok=True)
+    with SandboxProcess(casedir, events=0, latency=0.0) as sandbox:
+        config = tap_config(sandbox.info["url"], sandbox.info["api_key"], 3, workers)
+        runs = [run_tap(config, FAMILIES["events"]["streams"], casedir) for _ in range(3)]
+    return min(runs, key=lambda r: r.wall)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(r if isinstance(r, str) else fmt(r) for r in row) + " |")
+    return "\n".join(lines)
+
+
+def extra_paths(result: CaseResult) -> str:
+    series_path = FAMILIES[result.family]["series_path"]
+    list_path = {"canvas": "/canvas/list", "events": "/events/list",
+                 "events_hourly": "/events/list"}[result.family]
+    others = {p: c for p, c in result.log["by_path"].items() if p not in (series_path, list_path)}
+    parts = []
+    made_series = result.log["by_path"].get(series_path, 0)
+    if made_series != result.minimum["series"]:
+        parts.append(f"{series_path} {made_series - result.minimum['series']:+d}")
+    made_list = result.log["by_path"].get(list_path, 0)
+    if made_list != result.minimum["list"]:
+        parts.append(f"{list_path} {made_list - result.minimum['list']:+d}")
+    parts += [f"{p} {c}" for p, c in sorted(others.items())]
+    return ", ".join(parts) or "none"
+
+
+def report_scaling(results: list[CaseResult], startup: float) -> str:
+    rows = []
+    for r in results:
+        d = r.row(startup)
+        rows.append([
+            r.label, d["entities"], d["requests"], d["minimum"], extra_paths(r), d["n429"],
+            d["wall"], d["ideal"], f"{d['ratio']:.2f}", f"{d['ratio_net']:.2f}",
+            d["in_flight"], d["records"], d["rec_per_s"], d["cpu"], d["rec_per_cpu"],
+            d["sandbox_cpu"], d["rss"],
+        ])
+    return table(
+        ["case", "entities", "requests", "minimum", "extra requests", "429s", "wall s",
+         "ideal s", "wall/ideal", "(wall−startup)/ideal", "mean in flight", "records",
+         "records/s wall", "tap CPU s", "records/CPU-s", "sandbox CPU s", "peak RSS MB"],
+        rows,
+    )
+
+
+def report_throughput(results: list[CaseResult]) -> str:
+    rows = []
+    for r in results:
+        d = r.row(0.0)
+        rows.append([
+            r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
+            d["wall"], d["rec_per_s"], d["user"], d["sys"], d["cpu"], d["rec_per_cpu"],
+            1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"],
+        ])
+    return table(
+        ["case", "events", "days", "requests", "minimum", "records", "wall s",
+         "records/s wall", "tap user s", "tap sys s", "tap CPU s", "records/CPU-s",
+         "µs CPU/record", "sandbox CPU s", "peak RSS MB"],
+        rows,
+    )
+
+
+def report_memory(results: list[CaseResult]) -> str:
+    rows = []
+    for r in results:
+        d = r.row(0.0)
+        late = [s for t, s in r.run.rss_samples if t >= r.run.wall / 2]
+        rows.append([
+            r.label, d["entities"], d["days"], d["requests"], d["records"],
+            r.run.stdout_bytes / 1e6, d["wall"], d["rss"],
+            max(late) if late else float("nan"),
+        ])
+    return table(
+        ["case", "entities", "days", "requests", "records", "stdout MB", "wall s",
+         "peak RSS MB", "max RSS 2nd half MB"],
+        rows,
+    )
+
+
+def report_state(results: list[CaseResult]) -> str:
+    rows = []
+    base = results[0]
+    for r in results:
+        d = r.row(0.0)
+        scale = r.entities / base.entities
+        rows.append([
+            r.label, d["entities"], r.run.last_state_partitions, d["requests"], d["records"],
+            r.run.state_msgs, r.run.state_bytes, r.run.last_state_bytes,
+            r.run.state_bytes / max(r.entities, 1), f"{r.run.state_bytes / base.run.state_bytes / scale:.2f}",
+            d["cpu"], 1000 * d["cpu"] / max(r.entities, 1),
+            f"{d['cpu'] / base.run.cpu / scale:.2f}", d["wall"], d["rss"],
+        ])
+    return table(
+        ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
+         "STATE bytes", "last STATE bytes", "STATE bytes/partition", "bytes growth ÷ linear",
+         "tap CPU s", "ms CPU/partition", "CPU growth ÷ linear", "wall s", "peak RSS MB"],
+        rows,
+    )
+
+
+def report_ratelimit(results: list[CaseResult]) -> str:
+    rows = []
+    for r in results:
+        d = r.row(0.0)
+        x = r.extra
+        windows = x.get("windows", {})
+        full = windows.get("full_windows") or []
+        rows.append([
+            r.label, f"{x['limit']}/{x['window']:g}s", d["requests"], d["minimum"], d["n429"],
+            r.run.governor_waits_logged, windows.get("max", 0),
+            statistics.fmean(full) if full else float("nan"),
+            r.log.get("series_span", float("nan")), x["phase_ideal"], x["steady_ideal"],
+            d["wall"], f"{d['wall'] / x['steady_ideal']:.2f}",
+            f"{r.log.get('series_span', float('nan')) / x['phase_ideal']:.2f}",
+        ])
+    return table(
+        ["case", "limit", "requests", "minimum", "429s", "governor waits ≥1 s logged",
+         "max per window", "mean per full window", "series span s", "phase-aware ideal s",
+         "steady ideal s (N/limit·window)", "tap wall s", "wall/steady ideal",
+         "span/phase-aware ideal"],
+        rows,
+    )
+
+
+def linear_verdict(results: list[CaseResult], key: str) -> str:
+    base = results[0]
+    worst = 0.0
+    for r in results[1:]:
+        scale = r.entities / base.entities
+        value = getattr(r.run, key) if key != "cpu" else r.run.cpu
+        base_value = getattr(base.run, key) if key != "cpu" else base.run.cpu
+        worst = max(worst, (value / base_value) / scale)
+    return f"{worst:.2f}"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def machine() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GB"
+    from importlib.metadata import version
+
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} RAM, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, "
+            f"singer-sdk {version('singer-sdk')}, msgspec {version('msgspec')}")
+
+
+def main_bench(args: argparse.Namespace) -> int:
+    size = SIZES["quick" if args.quick else "full" if args.full else "default"]
+    cases = [c.strip() for c in args.cases.split(",")] if args.cases else list(ALL_CASES)
+    for case in cases:
+        if case not in ALL_CASES:
+            raise SystemExit(f"unknown case {case!r}; known: {', '.join(ALL_CASES)}")
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tap-braze-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    lat, workers = args.latency, args.workers
+    out: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "mode": "quick" if args.quick else "full" if args.full else "default",
+        "latency": lat,
+        "workers": workers,
+        "sizes": size,
+        "cases": {},
+    }
+    print(f"# tap-braze-series benchmarks — {out['date']}")
+    print(f"machine: {out['machine']}")
+    print(f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
+          f"workdir {workdir}\n", flush=True)
+
+    startup = measure_startup(workdir, workers)
+    out["startup"] = {"wall": startup.wall, "cpu": startup.cpu, "rss": startup.maxrss_mb}
+    print(f"startup (0 entities, best of 3): wall {startup.wall:.2f} s, tap CPU "
+          f"{startup.cpu:.2f} s, peak RSS {startup.maxrss_mb:.0f} MB\n", flush=True)
+
+    def progress(result: CaseResult) -> None:
+        d = result.row(startup.wall)
+        print(f"  {result.case:<10} {result.label:<28} requests {d['requests']:>6} "
+              f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
+              f"{d['ideal']:6.2f} s records {d['records']:>8} CPU {d['cpu']:6.2f} s "
+              f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB", flush=True)
+        out["cases"].setdefault(result.case, []).append({
+            **{k: v for k, v in asdict(result).items() if k not in ("run",)},
+            "run": {k: v for k, v in asdict(result.run).items()},
+            "row": d,
+        })
+
+    sections: list[str] = []
+    if "scaling" in cases:
+        results = []
+        for family, days in (("canvas", size["canvas_days"]), ("events", size["event_days"])):
+            for n in size["scale_entities"]:
+                r = run_case("scaling", f"{family} n={n} {days}d", family, n=n, days=days,
+                             latency=lat, workers=workers, workdir=workdir)
+                progress(r)
+                results.append(r)
+        sections.append(
+            f"## Scaling (latency {lat * 1000:g} ms, {workers} workers; canvases = the 4 canvas "
+            f"streams over {size['canvas_days']} days, events = event_data_series over "
+            f"{size['event_days']} days)\n\n"
+            + report_scaling(results, startup.wall)
+            + f"\n\nideal = minimum requests × latency / workers; startup = {startup.wall:.2f} s "
+            "(a run with no entities). Canvas n = canvases created; entities = active (listed) "
+            "canvases."
+        )
+    if "throughput" in cases:
+        results = []
+        r = run_case("throughput", f"events hourly n={size['thr_events']}", "events_hourly",
+                     n=size["thr_events"], days=size["thr_days"], latency=0.0, workers=workers,
+                     workdir=workdir)
+        progress(r)
+        results.append(r)
+        r = run_case("throughput", f"events daily n={size['thr_events'] * 10}", "events",
+                     n=size["thr_events"] * 10, days=size["thr_days"], latency=0.0,
+                     workers=workers, workdir=workdir)
+        progress(r)
+        results.append(r)
+        sections.append("## Record throughput (latency 0)\n\n" + report_throughput(results))
+    if "memory" in cases:
+        results = []
+        for family, n in (("canvas", size["mem_canvases"]), ("events_hourly", size["mem_events"])):
+            for days in size["mem_days"]:
+                r = run_case("memory", f"{family} n={n} {days}d", family, n=n, days=days,
+                             latency=0.0, workers=workers, workdir=workdir)
+                progress(r)
+                results.append(r)
+        sections.append("## Memory: same entities, short vs long history (latency 0)\n\n"
+                        + report_memory(results))
+    if "state" in cases:
+        results = []
+        for n in size["state_entities"]:
+            r = run_case("state", f"events n={n} {size['state_days']}d", "events", n=n,
+                         days=size["state_days"], latency=0.0, workers=workers, workdir=workdir)
+            progress(r)
+            results.append(r)
+        sections.append(
+            "## State cost vs partitions (events daily, latency 0)\n\n" + report_state(results)
+            + f"\n\nworst growth ÷ linear: STATE bytes {linear_verdict(results, 'state_bytes')}, "
+            f"tap CPU {linear_verdict(results, 'cpu')} (1.00 = exactly linear)"
+        )
+    if "ratelimit" in cases:
+        results = []
+        limit = (args.rl_limit, args.rl_window)
+        r = run_case("ratelimit", f"events n={size['rl_events']} {size['rl_days']}d", "events",
+                     n=size["rl_events"], days=size["rl_days"], latency=lat, workers=workers,
+                     workdir=workdir, rate_limits={"default": limit})
+        progress(r)
+        results.append(r)
+        sections.append(
+            f"## Rate limit (sandbox default pool {limit[0]} requests / {limit[1]:g} s, latency "
+            f"{lat * 1000:g} ms, {workers} workers)\n\n" + report_ratelimit(results)
+            + "\n\nper-window counts (default pool, aligned windows): "
+            + str(r.extra.get("windows", {}).get("per_window"))
+        )
+
+    print()
+    for section in sections:
+        print(section + "\n")
+    results_path = Path(args.json) if args.json else HERE / "results" / (
+        f"{out['mode']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(out, indent=1, default=str))
+    print(f"raw results: {results_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- profile
+
+PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("SDK writer: msgspec encode + stdout write/flush",
+     ("singer_sdk/contrib/msgspec", "singer_sdk/singerlib/encoding", "singer_sdk/io_base",
+      "msgspec", "BufferedWriter", "TextIOWrapper", "'write'", "'flush'")),
+    ("SDK messages (RecordMessage, to_dict, time_extracted)",
+     ("singer_sdk/singerlib/messages", "singer_sdk/helpers/_util", "dataclasses",
+      "singer_sdk/singerlib/_util")),
+    ("SDK stream maps", ("singer_sdk/mapper",)),
+    ("SDK selection/conformance (pop_deselected, conform)",
+     ("singer_sdk/helpers/_typing", "singer_sdk/helpers/_catalog", "singer_sdk/singerlib/catalog")),
+    ("SDK metrics/logging", ("singer_sdk/metrics", "logging/")),
+    ("SDK state", ("singer_sdk/helpers/_state", "singer_sdk/streams/_state")),
+    ("SDK record loop (core.py, tap)", ("singer_sdk/streams/core", "singer_sdk/tap_base",
+                                        "singer_sdk/plugin_base")),
+    ("tap shapes.py (shaping)", ("tap_braze_series/shapes",)),
+    ("tap windows.py (time parsing/formatting)", ("tap_braze_series/windows",)),
+    ("tap state.py (bookmarks)", ("tap_braze_series/state",)),
+    ("tap feed.py (ordering, spool)", ("tap_braze_series/feed", "pickle", "tempfile")),
+    ("tap streams.py / tap.py", ("tap_braze_series/streams", "tap_braze_series/tap")),
+    ("benchmark harness (counting sink; not the tap's)", ("benchmarks/run.py",)),
+    ("waiting for worker threads (future.result)", ("concurrent/futures", "threading",
+                                                   "acquire")),
+]
+
+
+def _category(func: tuple[str, int, str]) -> str | None:
+    filename, _, name = func
+    text = f"{filename}:{name}"
+    for label, needles in PROFILE_CATEGORIES:
+        if any(n in text for n in needles):
+            return label
+    return None
+
+
+def attribute(stats: Any) -> dict[str, float]:
+    """Self time per category; a builtin's time goes to the category of its caller."""
+    totals: Counter[str] = Counter()
+    raw = stats.stats
+    for func, (_cc, _nc, tt, _ct, callers) in raw.items():
+        category = _category(func) if func[0] != "~" else None
+        if func[0] == "~":
+            # Builtins (C functions): own category if named, else their callers'.
+            own = _category(func)
+            if own is not None and own.startswith(("SDK writer", "waiting")):
+                totals[own] += tt
+                continue
+            spent = 0.0
+            for caller, values in callers.items():
+                c_tt = values[2]
+                totals[_category(caller) or f"other: {Path(caller[0]).name}:{caller[2]}"] += c_tt
+                spent += c_tt
+            if tt - spent > 1e-6:
+                totals[f"other: {func[2]}"] += tt - spent
+            continue
+        totals[category or f"other: {Path(func[0]).name}:{func[2]}"] += tt
+    return dict(totals)
+
+
+def profile_workload(label: str, family: str, n: int, days: int, workers: int,
+                     workdir: Path, top: int) -> dict[str, Any]:
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(ROOT))
+    from tap_braze_series.tap import TapBrazeSeries
+
+    casedir = workdir / f"profile-{family}"
+    casedir.mkdir(parents=True, exist_ok=True)
+    kind = FAMILIES[family]["entity"]
+    result: dict[str, Any] = {"label": label}
+    with SandboxProcess(casedir, **{kind: n, "latency": 0.0}) as sandbox:
+        config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers)
+        catalog = catalog_for(config, FAMILIES[family]["streams"], casedir)
+
+        def once(profiler: Any | None) -> tuple[float, float, float, int]:
+            tap = TapBrazeSeries(config=config, catalog=catalog, state=None,
+                                 validate_config=True)
+            sink = _CountingStdout()
+            saved_stdout = sys.stdout
+            saved_fd2 = os.dup(2)
+            err = os.open(casedir / f"profile-stderr-{'p' if profiler else 'n'}.log",
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(err, 2)
+            sys.stdout = sink  # type: ignore[assignment]
+            wall0, proc0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
+            try:
+                if profiler is not None:
+                    profiler.enable()
+                tap.sync_all()
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                wall = time.perf_counter() - wall0
+                proc_cpu = time.process_time() - proc0
+                main_cpu = time.thread_time() - thread0
+                sys.stdout = saved_stdout
+                os.dup2(saved_fd2, 2)
+                os.close(saved_fd2)
+                os.close(err)
+                sink.close()
+            with contextlib.suppress(Exception):
+                tap.runtime.executor().shutdown(wait=True)
+            return wall, proc_cpu, main_cpu, sink.buffer.records
+
+        wall, proc_cpu, main_cpu, records = once(None)
+        profiler = cProfile.Profile()
+        p_wall, p_proc, p_main, p_records = once(profiler)
+    prof_path = HERE / "results" / f"profile-{family}.prof"
+    prof_path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(prof_path)
+    stats = pstats.Stats(profiler)
+    total_tt = sum(v[2] for v in stats.stats.values())
+    cats = attribute(stats)
+    result.update(
+        records=records, wall=wall, process_cpu=proc_cpu, main_thread_cpu=main_cpu,
+        worker_threads_cpu=proc_cpu - main_cpu,
+        profiled_wall=p_wall, profiled_main_cpu=p_main, profile_total=total_tt,
+        prof_file=str(prof_path),
+    )
+    scale = main_cpu / total_tt if total_tt else 1.0  # undo cProfile's overhead
+    rows = []
+    for label_, seconds in sorted(cats.items(), key=lambda kv: -kv[1]):
+        if seconds / total_tt < 0.005:
+            continue
+        rows.append([label_, seconds, f"{100 * seconds / total_tt:.1f}%",
+                     1e6 * seconds / max(p_records, 1), 1e6 * seconds * scale / max(records, 1)])
+    result["categories"] = {k: v for k, v in cats.items()}
+    result["table"] = table(
+        ["component (main thread self time; builtins charged to their caller)",
+         "profiled s", "share", "µs/record profiled", "µs/record est. unprofiled"],
+        rows,
+    )
+    # Top functions by self time.
+    top_rows = []
+    for func, (cc, nc, tt, ct, _callers) in sorted(stats.stats.items(),
+                                                  key=lambda kv: -kv[1][2])[:top]:
+        filename, line, name = func
+        short = filename
+        for marker in ("site-packages/", "tap_braze_series/", "lib/python3.11/"):
+            if marker in filename:
+                short = filename.split(marker, 1)[1]
+                break
+        top_rows.append([f"`{short}:{line}({name})`", nc, tt, ct, 1e6 * tt / max(p_records, 1)])
+    result["top"] = table(["function", "calls", "tottime s", "cumtime s", "µs/record"], top_rows)
+    return result
+
+
+class _CountingBuffer:
+    """stdout.buffer for the in-process run: /dev/null, counting RECORD messages."""
+
+    def __init__(self) -> None:
+        self._file = open(os.devnull, "wb")  # noqa: SIM115  (a BufferedWriter, like stdout)
+        self.records = 0
+
+    def write(self, data: Any) -> int:
+        if data.startswith(_RECORD):
+            self.records += 1
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _CountingStdout:
+    """sys.stdout stand-in: the SDK writes to .buffer and calls flush() per message."""
+
+    def __init__(self) -> None:
+        self.buffer = _CountingBuffer()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text.encode())
+
+    def flush(self) -> None:
+        self.buffer.flush()
+
+    def close(self) -> None:
+        self.buffer.close()
+
+
+def main_profile(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tap-braze-profile-"))
+    n_events = 20 if args.quick else 50
+    n_canvas = 20 if args.quick else 50
+    print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+    print(f"machine: {machine()}\n")
+    results = []
+    for label, family, n, days in (
+        (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,
+         365),
+        (f"canvas family (4 streams), {n_canvas} canvases × 91 days, latency 0", "canvas",
+         n_canvas, 91),
+    ):
+        r = profile_workload(label, family, n, days, args.workers, workdir, args.top)
+        results.append(r)
+        print(f"## {label}\n")
+        print(f"records {r['records']:,}; unprofiled: wall {r['wall']:.2f} s, process CPU "
+              f"{r['process_cpu']:.2f} s (main thread {r['main_thread_cpu']:.2f} s = "
+              f"{1e6 * r['main_thread_cpu'] / max(r['records'], 1):.1f} µs/record, worker "
+              f"threads {r['worker_threads_cpu']:.2f} s = "
+              f"{1e6 * r['worker_threads_cpu'] / max(r['records'], 1):.1f} µs/record); "
+              f"{r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s in-process "
+              f"(stdout = /dev/null)")
+        print(f"profiled: main thread CPU {r['profiled_main_cpu']:.2f} s, profile total "
+              f"{r['profile_total']:.2f} s; {r['prof_file']}\n")
+        print(r["table"] + "\n")
+        print(f"Top {args.top} functions by self time:\n")
+        print(r["top"] + "\n", flush=True)
+    path = HERE / "results" / f"profile-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=1, default=str))
+    print(f"raw results: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py",
+        description="Benchmark tap-braze-series against the sandbox (issue 6): requests vs "
+        "minimum, wall vs ideal, 429s, records per CPU-second, peak RSS, STATE cost.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Cases: " + ", ".join(ALL_CASES) + ". Sizes per mode:\n" + "\n".join(
+            f"  {mode}: {json.dumps(s)}" for mode, s in SIZES.items()),
+    )
+    parser.add_argument("--latency", type=float, default=0.05,
+                        help="sandbox latency per response in seconds for the scaling and "
+                        "rate-limit cases (default: %(default)s); throughput, memory and "
+                        "state run at 0")
+    parser.add_argument("--workers", type=int, default=8,
+                        help="the tap's max_workers (default: %(default)s)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    mode.add_argument("--full", action="store_true",
+                      help="large sizes (1,000 events × 1 year hourly = 8.8M records, ...)")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: all)")
+    parser.add_argument("--rl-limit", type=int, default=200,
+                        help="rate-limit case: requests per window (default: %(default)s)")
+    parser.add_argument("--rl-window", type=float, default=5.0,
+                        help="rate-limit case: window seconds (default: %(default)s)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the cases, profile an in-process run under cProfile")
+    parser.add_argument("--top", type=int, default=25,
+                        help="--profile: how many functions to list (default: %(default)s)")
+    parser.add_argument("--json", default=None,
+                        help="where to write raw results (default: benchmarks/results/)")
+    parser.add_argument("--workdir", default=None,
+                        help="keep configs, logs and sandbox logs here (default: a temp dir)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_sandbox"]:
+        return sandbox_main(*argv[1:4])
+    args = build_parser().parse_args(argv)
+    if args.profile:
+        return main_profile(args)
+    return main_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Singer output: msgspec serialisation, flushed at STATE messages instead of every line.
+
+The SDK's writers flush stdout after every message, a system call per record
+that costs about a third of a sync's CPU. Records only matter to a target
+together with the STATE message that follows them, so we gather lines in large
+chunks and flush at each STATE (and at exit). A killed run loses at most the
+records after its last STATE, which the next run, resuming from that STATE,
+reads again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import Message, StateMessage
+from typing_extensions import override
+
+# Lines are gathered up to this size before a write: fewer system calls.
+CHUNK = 256 * 1024
+
+
+class StateFlushingWriter(MsgSpecWriter):
+    """MsgSpecWriter that writes in large chunks and flushes after STATE messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = bytearray()
+        atexit.register(self.flush)
+
+    @override
+    def write_message(self, message: Message) -> None:
+        # format_message returns a buffer the serialiser reuses: extend() copies it.
+        self._pending += self.format_message(message)
+        if isinstance(message, StateMessage) or len(self._pending) >= CHUNK:
+            self.flush(force=isinstance(message, StateMessage))
+
+    def flush(self, *, force: bool = True) -> None:
+        """Hand what is gathered to stdout; with `force`, to the reader too."""
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            self._pending.clear()
+        if force:
+            sys.stdout.flush()
