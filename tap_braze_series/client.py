@@ -8,6 +8,7 @@ Authorization header; it is never put in a URL, a log line or an error.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -130,6 +131,13 @@ class BrazeClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # requests re-reads proxy and CA settings from the environment on every
+            # request, scanning os.environ each time; read them once per session.
+            session.proxies.update(requests.utils.get_environ_proxies(self.api_url))
+            session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
+            session.trust_env = False
             session.auth = self._auth
             session.headers["User-Agent"] = self._user_agent
             session.headers["Accept"] = "application/json"
