@@ -216,11 +216,26 @@ class Family:
     def _finish(self, name: str) -> None:
         if self._pending and name in self._pending:
             self._pending.remove(name)
+            if not self._pending:
+                self.log_summary()
         spool = self._spools.pop(name, None)
         if spool is not None:
             spool.close()
         if self._driver == name:
             self._close_results()
+
+    def log_summary(self) -> None:
+        """Say what this run requested and what it skipped, once."""
+        stats = self.stats
+        logger.info("%s: %d requests for %s.", self.path, stats.requests, self.name)
+        for reason, count in stats.issues.counts.most_common():
+            logger.warning(
+                "%s: skipped %d x %s (e.g. %s).",
+                self.path,
+                count,
+                reason,
+                stats.issues.examples.get(reason, ""),
+            )
 
     def close(self) -> None:
         """Stop fetching and drop the spools (end of run or error)."""

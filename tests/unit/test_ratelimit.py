@@ -1,0 +1,138 @@
+"""The rate governor: our hourly budget, and Braze's announced pool limits."""
+
+from __future__ import annotations
+
+import threading
+
+from tap_braze_series.ratelimit import RateGovernor
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(budget: int, clock: FakeClock, window: float = 3600.0) -> RateGovernor:
+    governor = RateGovernor(budget, window=window, clock=clock, wall_clock=clock)
+    # Waiting advances the fake clock instead of sleeping.
+    governor._cond = _AdvancingCondition(clock)
+    return governor
+
+
+class _AdvancingCondition:
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.waited: list[float] = []
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+    def wait(self, timeout: float) -> None:
+        self.waited.append(timeout)
+        self._clock.now += timeout
+
+    def notify_all(self) -> None:
+        pass
+
+
+def test_budget_is_never_exceeded_in_any_rolling_window():
+    clock = FakeClock()
+    governor = make(10, clock, window=60.0)
+    sent = []
+    for _ in range(35):
+        governor.acquire("default")
+        sent.append(clock.now)
+        governor.release("default", {}, 200)
+        clock.now += 0.5
+    for t in sent:
+        assert sum(1 for s in sent if t - 60.0 < s <= t) <= 10
+    # ... and it is used fully: the 31st request goes out once 3 windows have passed.
+    assert sent[-1] - sent[0] < 3 * 60.0 + 10
+
+
+def test_waits_for_the_reset_when_the_pool_is_exhausted():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("default")
+    governor.release(
+        "default",
+        {
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(clock.now) + 30),
+        },
+        200,
+    )
+    before = clock.now
+    governor.acquire("default")
+    assert clock.now >= before + 30  # waited until the reset
+    governor.release("default", {}, 200)
+
+
+def test_in_flight_requests_count_against_what_remains():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    headers = {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": str(int(clock.now) + 10)}
+    governor.acquire("default")
+    governor.release("default", headers, 200)
+    governor.acquire("default")
+    governor.acquire("default")  # 2 in flight now: nothing left
+    start = clock.now
+    governor.acquire("default")
+    assert clock.now >= start + 10
+
+
+def test_out_of_order_responses_keep_the_smallest_remaining():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = str(int(clock.now) + 10)
+    for remaining in ("7", "3", "9"):
+        governor.acquire("default")
+        governor.release(
+            "default", {"X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": reset}, 200
+        )
+    assert governor.pool_snapshot("default")[1] == 3
+
+
+def test_a_429_holds_the_pool_until_its_reset_and_is_counted():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("lists_1000")
+    governor.release("lists_1000", {"X-RateLimit-Reset": str(int(clock.now) + 5)}, 429)
+    assert governor.stats.rate_limited == 1
+    start = clock.now
+    governor.acquire("lists_1000")
+    assert clock.now >= start + 5
+    # Other pools are not held.
+    start = clock.now
+    governor.acquire("default")
+    assert clock.now == start
+
+
+def test_lower_case_headers_of_http2_are_read():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("default")
+    governor.release(
+        "default", {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(clock.now) + 3)}, 200
+    )
+    start = clock.now
+    governor.acquire("default")
+    assert clock.now >= start + 3
+
+
+def test_memory_is_bounded_whatever_the_budget():
+    clock = FakeClock()
+    governor = make(10_000_000, clock)
+    for _ in range(50_000):
+        governor.acquire("default")
+        governor.release("default", None, 200)
+        clock.now += 0.01
+    assert len(governor._sent) <= 3601
