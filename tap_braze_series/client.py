@@ -299,7 +299,7 @@ def _braze_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         message = body.get("message")
         errors = body.get("errors")
-        text = str(message) if message else response.reason
+        text = str(message).rstrip(". ") if message else response.reason
         if errors:
             text += f" ({errors})"
         return text

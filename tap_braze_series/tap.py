@@ -10,11 +10,16 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import PurePath
-from typing import Any
+from typing import Any, ClassVar
 
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import (
+    CapabilitiesEnum,
+    PluginCapabilities,
+    TapCapabilities,
+)
 from typing_extensions import override
 
 from tap_braze_series.client import BrazeClient, BrazeError
@@ -183,6 +188,18 @@ class TapBrazeSeries(Tap):
     # Primary keys depend on the settings (app_ids), so discovery reads them.
     dynamic_catalog = True
     message_writer_class = StateFlushingWriter
+    # BATCH is left out: series streams emit per-partition records and state, which
+    # the SDK's batch path would bypass.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     def __init__(self, *, state: Any = None, **kwargs: Any) -> None:
         # The SDK would read a JSON list as a list of file paths; a state is an object.
