@@ -47,15 +47,16 @@ $(VENV_STAMP): pyproject.toml
 	@echo "==> $(VENV): tap-braze-series[dev] with $(PYTHON)"
 	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
 	    rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(VENV)/bin/python -m pip install -qq -e ".[dev]"
 	@touch $@
 
-# Meltano in a venv of its own (its dependencies clash with the tap's).
-$(MELTANO_STAMP):
+# Meltano in a venv of its own (its dependencies clash with the tap's); redone when
+# this Makefile (MELTANO_SPEC) changes.
+$(MELTANO_STAMP): Makefile
 	@echo "==> $(MELTANO_VENV): $(MELTANO_SPEC)"
 	@if ! $(MELTANO_VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
 	    rm -rf $(MELTANO_VENV); $(PYTHON) -m venv $(MELTANO_VENV); fi
-	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+	$(MELTANO_VENV)/bin/python -m pip install -qq "$(MELTANO_SPEC)"
 	@touch $@
 
 # The plugins of meltano.yml, each in its venv under .meltano/ (installed with uv).

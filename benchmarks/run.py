@@ -196,13 +196,14 @@ class SandboxProcess:
         for path in (self.ready, self.log_path):
             path.unlink(missing_ok=True)
         spec_path.write_text(json.dumps(self.spec))
-        self.proc = subprocess.Popen(
-            [PYTHON, str(Path(__file__).resolve()), "_sandbox", str(spec_path), str(self.ready),
-             str(self.log_path)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "sandbox-stderr.log", "wb"),  # noqa: SIM115
-        )
+        with open(self.workdir / "sandbox-stderr.log", "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [PYTHON, str(Path(__file__).resolve()), "_sandbox", str(spec_path),
+                 str(self.ready), str(self.log_path)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         deadline = time.monotonic() + 120
         while not self.ready.exists():
             if self.proc.poll() is not None:
@@ -369,7 +370,8 @@ def run_tap(
                 try:
                     for line in status.read_text().splitlines():
                         if line.startswith("VmRSS:"):
-                            samples.append((time.monotonic() - started, int(line.split()[1]) / 1024))
+                            rss = int(line.split()[1]) / 1024
+                            samples.append((time.monotonic() - started, rss))
                             break
                 except OSError:
                     return
@@ -660,12 +662,13 @@ def report_scaling(results: list[CaseResult], startup: float) -> str:
         rows.append([
             r.label, d["entities"], d["requests"], d["minimum"], extra_paths(r), d["n429"],
             d["wall"], d["ideal"], f"{d['ratio']:.2f}", f"{d['ratio_net']:.2f}",
-            d["in_flight"], d["records"], d["rec_per_s"], d["cpu"], d["rec_per_cpu"],
-            d["sandbox_cpu"], d["rss"],
+            r.log.get("series_span", float("nan")), d["in_flight"], d["records"], d["rec_per_s"],
+            d["cpu"], d["rec_per_cpu"], d["sandbox_cpu"], d["rss"],
         ])
     return table(
         ["case", "entities", "requests", "minimum", "extra requests", "429s", "wall s",
-         "ideal s", "wall/ideal", "(wall−startup)/ideal", "mean in flight", "records",
+         "ideal s", "wall/ideal", "(wall−startup)/ideal", "fetch span s", "mean in flight",
+         "records",
          "records/s wall", "tap CPU s", "records/CPU-s", "sandbox CPU s", "peak RSS MB"],
         rows,
     )
@@ -705,23 +708,27 @@ def report_memory(results: list[CaseResult]) -> str:
     )
 
 
-def report_state(results: list[CaseResult]) -> str:
+def report_state(results: list[CaseResult], startup_cpu: float) -> str:
     rows = []
     base = results[0]
+    base_net = max(base.run.cpu - startup_cpu, 1e-9)
     for r in results:
         d = r.row(0.0)
         scale = r.entities / base.entities
+        net = r.run.cpu - startup_cpu
         rows.append([
             r.label, d["entities"], r.run.last_state_partitions, d["requests"], d["records"],
             r.run.state_msgs, r.run.state_bytes, r.run.last_state_bytes,
-            r.run.state_bytes / max(r.entities, 1), f"{r.run.state_bytes / base.run.state_bytes / scale:.2f}",
-            d["cpu"], 1000 * d["cpu"] / max(r.entities, 1),
-            f"{d['cpu'] / base.run.cpu / scale:.2f}", d["wall"], d["rss"],
+            r.run.state_bytes / max(r.entities, 1),
+            f"{r.run.state_bytes / base.run.state_bytes / scale:.2f}",
+            d["cpu"], net, 1000 * net / max(r.entities, 1), f"{net / base_net / scale:.2f}",
+            d["wall"], d["rss"],
         ])
     return table(
         ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
          "STATE bytes", "last STATE bytes", "STATE bytes/partition", "bytes growth ÷ linear",
-         "tap CPU s", "ms CPU/partition", "CPU growth ÷ linear", "wall s", "peak RSS MB"],
+         "tap CPU s", "CPU above startup s", "ms CPU/partition", "CPU growth ÷ linear",
+         "wall s", "peak RSS MB"],
         rows,
     )
 
@@ -750,18 +757,32 @@ def report_ratelimit(results: list[CaseResult]) -> str:
     )
 
 
-def linear_verdict(results: list[CaseResult], key: str) -> str:
+def linear_verdict(results: list[CaseResult], key: str, startup_cpu: float = 0.0) -> str:
+    """Largest (growth of `key`) / (growth of partitions) over the base case."""
     base = results[0]
+
+    def value(r: CaseResult) -> float:
+        return r.run.cpu - startup_cpu if key == "cpu" else float(getattr(r.run, key))
+
     worst = 0.0
     for r in results[1:]:
-        scale = r.entities / base.entities
-        value = getattr(r.run, key) if key != "cpu" else r.run.cpu
-        base_value = getattr(base.run, key) if key != "cpu" else base.run.cpu
-        worst = max(worst, (value / base_value) / scale)
+        worst = max(worst, (value(r) / max(value(base), 1e-9)) / (r.entities / base.entities))
     return f"{worst:.2f}"
 
 
 # --------------------------------------------------------------------------- main
+
+
+def code_version() -> str:
+    """The commit measured, and whether the tap's code differs from it (read-only git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tap_braze_series"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in tap_braze_series/" if dirty else "")
 
 
 def machine() -> str:
@@ -794,6 +815,7 @@ def main_bench(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "code": code_version(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "mode": "quick" if args.quick else "full" if args.full else "default",
         "latency": lat,
@@ -803,6 +825,7 @@ def main_bench(args: argparse.Namespace) -> int:
     }
     print(f"# tap-braze-series benchmarks — {out['date']}")
     print(f"machine: {out['machine']}")
+    print(f"code: {out['code']}")
     print(f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
           f"workdir {workdir}\n", flush=True)
 
@@ -872,9 +895,11 @@ def main_bench(args: argparse.Namespace) -> int:
             progress(r)
             results.append(r)
         sections.append(
-            "## State cost vs partitions (events daily, latency 0)\n\n" + report_state(results)
+            "## State cost vs partitions (events daily, latency 0)\n\n"
+            + report_state(results, startup.cpu)
             + f"\n\nworst growth ÷ linear: STATE bytes {linear_verdict(results, 'state_bytes')}, "
-            f"tap CPU {linear_verdict(results, 'cpu')} (1.00 = exactly linear)"
+            f"tap CPU above startup {linear_verdict(results, 'cpu', startup.cpu)} (1.00 = exactly "
+            f"linear; startup CPU {startup.cpu:.2f} s subtracted)"
         )
     if "ratelimit" in cases:
         results = []
@@ -905,9 +930,9 @@ def main_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- profile
 
 PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("SDK writer: msgspec encode + stdout write/flush",
-     ("singer_sdk/contrib/msgspec", "singer_sdk/singerlib/encoding", "singer_sdk/io_base",
-      "msgspec", "BufferedWriter", "TextIOWrapper", "'write'", "'flush'")),
+    ("writer: msgspec encode + stdout write/flush (SDK, tap writer.py)",
+     ("tap_braze_series/writer", "singer_sdk/contrib/msgspec", "singer_sdk/singerlib/encoding",
+      "singer_sdk/io_base", "msgspec", "BufferedWriter", "TextIOWrapper", "'write'", "'flush'")),
     ("SDK messages (RecordMessage, to_dict, time_extracted)",
      ("singer_sdk/singerlib/messages", "singer_sdk/helpers/_util", "dataclasses",
       "singer_sdk/singerlib/_util")),
@@ -923,6 +948,11 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("tap state.py (bookmarks)", ("tap_braze_series/state",)),
     ("tap feed.py (ordering, spool)", ("tap_braze_series/feed", "pickle", "tempfile")),
     ("tap streams.py / tap.py", ("tap_braze_series/streams", "tap_braze_series/tap")),
+    ("tap client.py / ratelimit.py", ("tap_braze_series/client", "tap_braze_series/ratelimit")),
+    ("HTTP: requests + urllib3 + http.client + socket",
+     ("site-packages/requests/", "site-packages/urllib3/", "http/client", "socket",
+      "http/cookiejar", "email/", "urllib/parse", "ssl", "select", "selectors")),
+    ("JSON decode (simplejson / json)", ("simplejson", "json/", "codecs")),
     ("benchmark harness (counting sink; not the tap's)", ("benchmarks/run.py",)),
     ("waiting for worker threads (future.result)", ("concurrent/futures", "threading",
                                                    "acquire")),
@@ -938,28 +968,119 @@ def _category(func: tuple[str, int, str]) -> str | None:
     return None
 
 
-def attribute(stats: Any) -> dict[str, float]:
-    """Self time per category; a builtin's time goes to the category of its caller."""
-    totals: Counter[str] = Counter()
-    raw = stats.stats
-    for func, (_cc, _nc, tt, _ct, callers) in raw.items():
-        category = _category(func) if func[0] != "~" else None
+def attribute(stats: Any) -> dict[str, list[float]]:
+    """[self time, calls] per category; a builtin is charged to its caller's category."""
+    totals: dict[str, list[float]] = {}
+
+    def add(category: str, seconds: float, calls: float) -> None:
+        entry = totals.setdefault(category, [0.0, 0.0])
+        entry[0] += seconds
+        entry[1] += calls
+
+    for func, (_cc, nc, tt, _ct, callers) in stats.stats.items():
         if func[0] == "~":
-            # Builtins (C functions): own category if named, else their callers'.
+            # Builtins (C functions): own category if it names one, else their callers'.
             own = _category(func)
-            if own is not None and own.startswith(("SDK writer", "waiting")):
-                totals[own] += tt
+            if own is not None and own.startswith(("writer", "waiting")):
+                add(own, tt, nc)
                 continue
-            spent = 0.0
+            spent, counted = 0.0, 0
             for caller, values in callers.items():
-                c_tt = values[2]
-                totals[_category(caller) or f"other: {Path(caller[0]).name}:{caller[2]}"] += c_tt
-                spent += c_tt
-            if tt - spent > 1e-6:
-                totals[f"other: {func[2]}"] += tt - spent
+                add(_category(caller) or f"other: {Path(caller[0]).name}:{caller[2]}",
+                    values[2], values[1])
+                spent += values[2]
+                counted += values[1]
+            if tt - spent > 1e-6 or nc > counted:
+                add(f"other: {func[2]}", max(tt - spent, 0.0), max(nc - counted, 0))
             continue
-        totals[category or f"other: {Path(func[0]).name}:{func[2]}"] += tt
-    return dict(totals)
+        add(_category(func) or f"other: {Path(func[0]).name}:{func[2]}", tt, nc)
+    return totals
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def profile_tables(stats: Any, records: int, unprofiled_cpu: float, top: int,
+                   unit: str = "record", correct: bool = True) -> dict[str, Any]:
+    """Component and top-function tables, in µs per record of the unprofiled run.
+
+    With `correct`, cProfile's own cost, estimated as (profiled total − unprofiled time)
+    / calls, is subtracted from every function in proportion to its calls before the
+    shares are taken; without it, the raw profile shares are scaled to the unprofiled
+    time.
+    """
+    cats = attribute(stats)
+    # Time blocked on futures is not CPU: left out (the unprofiled figure is CPU time).
+    waiting = {k: v for k, v in cats.items() if k.startswith("waiting")}
+    cats = {k: v for k, v in cats.items() if k not in waiting}
+    total_tt = sum(v[0] for v in cats.values())
+    total_calls = sum(v[1] for v in cats.values())
+    per_call = max(total_tt - unprofiled_cpu, 0.0) / max(total_calls, 1) if correct else 0.0
+    corrected = {k: max(tt - calls * per_call, 0.0) for k, (tt, calls) in cats.items()}
+    scale = unprofiled_cpu / max(sum(corrected.values()), 1e-9)  # residual normalisation
+    rows = []
+    for name, (tt, calls) in sorted(cats.items(), key=lambda kv: -corrected[kv[0]]):
+        est = corrected[name] * scale
+        if est / max(unprofiled_cpu, 1e-9) < 0.005 and tt / total_tt < 0.01:
+            continue
+        row = [name, f"{100 * est / max(unprofiled_cpu, 1e-9):.1f}%",
+               1e6 * est / max(records, 1)]
+        if correct:
+            row.append(1e6 * tt * unprofiled_cpu / total_tt / max(records, 1))
+        row += [calls / max(records, 1)]
+        rows.append(row)
+    headers = ["component (self time; builtins charged to their caller)", "share",
+               f"µs/{unit}" + (" (overhead-corrected)" if correct else "")]
+    if correct:
+        headers.append(f"µs/{unit} (raw profile share)")
+    headers.append(f"calls/{unit}")
+    component_table = table(headers, rows)
+    top_rows = []
+    for func, (_cc, nc, tt, ct, _callers) in sorted(stats.stats.items(),
+                                                   key=lambda kv: -kv[1][2])[:top]:
+        filename, line, name = func
+        est = max(tt - nc * per_call, 0.0) * scale
+        top_rows.append([f"`{_short(filename)}:{line}({name})`", nc, tt, ct,
+                         1e6 * est / max(records, 1)])
+    top_table = table(["function", "calls", "tottime s (profiled)", "cumtime s (profiled)",
+                       f"µs/{unit}" + (" (overhead-corrected)" if correct else "")], top_rows)
+    return {"components": component_table, "top": top_table, "per_call_us": 1e6 * per_call,
+            "profile_total": total_tt, "calls": total_calls,
+            "waiting_s": sum(v[0] for v in waiting.values()),
+            "categories": {k: {"profiled_s": v[0], "calls": v[1],
+                               "est_s": corrected[k] * scale} for k, v in cats.items()}}
+
+
+class _Replay:
+    """Records every response of a real run, then serves them from memory.
+
+    A replayed run does the main thread's work only (shaping, SDK, writing): the
+    worker threads no longer compete for the GIL, so a wall-clock profile of the
+    main thread is not inflated by GIL waits.
+    """
+
+    def __init__(self) -> None:
+        self.bodies: dict[tuple, Any] = {}
+
+    @staticmethod
+    def key(path: str, params: Any) -> tuple:
+        return path, tuple(sorted((k, str(v)) for k, v in (params or {}).items()))
+
+    def recording(self, get: Any) -> Any:
+        def wrapped(path: str, params: Any = None) -> Any:
+            response = get(path, params)
+            self.bodies[self.key(path, params)] = response
+            return response
+        return wrapped
+
+    def replaying(self) -> Any:
+        def wrapped(path: str, params: Any = None) -> Any:
+            return self.bodies[self.key(path, params)]
+        return wrapped
 
 
 def profile_workload(label: str, family: str, n: int, days: int, workers: int,
@@ -974,17 +1095,23 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
     casedir.mkdir(parents=True, exist_ok=True)
     kind = FAMILIES[family]["entity"]
     result: dict[str, Any] = {"label": label}
+    replay = _Replay()
     with SandboxProcess(casedir, **{kind: n, "latency": 0.0}) as sandbox:
         config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers)
         catalog = catalog_for(config, FAMILIES[family]["streams"], casedir)
 
-        def once(profiler: Any | None) -> tuple[float, float, float, int]:
+        def once(mode: str, profiler: Any | None = None) -> dict[str, Any]:
             tap = TapBrazeSeries(config=config, catalog=catalog, state=None,
                                  validate_config=True)
+            client = tap.runtime.client
+            if mode == "record":
+                client.get = replay.recording(client.get)  # type: ignore[method-assign]
+            elif mode == "replay":
+                client.get = replay.replaying()  # type: ignore[method-assign]
             sink = _CountingStdout()
             saved_stdout = sys.stdout
             saved_fd2 = os.dup(2)
-            err = os.open(casedir / f"profile-stderr-{'p' if profiler else 'n'}.log",
+            err = os.open(casedir / f"profile-stderr-{mode}.log",
                           os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(err, 2)
             sys.stdout = sink  # type: ignore[assignment]
@@ -1006,49 +1133,72 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
                 sink.close()
             with contextlib.suppress(Exception):
                 tap.runtime.executor().shutdown(wait=True)
-            return wall, proc_cpu, main_cpu, sink.buffer.records
+            return {"wall": wall, "cpu": proc_cpu, "main": main_cpu,
+                    "records": sink.buffer.records}
 
-        wall, proc_cpu, main_cpu, records = once(None)
-        profiler = cProfile.Profile()
-        p_wall, p_proc, p_main, p_records = once(profiler)
+        real = min((once("real"), once("record")), key=lambda r: r["cpu"])
+        # The worker threads' side: client.get() of a full window, sequentially.
+        client_result = profile_client(config, catalog, family, top)
+    replayed = min((once("replay") for _ in range(3)), key=lambda r: r["main"])
+    profiler = cProfile.Profile()  # wall clock; in a replay, main-thread wall ≈ its CPU
+    profiled = once("replay", profiler)
     prof_path = HERE / "results" / f"profile-{family}.prof"
     prof_path.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(prof_path)
     stats = pstats.Stats(profiler)
-    total_tt = sum(v[2] for v in stats.stats.values())
-    cats = attribute(stats)
+    tables = profile_tables(stats, profiled["records"], replayed["main"], top)
+    records = real["records"]
     result.update(
-        records=records, wall=wall, process_cpu=proc_cpu, main_thread_cpu=main_cpu,
-        worker_threads_cpu=proc_cpu - main_cpu,
-        profiled_wall=p_wall, profiled_main_cpu=p_main, profile_total=total_tt,
-        prof_file=str(prof_path),
+        records=records, wall=real["wall"], process_cpu=real["cpu"],
+        main_thread_cpu=real["main"], worker_threads_cpu=real["cpu"] - real["main"],
+        replay=replayed, profiled=profiled, prof_file=str(_short(str(prof_path))),
+        client=client_result, **tables,
     )
-    scale = main_cpu / total_tt if total_tt else 1.0  # undo cProfile's overhead
-    rows = []
-    for label_, seconds in sorted(cats.items(), key=lambda kv: -kv[1]):
-        if seconds / total_tt < 0.005:
-            continue
-        rows.append([label_, seconds, f"{100 * seconds / total_tt:.1f}%",
-                     1e6 * seconds / max(p_records, 1), 1e6 * seconds * scale / max(records, 1)])
-    result["categories"] = {k: v for k, v in cats.items()}
-    result["table"] = table(
-        ["component (main thread self time; builtins charged to their caller)",
-         "profiled s", "share", "µs/record profiled", "µs/record est. unprofiled"],
-        rows,
-    )
-    # Top functions by self time.
-    top_rows = []
-    for func, (cc, nc, tt, ct, _callers) in sorted(stats.stats.items(),
-                                                  key=lambda kv: -kv[1][2])[:top]:
-        filename, line, name = func
-        short = filename
-        for marker in ("site-packages/", "tap_braze_series/", "lib/python3.11/"):
-            if marker in filename:
-                short = filename.split(marker, 1)[1]
-                break
-        top_rows.append([f"`{short}:{line}({name})`", nc, tt, ct, 1e6 * tt / max(p_records, 1)])
-    result["top"] = table(["function", "calls", "tottime s", "cumtime s", "µs/record"], top_rows)
     return result
+
+
+def profile_client(config: dict, catalog: dict, family: str, top: int,
+                   n: int = 300) -> dict[str, Any]:
+    """CPU per request of the tap's HTTP client (what each worker thread does)."""
+    import cProfile
+    import pstats
+
+    from tap_braze_series.tap import TapBrazeSeries
+
+    tap = TapBrazeSeries(config=config, catalog=catalog, state=None)
+    client = tap.runtime.client
+    if family == "canvas":
+        canvas = client.get("/canvas/list", {"page": 0}).body["canvases"][0]["id"]
+        path = "/canvas/data_series"
+        params = {"canvas_id": canvas, "length": 14, "ending_at": "2024-12-31T23:59:59+00:00",
+                  "include_variant_breakdown": True, "include_step_breakdown": True,
+                  "include_deleted_step_data": True}
+        points = 14
+    else:
+        event = client.get("/events/list", {"page": 0}).body["events"][0]
+        path = "/events/data_series"
+        unit = FAMILIES[family]["unit"]
+        params = {"event": event, "length": 100, "ending_at": "2024-12-31T23:59:59+00:00",
+                  "unit": unit}
+        points = 100
+    for _ in range(20):  # warm up the connection
+        client.get(path, params)
+    t0 = time.thread_time()
+    for _ in range(n):
+        client.get(path, params)
+    cpu = time.thread_time() - t0
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    for _ in range(n):
+        client.get(path, params)
+    profiler.disable()
+    prof_path = HERE / "results" / f"profile-client-{family}.prof"
+    prof_path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(prof_path)
+    stats = pstats.Stats(profiler)
+    tables = profile_tables(stats, n, cpu, min(top, 15), unit="request", correct=False)
+    return {"path": path, "points_per_response": points, "requests": n,
+            "cpu_per_request_ms": 1000 * cpu / n, **tables}
 
 
 class _CountingBuffer:
@@ -1059,8 +1209,7 @@ class _CountingBuffer:
         self.records = 0
 
     def write(self, data: Any) -> int:
-        if data.startswith(_RECORD):
-            self.records += 1
+        self.records += data.count(_RECORD)  # one message or a chunk of them
         return self._file.write(data)
 
     def flush(self) -> None:
@@ -1091,7 +1240,8 @@ def main_profile(args: argparse.Namespace) -> int:
     n_events = 20 if args.quick else 50
     n_canvas = 20 if args.quick else 50
     print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
-    print(f"machine: {machine()}\n")
+    print(f"machine: {machine()}")
+    print(f"code: {code_version()}\n")
     results = []
     for label, family, n, days in (
         (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,
@@ -1101,22 +1251,36 @@ def main_profile(args: argparse.Namespace) -> int:
     ):
         r = profile_workload(label, family, n, days, args.workers, workdir, args.top)
         results.append(r)
+        recs = max(r["records"], 1)
         print(f"## {label}\n")
-        print(f"records {r['records']:,}; unprofiled: wall {r['wall']:.2f} s, process CPU "
-              f"{r['process_cpu']:.2f} s (main thread {r['main_thread_cpu']:.2f} s = "
-              f"{1e6 * r['main_thread_cpu'] / max(r['records'], 1):.1f} µs/record, worker "
-              f"threads {r['worker_threads_cpu']:.2f} s = "
-              f"{1e6 * r['worker_threads_cpu'] / max(r['records'], 1):.1f} µs/record); "
-              f"{r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s in-process "
-              f"(stdout = /dev/null)")
-        print(f"profiled: main thread CPU {r['profiled_main_cpu']:.2f} s, profile total "
-              f"{r['profile_total']:.2f} s; {r['prof_file']}\n")
-        print(r["table"] + "\n")
-        print(f"Top {args.top} functions by self time:\n")
-        print(r["top"] + "\n", flush=True)
+        print(f"records {r['records']:,}; unprofiled in-process run (stdout = /dev/null, best of "
+              f"2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s = "
+              f"{1e6 * r['process_cpu'] / recs:.1f} µs/record "
+              f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
+              f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / recs:.1f} µs/record, "
+              f"worker threads {r['worker_threads_cpu']:.2f} s = "
+              f"{1e6 * r['worker_threads_cpu'] / recs:.1f} µs/record.")
+        rp, pr = r["replay"], r["profiled"]
+        print(f"replayed from memory (no HTTP, no GIL contention; best of 3): wall "
+              f"{rp['wall']:.2f} s, main thread {rp['main']:.2f} s = "
+              f"{1e6 * rp['main'] / recs:.1f} µs/record; under cProfile: wall {pr['wall']:.2f} s "
+              f"(of which {r['waiting_s']:.2f} s blocked on futures, left out); estimated "
+              f"profiler overhead per call {r['per_call_us']:.3f} µs; {r['prof_file']}\n")
+        print("Main thread (replayed run), by component:\n")
+        print(r["components"] + "\n")
+        print(f"Main thread (replayed run), top {args.top} functions by self time:\n")
+        print(r["top"] + "\n")
+        c = r["client"]
+        print(f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
+              f"{c['points_per_response']} points: {c['cpu_per_request_ms']:.2f} ms CPU per "
+              f"request = {1000 * c['cpu_per_request_ms'] / c['points_per_response']:.1f} µs per "
+              "point\n")
+        print(c["components"] + "\n")
+        print(c["top"] + "\n", flush=True)
     path = HERE / "results" / f"profile-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1, default=str))
-    print(f"raw results: {path}")
+    print(f"raw results: {_short(str(path))}")
     return 0
 
 

@@ -4,14 +4,18 @@
 Run by `make demo` (which sets everything up first). Steps:
 
 1. start the bundled Braze sandbox (`braze-sandbox`) on 127.0.0.1:8979, or on a free
-   port when 8979 is taken, and wait for its ready file;
-2. `meltano run --full-refresh sandbox-to-duckdb` (tap-braze-series -> target-duckdb),
-   the tap pointed at the sandbox through TAP_BRAZE_SERIES_API_URL and reading the last
-   30 days (TAP_BRAZE_SERIES_START_DATE, unless already set);
-3. print the rows of every table in DuckDB with its first and last day, and compare
-   them with the RECORD counts the tap emitted (the `record_count` metrics in Meltano's
-   log): every record must have landed;
-4. stop the sandbox, also when a step failed.
+   port when 8979 is taken, its clock stopped at the current time, and wait for its
+   ready file;
+2. `meltano run --full-refresh sandbox-to-duckdb` (tap-braze-series -> target-duckdb)
+   into a new DuckDB file, the tap pointed at the sandbox through
+   TAP_BRAZE_SERIES_API_URL and reading the last 30 days (TAP_BRAZE_SERIES_START_DATE,
+   unless already set);
+3. compare the rows of every DuckDB table with the RECORD counts the tap emitted (the
+   `record_count` metrics in Meltano's log): every record must have landed, once;
+4. `meltano run sandbox-to-duckdb` again, incremental from the bookmarks Meltano kept:
+   it re-reads only the lookback window and upserts it (the row counts must not move);
+5. print rows, emitted records, first and last day per stream, and the bookmarks;
+6. stop the sandbox, also when a step failed.
 
 Environment knobs: DEMO_DAYS (default 30), DEMO_SANDBOX_ARGS (extra `braze-sandbox`
 options, e.g. "--events 30 --canvases 20"), MELTANO_BIN.
@@ -33,19 +37,29 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "output"
 DUCKDB_FILE = OUTPUT / "braze_sandbox.duckdb"
-MELTANO_LOG = OUTPUT / "demo-meltano.log"
 SCHEMA = "braze"
 JOB = "sandbox-to-duckdb"
 STATE_ID = "dev:tap-braze-series-to-target-duckdb"
 DEFAULT_PORT = 8979
 # A modest workspace: every kind of entity, a few of each.
-SANDBOX_ARGS = ["--canvases", "6", "--campaigns", "4", "--segments", "5",
-                "--events", "8", "--products", "3"]
+SANDBOX_ARGS = [
+    "--canvases",
+    "6",
+    "--campaigns",
+    "4",
+    "--segments",
+    "5",
+    "--events",
+    "8",
+    "--products",
+    "3",
+]
 METRIC = re.compile(r"METRIC: (\{.*\})\s*$")
 
 
@@ -74,23 +88,36 @@ def port_is_free(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def sandbox(workdir: Path):
-    """Run `braze-sandbox` as a subprocess; yields its base URL."""
+def sandbox(workdir: Path, now: dt.datetime) -> Iterator[str]:
+    """Run `braze-sandbox` as a subprocess, its clock stopped at `now`; yields its URL."""
     exe = Path(sys.executable).parent / "braze-sandbox"
     port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else 0
     ready = workdir / "sandbox.ready"
     log = workdir / "sandbox.log"
     extra = shlex.split(os.environ.get("DEMO_SANDBOX_ARGS", ""))
-    cmd = [str(exe), "--port", str(port), "--ready-file", str(ready), *SANDBOX_ARGS, *extra]
+    cmd = [
+        str(exe),
+        "--port",
+        str(port),
+        "--ready-file",
+        str(ready),
+        "--now",
+        now.isoformat(),
+        *SANDBOX_ARGS,
+        *extra,
+    ]
     with open(log, "wb") as log_fh:
-        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
             if proc.poll() is not None:
-                raise SystemExit(f"demo: the sandbox exited ({proc.returncode}):\n"
-                                 + log.read_text(errors="replace"))
+                raise SystemExit(
+                    f"demo: the sandbox exited ({proc.returncode}):\n"
+                    + log.read_text(errors="replace")
+                )
             if time.monotonic() > deadline:
                 raise SystemExit("demo: the sandbox did not get ready within 30 s")
             time.sleep(0.05)
@@ -108,20 +135,31 @@ def sandbox(workdir: Path):
         print(f"Braze sandbox stopped (exit code {proc.returncode})")
 
 
-def run_meltano(meltano: Path, env: dict[str, str]) -> tuple[int, float]:
-    cmd = [str(meltano), "--log-format=json", "run", "--full-refresh", JOB]
-    print(f"$ meltano run --full-refresh {JOB}   (log: {MELTANO_LOG.relative_to(ROOT)})",
-          flush=True)
+def meltano_log(full_refresh: bool) -> Path:
+    return OUTPUT / f"demo-meltano-{'full' if full_refresh else 'incremental'}.log"
+
+
+def run_meltano(meltano: Path, env: dict[str, str], *, full_refresh: bool) -> tuple[int, float]:
+    args = ["run", *(["--full-refresh"] if full_refresh else []), JOB]
+    log = meltano_log(full_refresh)
+    print(f"$ meltano {' '.join(args)}   (log: {log.relative_to(ROOT)})", flush=True)
     started = time.monotonic()
-    with open(MELTANO_LOG, "wb") as log_fh:
-        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
+    cmd = [str(meltano), "--log-format=json", *args]
+    with open(log, "wb") as log_fh:
+        rc = subprocess.call(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     return rc, time.monotonic() - started
 
 
-def log_events() -> list[dict]:
+def log_events(log: Path) -> list[dict]:
     out = []
-    for line in MELTANO_LOG.read_text(errors="replace").splitlines():
+    for line in log.read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
@@ -164,7 +202,8 @@ for (t,) in tables:
                 .fetchone()[0] if keys else None)
     first = last = None
     if "time" in cols:
-        first, last = con.execute(f"select min(time)::varchar, max(time)::varchar from {q}").fetchone()
+        first, last = con.execute(
+            f"select min(time)::varchar, max(time)::varchar from {q}").fetchone()
     out["tables"][t] = {"rows": rows, "distinct_keys": distinct, "first": first, "last": last}
 print(json.dumps(out))
 """
@@ -173,7 +212,9 @@ print(json.dumps(out))
 def duckdb_summary() -> dict:
     res = subprocess.run(
         [str(duckdb_python()), "-c", DUCKDB_QUERY, str(DUCKDB_FILE), SCHEMA],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if res.returncode != 0:
         sys.exit(f"demo: querying {DUCKDB_FILE} failed:\n{res.stderr}")
@@ -181,26 +222,53 @@ def duckdb_summary() -> dict:
 
 
 def bookmark_summary(meltano: Path, env: dict[str, str]) -> str:
-    res = subprocess.run([str(meltano), "state", "get", STATE_ID], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [str(meltano), "state", "get", STATE_ID],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         state = json.loads(res.stdout)
     except ValueError:
         return f"(meltano state get {STATE_ID} failed: {res.stderr.strip()[-300:]})"
-    bookmarks = state.get("singer_state", {}).get("bookmarks", {})
-    values = []
-    for stream in bookmarks.values():
+    values: dict[str, list[str]] = {}
+    for name, stream in state.get("singer_state", {}).get("bookmarks", {}).items():
         for part in stream.get("partitions", [stream]):
             if part.get("replication_key_value") is not None:
-                values.append(str(part["replication_key_value"]))
+                values.setdefault(name, []).append(str(part["replication_key_value"]))
     if not values:
-        return f"state {STATE_ID}: no bookmarks"
-    return (f"Meltano state {STATE_ID}: {len(bookmarks)} streams, {len(values)} "
-            f"bookmarks, latest {max(values)}")
+        return f"Meltano state {STATE_ID}: no bookmarks"
+    n = sum(len(v) for v in values.values())
+    return (
+        f"Meltano state {STATE_ID}: {n} bookmarks over {len(values)} series "
+        f"streams, latest {max(max(v) for v in values.values())}"
+    )
 
 
 def fmt_day(value: str | None) -> str:
     return "-" if value is None else value[:16].replace(" ", "T")
+
+
+def pipeline(meltano: Path, env: dict[str, str], *, full_refresh: bool) -> Counter | None:
+    """One `meltano run`; the records the tap emitted per stream, None on failure."""
+    rc, seconds = run_meltano(meltano, env, full_refresh=full_refresh)
+    events = log_events(meltano_log(full_refresh))
+    if rc != 0:
+        print(f"\nmeltano run failed (exit code {rc}); last lines of its log:")
+        for raw in meltano_log(full_refresh).read_text(errors="replace").splitlines()[-40:]:
+            line = raw
+            with contextlib.suppress(ValueError, AttributeError):
+                line = str(json.loads(raw).get("event", raw))
+            print("  ", line[:300])
+        return None
+    emitted = emitted_records(events)
+    print(
+        f"meltano run succeeded in {seconds:.1f} s: the tap emitted {sum(emitted.values())} records"
+    )
+    return emitted
 
 
 def main() -> int:
@@ -210,11 +278,16 @@ def main() -> int:
     for path in (DUCKDB_FILE, Path(f"{DUCKDB_FILE}.wal")):
         path.unlink(missing_ok=True)
     days = int(os.environ.get("DEMO_DAYS", "30"))
-    start = os.environ.get("TAP_BRAZE_SERIES_START_DATE") or (
-        dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
+    # The sandbox's clock is stopped at the demo's start, so that both runs see the
+    # same data (today's partial bucket included).
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = (
+        os.environ.get("TAP_BRAZE_SERIES_START_DATE")
+        or (now.date() - dt.timedelta(days=days)).isoformat()
+    )
 
     total_started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="braze-demo-") as tmp, sandbox(Path(tmp)) as url:
+    with tempfile.TemporaryDirectory(prefix="braze-demo-") as tmp, sandbox(Path(tmp), now) as url:
         env = {
             **os.environ,
             "TAP_BRAZE_SERIES_API_URL": url,
@@ -225,30 +298,33 @@ def main() -> int:
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
-        print(f"Extracting from {start} to now (UTC) into {DUCKDB_FILE.relative_to(ROOT)}")
-        rc, seconds = run_meltano(meltano, env)
-        events = log_events()
-        if rc != 0:
-            print(f"\nmeltano run failed (exit code {rc}); last lines of its log:")
-            for event in events[-40:]:
-                print("  ", str(event.get("event", ""))[:300])
+        print(
+            f"1. Full load from {start} to now ({now.isoformat()}) into "
+            f"{DUCKDB_FILE.relative_to(ROOT)}"
+        )
+        emitted = pipeline(meltano, env, full_refresh=True)
+        if emitted is None:
             return 1
-        print(f"meltano run succeeded in {seconds:.1f} s")
+        loaded = duckdb_summary()
+        print("2. Incremental re-run from Meltano's bookmarks (lookback_days re-read, upserted)")
+        emitted_again = pipeline(meltano, env, full_refresh=False)
+        if emitted_again is None:
+            return 1
+        reloaded = duckdb_summary()
         state_line = bookmark_summary(meltano, env)
 
-    emitted = emitted_records(events)
-    summary = duckdb_summary()
-    tables = summary["tables"]
+    tables = loaded["tables"]
     streams = sorted(set(emitted) | set(tables))
-    print(f"\nLoaded into {DUCKDB_FILE.relative_to(ROOT)} (schema {SCHEMA}, "
-          f"duckdb {summary['duckdb']}):")
+    print(
+        f"\nLoaded into {DUCKDB_FILE.relative_to(ROOT)} (schema {SCHEMA}, "
+        f"duckdb {loaded['duckdb']}) by the full load:"
+    )
     header = f"{'stream':<34} {'rows':>8} {'emitted':>8}  {'first':<16}  {'last':<16}"
     print(header)
     print("-" * len(header))
     problems = []
     for stream in streams:
-        info = tables.get(stream, {"rows": 0, "distinct_keys": None, "first": None,
-                                   "last": None})
+        info = tables.get(stream, {"rows": 0, "distinct_keys": None, "first": None, "last": None})
         n_emitted = emitted.get(stream, 0)
         flag = ""
         if info["rows"] != n_emitted:
@@ -257,23 +333,44 @@ def main() -> int:
         if info["distinct_keys"] is not None and info["distinct_keys"] != info["rows"]:
             flag += "  <-- DUPLICATE KEYS"
             problems.append(f"{stream}: {info['rows']} rows, {info['distinct_keys']} keys")
-        print(f"{stream:<34} {info['rows']:>8} {n_emitted:>8}  {fmt_day(info['first']):<16}  "
-              f"{fmt_day(info['last']):<16}{flag}")
+        print(
+            f"{stream:<34} {info['rows']:>8} {n_emitted:>8}  {fmt_day(info['first']):<16}  "
+            f"{fmt_day(info['last']):<16}{flag}"
+        )
     total_rows = sum(t["rows"] for t in tables.values())
     total_emitted = sum(emitted.values())
     print("-" * len(header))
     print(f"{'total':<34} {total_rows:>8} {total_emitted:>8}")
-    print(state_line)
-    print(f"Demo finished in {time.monotonic() - total_started:.1f} s")
     if not emitted:
         problems.append("no record_count metrics found in Meltano's log")
+
+    again_rows = sum(t["rows"] for t in reloaded["tables"].values())
+    print(
+        f"\nIncremental re-run: {sum(emitted_again.values())} records re-read "
+        f"(vs {total_emitted}), tables now hold {again_rows} rows"
+    )
+    for stream, info in reloaded["tables"].items():
+        if info["rows"] != tables.get(stream, {}).get("rows"):
+            problems.append(
+                f"{stream}: {tables.get(stream, {}).get('rows')} rows after the "
+                f"full load, {info['rows']} after the re-run"
+            )
+        if info["distinct_keys"] is not None and info["distinct_keys"] != info["rows"]:
+            problems.append(f"{stream}: duplicate keys after the re-run")
+    if not 0 < sum(emitted_again.values()) < total_emitted:
+        problems.append("the re-run was not incremental")
+    print(state_line)
+    print(f"Demo finished in {time.monotonic() - total_started:.1f} s")
     if problems:
-        print("\nFAILED: not every emitted record is in DuckDB:")
+        print("\nFAILED:")
         for p in problems:
             print("  -", p)
         return 1
-    print(f"\nOK: all {total_emitted} records the tap emitted are in DuckDB "
-          f"({len(tables)} tables, one row per primary key).")
+    print(
+        f"\nOK: all {total_emitted} records the tap emitted are in DuckDB "
+        f"({len(tables)} tables, one row per primary key); the incremental re-run "
+        "upserted its rows in place."
+    )
     return 0
 
 

@@ -35,8 +35,13 @@ PLUGIN_EXECUTABLES = {
 SETUP_HINT = "run `make setup` (or `make test`, which sets up first) from the repository root"
 
 # Environment variables of the caller that would leak into Meltano's configuration.
-_LEAKY_PREFIXES = ("MELTANO_", "TAP_BRAZE_SERIES_", "TARGET_JSONL_", "TARGET_DUCKDB_",
-                   "TARGET_POSTGRES_")
+_LEAKY_PREFIXES = (
+    "MELTANO_",
+    "TAP_BRAZE_SERIES_",
+    "TARGET_JSONL_",
+    "TARGET_DUCKDB_",
+    "TARGET_POSTGRES_",
+)
 
 
 def meltano_executable() -> Path:
@@ -47,8 +52,11 @@ def check_installed(plugins: Iterable[str]) -> Path:
     """Meltano's executable; fails the test (never skips) if it or a plugin is missing."""
     meltano = meltano_executable()
     missing = [] if meltano.exists() else [f"Meltano ({meltano})"]
-    missing += [f"{p} ({ROOT / PLUGIN_EXECUTABLES[p]})" for p in plugins
-                if not (ROOT / PLUGIN_EXECUTABLES[p]).exists()]
+    missing += [
+        f"{p} ({ROOT / PLUGIN_EXECUTABLES[p]})"
+        for p in plugins
+        if not (ROOT / PLUGIN_EXECUTABLES[p]).exists()
+    ]
     if missing:
         pytest.fail(f"not installed: {', '.join(missing)}; {SETUP_HINT}", pytrace=False)
     return meltano
@@ -82,7 +90,6 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
     return SandboxConfig(**base)
 
 
-
 # --------------------------------------------------------------------------- Meltano
 
 
@@ -100,23 +107,37 @@ class MeltanoProject:
 
     def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
-        env.update({
-            "MELTANO_DATABASE_URI": self.database_uri,
-            "MELTANO_ENVIRONMENT": "dev",
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_AUTO_INSTALL": "false",
-            "NO_COLOR": "1",
-        })
+        env.update(
+            {
+                "MELTANO_DATABASE_URI": self.database_uri,
+                "MELTANO_ENVIRONMENT": "dev",
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "MELTANO_AUTO_INSTALL": "false",
+                "NO_COLOR": "1",
+            }
+        )
         env.update(self.env)
         env.update(extra or {})
         return env
 
-    def __call__(self, *args: str, extra_env: Mapping[str, str] | None = None,
-                 timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    def __call__(
+        self,
+        *args: str,
+        extra_env: Mapping[str, str] | None = None,
+        timeout: float = 600,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess:
         cmd = [str(self.meltano), *args]
-        proc = subprocess.run(cmd, cwd=ROOT, env=self.environ(extra_env), capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=self.environ(extra_env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         log = self.workdir / "meltano.log"
         with log.open("a", encoding="utf-8") as fh:
             fh.write(f"$ meltano {' '.join(args)}  -> {proc.returncode}\n")
@@ -124,8 +145,11 @@ class MeltanoProject:
             fh.write(proc.stderr)
         if check and proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-60:])
-            pytest.fail(f"`meltano {' '.join(args)}` exited {proc.returncode}; "
-                        f"full log in {log}; last lines:\n{tail}", pytrace=False)
+            pytest.fail(
+                f"`meltano {' '.join(args)}` exited {proc.returncode}; "
+                f"full log in {log}; last lines:\n{tail}",
+                pytrace=False,
+            )
         return proc
 
     def run(self, *blocks: str, **kwargs: Any) -> subprocess.CompletedProcess:
@@ -140,8 +164,9 @@ class MeltanoProject:
         return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
 
-def tap_env(sandbox: Sandbox, *, start: dt.date, end: dt.date, streams: Sequence[str],
-            **settings: object) -> dict[str, str]:
+def tap_env(
+    sandbox: Sandbox, *, start: dt.date, end: dt.date, streams: Sequence[str], **settings: object
+) -> dict[str, str]:
     """Environment configuring tap-braze-series for `sandbox` and selecting `streams`."""
     env = {
         "TAP_BRAZE_SERIES_API_URL": sandbox.url,
@@ -152,7 +177,8 @@ def tap_env(sandbox: Sandbox, *, start: dt.date, end: dt.date, streams: Sequence
     }
     for name, value in settings.items():
         env[f"TAP_BRAZE_SERIES_{name.upper()}"] = (
-            json.dumps(value) if isinstance(value, list | dict) else str(value))
+            json.dumps(value) if isinstance(value, list | dict) else str(value)
+        )
     return env
 
 
@@ -189,8 +215,9 @@ def days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def expected_rows(ws: Workspace, stream: str, first: dt.date, last: dt.date,
-                  now: dt.datetime) -> list[dict]:
+def expected_rows(
+    ws: Workspace, stream: str, first: dt.date, last: dt.date, now: dt.datetime
+) -> list[dict]:
     """What `stream` must hold for days first..last with the sandbox at `now`."""
     span = days(first, last)
     if stream == "canvas_data_series":
@@ -198,21 +225,46 @@ def expected_rows(ws: Workspace, stream: str, first: dt.date, last: dt.date,
         for canvas in ws.active_canvases:
             for day in span:
                 total = ws.canvas_stats(canvas.id, day, now=now)["total_stats"]
-                rows.append({"canvas_id": canvas.id, "canvas_name": canvas.name,
-                             "time": day.isoformat(), **total})
+                rows.append(
+                    {
+                        "canvas_id": canvas.id,
+                        "canvas_name": canvas.name,
+                        "time": day.isoformat(),
+                        **total,
+                    }
+                )
         return rows
     if stream == "event_data_series":
-        return [{"event_name": event, "app_id": "*", "time": day.isoformat(),
-                 "count": ws.series_value("/events/data_series", day, entity=event, now=now)}
-                for event in ws.events for day in span]
+        return [
+            {
+                "event_name": event,
+                "app_id": "*",
+                "time": day.isoformat(),
+                "count": ws.series_value("/events/data_series", day, entity=event, now=now),
+            }
+            for event in ws.events
+            for day in span
+        ]
     if stream == "session_data_series":
-        return [{"app_id": "*", "time": day.isoformat(),
-                 "sessions": ws.series_value("/sessions/data_series", day, now=now)}
-                for day in span]
+        return [
+            {
+                "app_id": "*",
+                "time": day.isoformat(),
+                "sessions": ws.series_value("/sessions/data_series", day, now=now),
+            }
+            for day in span
+        ]
     if stream == "segment_data_series":
-        return [{"segment_id": seg.id, "time": day.isoformat(),
-                 "size": ws.series_value("/segments/data_series", day, entity=seg.id, now=now)}
-                for seg in ws.segments if seg.analytics_tracking_enabled for day in span]
+        return [
+            {
+                "segment_id": seg.id,
+                "time": day.isoformat(),
+                "size": ws.series_value("/segments/data_series", day, entity=seg.id, now=now),
+            }
+            for seg in ws.segments
+            if seg.analytics_tracking_enabled
+            for day in span
+        ]
     if stream == "canvases":
         active = {c.id for c in ws.active_canvases}
         return [row for row in ws.list_rows("canvases") if row["id"] in active]
@@ -221,8 +273,9 @@ def expected_rows(ws: Workspace, stream: str, first: dt.date, last: dt.date,
     raise ValueError(stream)
 
 
-def normalise(stream: str, rows: Iterable[Mapping[str, Any]],
-              columns: Iterable[str] | None = None) -> dict[tuple, dict]:
+def normalise(
+    stream: str, rows: Iterable[Mapping[str, Any]], columns: Iterable[str] | None = None
+) -> dict[tuple, dict]:
     """Rows keyed by primary key, restricted to `columns` (the expected row's columns).
 
     Fails on a duplicate key. Dates and timestamps become ISO strings.
@@ -252,31 +305,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def assert_rows_equal(stream: str, actual_rows: Iterable[Mapping[str, Any]],
-                      expected: list[dict]) -> None:
+def assert_rows_equal(
+    stream: str, actual_rows: Iterable[Mapping[str, Any]], expected: list[dict]
+) -> None:
     """`actual_rows` hold exactly the expected rows (same keys, same values)."""
     columns = list(expected[0]) if expected else None
     exp = normalise(stream, expected, columns)
     act = normalise(stream, actual_rows, columns)
     missing = sorted(set(exp) - set(act))
     extra = sorted(set(act) - set(exp))
-    assert not missing and not extra, (
-        f"{stream}: {len(missing)} expected rows missing (e.g. {missing[:3]}), "
-        f"{len(extra)} unexpected rows (e.g. {extra[:3]})")
+    assert not missing, f"{stream}: {len(missing)} expected rows missing, e.g. {missing[:3]}"
+    assert not extra, f"{stream}: {len(extra)} unexpected rows, e.g. {extra[:3]}"
     wrong = []
     for key, want in exp.items():
         got = act[key]
         for col, value in want.items():
             other = got.get(col)
             if isinstance(value, float) or isinstance(other, float):
-                same = other is not None and value is not None and \
-                    abs(float(other) - float(value)) <= 1e-6 * max(1.0, abs(float(value)))
+                same = (
+                    other is not None
+                    and value is not None
+                    and abs(float(other) - float(value)) <= 1e-6 * max(1.0, abs(float(value)))
+                )
             else:
                 same = other == value
             if not same:
                 wrong.append((key, col, value, other))
-    assert not wrong, (f"{stream}: {len(wrong)} values differ from the oracle "
-                       f"(key, column, expected, loaded): {wrong[:5]}")
+    assert not wrong, (
+        f"{stream}: {len(wrong)} values differ from the oracle "
+        f"(key, column, expected, loaded): {wrong[:5]}"
+    )
 
 
 # --------------------------------------------------------------------------- requests
@@ -299,15 +357,25 @@ def requested_days(sandbox: Sandbox) -> list[Requested]:
         if params.get("unit", "day") != "day":
             continue
         end = dt.datetime.fromisoformat(params["ending_at"]).astimezone(sandbox.workspace.tz)
-        last = (end - dt.timedelta(microseconds=1)).date() if end.time() == dt.time(0) \
-            else end.date()
+        last = (
+            (end - dt.timedelta(microseconds=1)).date() if end.time() == dt.time(0) else end.date()
+        )
         if "starting_at" in params:
-            first = dt.datetime.fromisoformat(params["starting_at"]) \
-                .astimezone(sandbox.workspace.tz).date()
+            first = (
+                dt.datetime.fromisoformat(params["starting_at"])
+                .astimezone(sandbox.workspace.tz)
+                .date()
+            )
         else:
             first = last - dt.timedelta(days=int(params["length"]) - 1)
-        entity = next((params[k] for k in ("canvas_id", "campaign_id", "event", "segment_id",
-                                           "product") if k in params), None)
+        entity = next(
+            (
+                params[k]
+                for k in ("canvas_id", "campaign_id", "event", "segment_id", "product")
+                if k in params
+            ),
+            None,
+        )
         out.append(Requested(record.path, entity, tuple(days(first, last))))
     return out
 
@@ -319,16 +387,21 @@ def pg_bindir() -> Path:
     """PostgreSQL's server binaries: $PG_BIN, else the newest /usr/lib/postgresql/*/bin."""
     if os.environ.get("PG_BIN"):
         return Path(os.environ["PG_BIN"])
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
     for path in reversed(candidates):
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
             return path
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: install the OS's "
-                "postgresql package or set PG_BIN", pytrace=False)
+    pytest.fail(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the OS's "
+        "postgresql package or set PG_BIN",
+        pytrace=False,
+    )
 
 
 @dataclass
@@ -357,11 +430,19 @@ class PostgresCluster:
         cmd = list(args)
         if prefix and prefix[0] == "su":  # pragma: no cover - no runuser
             import shlex
+
             cmd = [*prefix, shlex.join(cmd)]
         else:
             cmd = [*prefix, *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False, cwd="/")
+        return subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            cwd="/",
+        )
 
     def start(self) -> None:
         data, sock = self.base / "data", self.base / "sock"
@@ -370,18 +451,41 @@ class PostgresCluster:
             shutil.chown(self.base, "postgres", "postgres")
             shutil.chown(sock, "postgres", "postgres")
         os.chmod(self.base, 0o755)
-        res = self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", self.user,
-                        "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        res = self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if res.returncode != 0:
             pytest.fail(f"initdb failed:\n{res.stdout}\n{res.stderr}", pytrace=False)
         last_error = ""
         for _attempt in range(3):
             self.port = free_port()
-            opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sock} -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off")
-            res = self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l",
-                            str(self.base / "server.log"), "-w", "-t", "60", "-o", opts,
-                            "start")
+            opts = (
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sock} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+            )
+            res = self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "start",
+            )
             if res.returncode == 0:
                 return
             last_error = res.stdout + res.stderr
@@ -392,18 +496,42 @@ class PostgresCluster:
     def stop(self) -> None:
         data = self.base / "data"
         if (data / "postmaster.pid").exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                      "-t", "60", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"
+            )
         shutil.rmtree(self.base, ignore_errors=True)
 
     def psql(self, sql: str) -> str:
         env = {**os.environ, "PGPASSWORD": "unused", "PGCONNECT_TIMEOUT": "10"}
         proc = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.database,
-             "-c", sql],
-            capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
-            check=False)
+            [
+                str(self.bindir / "psql")
+                if (self.bindir / "psql").exists()
+                else (shutil.which("psql") or "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                self.database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         assert proc.returncode == 0, f"psql failed: {sql}\n{proc.stderr}"
         return proc.stdout
 
@@ -431,4 +559,3 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
-

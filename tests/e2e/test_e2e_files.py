@@ -25,8 +25,7 @@ pytestmark = pytest.mark.e2e
 
 START = dt.date(2024, 4, 15)
 END = NOW.date()  # today: its bucket is partial, and loaded as such
-SERIES = ["canvas_data_series", "event_data_series", "session_data_series",
-          "segment_data_series"]
+SERIES = ["canvas_data_series", "event_data_series", "session_data_series", "segment_data_series"]
 STREAMS = [*SERIES, "canvases", "events"]
 
 
@@ -38,8 +37,9 @@ def test_jsonl_rows_equal_the_oracle(sandbox, meltano, tmp_path):
 
     meltano.run(TAP, "target-jsonl", extra_env=env)
 
-    assert sorted(p.stem for p in out.glob("*.jsonl")) == sorted(STREAMS), \
+    assert sorted(p.stem for p in out.glob("*.jsonl")) == sorted(STREAMS), (
         "exactly the selected streams are written"
+    )
     ws = sandbox.workspace
     for stream in STREAMS:
         lines = (out / f"{stream}.jsonl").read_text(encoding="utf-8").splitlines()
@@ -72,19 +72,38 @@ def test_duckdb_rows_equal_the_oracle(sandbox, meltano, tmp_path):
     """The demo's loader: every row lands (target-duckdb + duckdb>=1.3 drops rows)."""
     db = tmp_path / "e2e.duckdb"
     env = tap_env(sandbox, start=START, end=END, streams=STREAMS)
-    env.update({"TARGET_DUCKDB_FILEPATH": str(db),
-                "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "braze"})
+    env.update({"TARGET_DUCKDB_FILEPATH": str(db), "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "braze"})
 
     meltano.run(TAP, "target-duckdb", extra_env=env)
 
     python = ROOT / ".meltano/loaders/target-duckdb/venv/bin/python"
-    res = subprocess.run([str(python), "-c", DUCKDB_ROWS, str(db), "braze", *STREAMS],
-                         capture_output=True, text=True, check=False, timeout=120)
+    res = subprocess.run(
+        [str(python), "-c", DUCKDB_ROWS, str(db), "braze", *STREAMS],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     tables = json.loads(res.stdout)
     for stream in STREAMS:
         rows = tables[stream]
         if stream == "canvases":  # target-duckdb stores arrays as JSON text
             rows = [{**r, "tags": json.loads(r["tags"])} for r in rows]
-        assert_rows_equal(stream, rows, expected_rows(sandbox.workspace, stream, START, END,
-                                                      NOW))
+        assert_rows_equal(stream, rows, expected_rows(sandbox.workspace, stream, START, END, NOW))
+
+
+def test_a_missing_permission_fails_the_run_and_names_it(sandbox, meltano, tmp_path):
+    """A key without `segments.data_series`: Meltano's run fails and says what to grant."""
+    sandbox.set_denied_permissions({"segments.data_series"})
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    env = tap_env(sandbox, start=START, end=END, streams=STREAMS)
+    env["TARGET_JSONL_DESTINATION_PATH"] = str(out)
+
+    proc = meltano.run(TAP, "target-jsonl", extra_env=env, check=False)
+
+    assert proc.returncode != 0
+    log = proc.stdout + proc.stderr
+    assert "segments.data_series" in log
+    assert "403" in log

@@ -43,9 +43,11 @@ STREAMS = [*SERIES, "canvases"]
 
 def assert_one_row_per_key(postgres, schema: str, stream: str) -> None:
     keys = ", ".join(f'"{k}"' for k in KEYS[stream])
-    total, distinct = postgres.psql(
-        f'select count(*), count(distinct ({keys}, 0)) from "{schema}"."{stream}"'
-    ).strip().split("|")
+    total, distinct = (
+        postgres.psql(f'select count(*), count(distinct ({keys}, 0)) from "{schema}"."{stream}"')
+        .strip()
+        .split("|")
+    )
     assert total == distinct, f"{stream}: {total} rows but {distinct} distinct keys"
 
 
@@ -55,8 +57,10 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
     settings = {"lookback_days": LOOKBACK}
 
     # --- run 1: the backfill, START..END, now = NOW --------------------------------
-    env = {**tap_env(sandbox, start=START, end=END, streams=STREAMS, **settings),
-           **postgres.target_env(schema)}
+    env = {
+        **tap_env(sandbox, start=START, end=END, streams=STREAMS, **settings),
+        **postgres.target_env(schema),
+    }
     meltano.run(TAP, "target-postgres", extra_env=env)
 
     first = {s: expected_rows(ws, s, START, END, NOW) for s in STREAMS}
@@ -73,8 +77,10 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
     now2, end2 = NOW + STEP, END + STEP
     sandbox.set_now(now2)
     sandbox.clear_log()
-    env = {**tap_env(sandbox, start=START, end=end2, streams=STREAMS, **settings),
-           **postgres.target_env(schema)}
+    env = {
+        **tap_env(sandbox, start=START, end=end2, streams=STREAMS, **settings),
+        **postgres.target_env(schema),
+    }
     meltano.run(TAP, "target-postgres", extra_env=env)
 
     second = {s: expected_rows(ws, s, START, end2, now2) for s in STREAMS}
@@ -89,9 +95,11 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
         restated = {key[-1] for key in before if before[key] != after[key]}
         assert restated, f"{stream}: no value changed between the runs (test is vacuous)"
         assert min(restated) >= (END - dt.timedelta(days=LOOKBACK)).isoformat(), (
-            f"{stream}: the oracle restated {sorted(restated)}, older than the lookback")
-        assert len(after) - len(before) == \
-            STEP.days * (len(after) // len(days(START, end2))), f"{stream}: new days"
+            f"{stream}: the oracle restated {sorted(restated)}, older than the lookback"
+        )
+        assert len(after) - len(before) == STEP.days * (len(after) // len(days(START, end2))), (
+            f"{stream}: new days"
+        )
 
     # Meltano handed the bookmark back: run 2 read only the lookback window and new days.
     wanted = set(days(END - dt.timedelta(days=LOOKBACK), end2))
@@ -107,7 +115,8 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
                 f"{stream} ({entity_param}={entity}): run 2 requested "
                 f"{min(covered)}..{max(covered)} ({len(covered)} days), expected "
                 f"{min(wanted)}..{max(wanted)}: the bookmark minus lookback_days={LOOKBACK} "
-                "to the new end")
+                "to the new end"
+            )
     marks = bookmarks(meltano.state_get(STATE_ID))
     for stream in SERIES:
         assert set(marks[stream].values()) == {end2.isoformat()}, stream

@@ -303,7 +303,6 @@ def run_until(
                     keep, reason = decision
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait()
-                    proc.stdout.close()
                     emitted = [*messages, message][:keep]
                     return StreamedRun(emitted, True, proc.returncode, "", reason)
                 messages.append(message)
@@ -313,6 +312,8 @@ def run_until(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
     return StreamedRun(messages, False, returncode, stderr_path.read_text())
 
 

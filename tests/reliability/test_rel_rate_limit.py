@@ -1,0 +1,147 @@
+"""A tiny rate limit: the tap paces itself from Braze's headers, and survives others' use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from tests.reliability.relkit import assert_matches, keys_of, oracle, sandbox, tap_config
+from tests.tapkit import catalog_for, keyed, run_tap
+
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+START = dt.date(2024, 3, 1)
+APPS = ["app_ios"]
+# All in the "default" pool but the events list.
+STREAMS = ["canvas_data_series", "event_data_series", "segment_data_series",
+           "session_data_series_hourly"]
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with sandbox(now=NOW) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def config(sb):
+    config = tap_config(sb.url, sb.api_key, NOW, START.isoformat(), app_ids=APPS,
+                        max_workers=WORKERS)
+    catalog_for(config, STREAMS)  # discovery before any limit is set (it sends nothing)
+    return config
+
+
+@pytest.fixture(scope="module")
+def unlimited(sb, config):
+    sb.set_rate_limits(None)
+    run = run_tap(config, streams=STREAMS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def assert_same_output(run, reference):
+    for stream in STREAMS:
+        keys = keys_of(stream)
+        assert keyed(run.records[stream], keys) == keyed(reference.records[stream], keys), stream
+    assert run.state == reference.state
+
+
+def test_unlimited_run_equals_the_oracle(sb, unlimited):
+    for stream in STREAMS:
+        want = oracle(sb.workspace, stream, first=START, last=NOW.date(), now=NOW, app_ids=APPS)
+        assert_matches(stream, keyed(unlimited.records[stream], keys_of(stream)), want)
+
+
+def test_tiny_limit_is_respected_without_a_single_429(sb, config, unlimited):
+    sb.set_rate_limits({"default": (25, 2.0)})
+    sb.clear_log()
+    try:
+        run = run_tap(config, streams=STREAMS)
+    finally:
+        log = sb.request_log.snapshot()
+        sb.set_rate_limits(None)
+    assert run.returncode == 0, run.stderr[-3000:]
+    default_pool = [r for r in log if r.pool == "default"]
+    assert len(default_pool) > 2 * 25, "the run must span several rate-limit windows"
+    assert not [r for r in log if r.status == 429]
+    per_window = Counter(math.floor(r.started / 2) for r in default_pool)
+    assert max(per_window.values()) <= 25, per_window
+    assert_same_output(run, unlimited)
+
+
+class Hog(threading.Thread):
+    """Another integration of the same workspace: uses up the pool at each window start."""
+
+    def __init__(self, sb, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.sb, self.stop_event = sb, stop
+        self.exhausted = threading.Event()
+
+    def run(self) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.sb.api_key}"
+        deadline = time.monotonic() + 30
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            response = session.get(
+                self.sb.url + "/sessions/data_series",
+                params={"length": 1, "hog": 1}, timeout=10)
+            if response.status_code == 429:
+                self.exhausted.set()
+                reset = float(response.headers["X-RateLimit-Reset"])
+                self.stop_event.wait(max(0.0, reset - time.time()))
+        session.close()
+
+
+def test_pool_exhausted_by_someone_else_gets_429_waits_and_completes(sb, config, unlimited):
+    window = 3
+    sb.set_rate_limits({"default": (25, float(window))})
+    sb.clear_log()
+    stop = threading.Event()
+    hog = Hog(sb, stop)
+    hog.start()
+    # The tap stops competing once it has seen a 429 (then only the tap uses the pool).
+    watcher_done = threading.Event()
+
+    def watch() -> None:
+        while not watcher_done.is_set():
+            if any(r.status == 429 and "hog" not in r.params for r in sb.request_log):
+                stop.set()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        assert hog.exhausted.wait(15), "the other client could not exhaust the pool"
+        watcher.start()
+        run = run_tap(config, streams=STREAMS, env={"TAP_BRAZE_SERIES_LOGLEVEL": "INFO"})
+    finally:
+        stop.set()
+        watcher_done.set()
+        hog.join(15)
+        if watcher.is_alive():
+            watcher.join(5)
+        log = sb.request_log.snapshot()
+        sb.set_rate_limits(None)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    tap_requests = [r for r in log if "hog" not in r.params]
+    refused = [r for r in tap_requests if r.status == 429]
+    assert refused, "the tap never met the exhausted pool"
+    assert "429" in run.stderr  # it says why it waits
+    # It waited for the reset instead of hammering: in any window, at most the requests
+    # already in flight when the first 429 came back were refused.
+    per_window = Counter(math.floor(r.started / window) for r in refused)
+    print("tap 429s per window:", dict(per_window), "tap requests:", len(tap_requests))
+    assert max(per_window.values()) <= WORKERS + 1, per_window
+    # Every refused request was sent again, and answered, in a later window.
+    answered = {(r.path, tuple(sorted(r.params.items()))) for r in tap_requests
+                if r.status == 200}
+    for r in refused:
+        assert (r.path, tuple(sorted(r.params.items()))) in answered, r
+    assert_same_output(run, unlimited)
