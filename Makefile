@@ -32,6 +32,15 @@ endif
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+# $(call fresh_venv,DIR,STAMP): a venv in DIR made by $(PYTHON). Reused only if this
+# Makefile made it (STAMP exists, even if outdated) and it still runs Python 3.11;
+# anything else found there (a copy from another checkout, whose scripts point at
+# another path) is replaced by a new venv.
+define fresh_venv
+if [ ! -e $(2) ] || ! $(1)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+    rm -rf $(1) && $(PYTHON) -m venv $(1); fi
+endef
+
 .PHONY: help setup demo test test-e2e lint clean distclean
 
 help:
@@ -45,8 +54,7 @@ setup: $(VENV_STAMP) $(PLUGINS_STAMP)
 # The tap's development venv (tap, sandbox, pytest).
 $(VENV_STAMP): pyproject.toml
 	@echo "==> $(VENV): tap-braze-series[dev] with $(PYTHON)"
-	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
-	    rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	@$(call fresh_venv,$(VENV),$(VENV_STAMP))
 	$(VENV)/bin/python -m pip install -qq -e ".[dev]"
 	@touch $@
 
@@ -54,8 +62,7 @@ $(VENV_STAMP): pyproject.toml
 # this Makefile (MELTANO_SPEC) changes.
 $(MELTANO_STAMP): Makefile
 	@echo "==> $(MELTANO_VENV): $(MELTANO_SPEC)"
-	@if ! $(MELTANO_VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
-	    rm -rf $(MELTANO_VENV); $(PYTHON) -m venv $(MELTANO_VENV); fi
+	@$(call fresh_venv,$(MELTANO_VENV),$(MELTANO_STAMP))
 	$(MELTANO_VENV)/bin/python -m pip install -qq "$(MELTANO_SPEC)"
 	@touch $@
 

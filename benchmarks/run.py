@@ -56,6 +56,27 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 TAP_CMD = [PYTHON, "-m", "tap_braze_series.tap"]
+# The tap's own entry point, plus an atexit hook that records the process's peak RSS
+# (VmHWM). rusage's ru_maxrss is no good here: Linux folds the pre-exec memory map
+# into it, i.e. the *parent's* high-water mark when subprocess uses vfork.
+TAP_MEASURED = [PYTHON, "-c", """
+import atexit, os, sys
+
+def _hwm():
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('VmHWM:'):
+                    with open(os.environ['BENCH_HWM_FILE'], 'w') as out:
+                        out.write(line.split()[1])
+    except Exception:
+        pass
+
+atexit.register(_hwm)
+sys.argv[0] = 'tap-braze-series'
+from tap_braze_series.tap import main
+main()
+"""]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The sandbox's fixed "now" and the tap's end_date (a date includes its whole day).
@@ -240,7 +261,8 @@ class TapRun:
     wall: float = 0.0
     user: float = 0.0
     sys: float = 0.0
-    maxrss_mb: float = 0.0
+    maxrss_mb: float = 0.0  # VmHWM of the tap process itself
+    rusage_maxrss_mb: float = 0.0  # not used: includes the parent's high-water mark
     records: int = 0
     by_stream: dict[str, int] = field(default_factory=dict)
     state_msgs: int = 0
@@ -349,7 +371,7 @@ def run_tap(
     config_path.write_text(json.dumps(config))
     catalog_path = workdir / "tap-catalog.json"
     catalog_path.write_text(json.dumps(catalog_for(config, streams, workdir)))
-    command = [*TAP_CMD, "--config", str(config_path), "--catalog", str(catalog_path)]
+    command = [*TAP_MEASURED, "--config", str(config_path), "--catalog", str(catalog_path)]
     if state is not None:
         state_path = workdir / "tap-state.json"
         state_path.write_text(json.dumps(state))
@@ -358,10 +380,12 @@ def run_tap(
     counter = SingerCounter()
     run = TapRun()
     samples: list[tuple[float, float]] = []
+    hwm_path = workdir / "tap-vmhwm.txt"
+    hwm_path.unlink(missing_ok=True)
     with open(stderr_path, "wb") as stderr:
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr,
-                                bufsize=0)
+                                bufsize=0, env={**os.environ, "BENCH_HWM_FILE": str(hwm_path)})
         done = threading.Event()
 
         def sample_rss() -> None:
@@ -396,7 +420,12 @@ def run_tap(
         sampler.join()
     run.returncode = proc.returncode
     run.user, run.sys = usage.ru_utime, usage.ru_stime
-    run.maxrss_mb = usage.ru_maxrss / 1024
+    sampled = max((r for _, r in samples), default=0.0)
+    try:
+        run.maxrss_mb = int(hwm_path.read_text()) / 1024  # VmHWM at exit
+    except (OSError, ValueError):
+        run.maxrss_mb = sampled  # polled VmRSS (may miss a short peak)
+    run.rusage_maxrss_mb = usage.ru_maxrss / 1024
     run.records = counter.records
     run.by_stream = dict(counter.by_stream)
     run.state_msgs = counter.state_msgs
@@ -584,29 +613,37 @@ def run_case(
         pool, (limit, window) = next(iter(rate_limits.items()))
         rate_cap = workers / latency if latency > 0 else math.inf
         steady = minimum["series"] * window / limit
-        phase = rate_limit_ideal(minimum["series"], limit, window, rate_cap,
-                                 stats.get("series_first", time.time()), latency)
+        t0 = stats.get("series_first", time.time())
+        phase = rate_limit_ideal(minimum["series"], limit, window, rate_cap, t0, latency)
+        usage = window_usage(sandbox.log, window)
+        phase_made = rate_limit_ideal(usage.get("made", 0), limit, window, rate_cap, t0, latency)
         extra.update(pool=pool, limit=limit, window=window, steady_ideal=steady,
-                     phase_ideal=phase)
+                     phase_ideal=phase, phase_ideal_made=phase_made, windows=usage)
         ideal = max(ideal, steady)
-        extra["windows"] = window_usage(sandbox.log, window)
     return CaseResult(case, label, family, minimum["entities"], days, latency, workers,
                       minimum, stats, run, sandbox_cpu, ideal, extra)
 
 
 def window_usage(log: dict[str, Any], window: float) -> dict[str, Any]:
-    """Requests per aligned rate-limit window (default pool), as the sandbox counted them."""
-    per: Counter[int] = Counter()
+    """Requests per aligned rate-limit window (default pool), as the sandbox counted them,
+    and how long after each window opened its first and last requests started."""
+    per: dict[int, list[float]] = {}
     for path, status, started, _duration, _ in log.get("requests", []):
         if path in ("/events/list", "/purchases/product_list"):
             continue  # lists_1000 pool
         if status == 429:
             continue
-        per[int(started // window)] += 1
+        per.setdefault(int(started // window), []).append(started)
     if not per:
         return {}
-    counts = [per[i] for i in range(min(per), max(per) + 1)]
-    return {"per_window": counts, "max": max(counts), "full_windows": counts[1:-1]}
+    first, last = min(per), max(per)
+    counts = [len(per.get(i, [])) for i in range(first, last + 1)]
+    starts = [min(per[i]) - i * window for i in range(first + 1, last + 1) if i in per]
+    ends = [max(per[i]) - i * window for i in range(first, last + 1) if i in per]
+    return {"per_window": counts, "max": max(counts), "full_windows": counts[1:-1],
+            "first_request_after_open": [round(x, 3) for x in starts],
+            "last_request_after_open": [round(x, 3) for x in ends],
+            "made": sum(counts)}
 
 
 def measure_startup(workdir: Path, workers: int) -> TapRun:
@@ -740,17 +777,21 @@ def report_ratelimit(results: list[CaseResult]) -> str:
         x = r.extra
         windows = x.get("windows", {})
         full = windows.get("full_windows") or []
+        opened = windows.get("first_request_after_open") or []
+        span = r.log.get("series_span", float("nan"))
         rows.append([
-            r.label, f"{x['limit']}/{x['window']:g}s", d["requests"], d["minimum"], d["n429"],
-            r.run.governor_waits_logged, windows.get("max", 0),
+            r.label, f"{x['limit']}/{x['window']:g}s", d["requests"], d["minimum"],
+            windows.get("made", 0), d["n429"], r.run.governor_waits_logged, windows.get("max", 0),
             statistics.fmean(full) if full else float("nan"),
-            r.log.get("series_span", float("nan")), x["phase_ideal"], x["steady_ideal"],
-            d["wall"], f"{d['wall'] / x['steady_ideal']:.2f}",
-            f"{r.log.get('series_span', float('nan')) / x['phase_ideal']:.2f}",
+            statistics.fmean(opened) if opened else float("nan"),
+            span, x["phase_ideal"], x["phase_ideal_made"], x["steady_ideal"], d["wall"],
+            f"{d['wall'] / x['steady_ideal']:.2f}", f"{span / x['phase_ideal']:.2f}",
         ])
     return table(
-        ["case", "limit", "requests", "minimum", "429s", "governor waits ≥1 s logged",
-         "max per window", "mean per full window", "series span s", "phase-aware ideal s",
+        ["case", "limit", "requests", "minimum", "in limited pool", "429s",
+         "governor waits ≥1 s logged", "max per window", "mean per full window",
+         "mean s from window open to its first request", "series span s",
+         "phase-aware ideal s (minimum)", "phase-aware ideal s (requests made)",
          "steady ideal s (N/limit·window)", "tap wall s", "wall/steady ideal",
          "span/phase-aware ideal"],
         rows,
@@ -1084,7 +1125,7 @@ class _Replay:
 
 
 def profile_workload(label: str, family: str, n: int, days: int, workers: int,
-                     workdir: Path, top: int) -> dict[str, Any]:
+                     workdir: Path, top: int, per: str = "record") -> dict[str, Any]:
     import cProfile
     import pstats
 
@@ -1138,7 +1179,7 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
 
         real = min((once("real"), once("record")), key=lambda r: r["cpu"])
         # The worker threads' side: client.get() of a full window, sequentially.
-        client_result = profile_client(config, catalog, family, top)
+        client_result = profile_client(config, catalog, family, top) if per == "record" else None
     replayed = min((once("replay") for _ in range(3)), key=lambda r: r["main"])
     profiler = cProfile.Profile()  # wall clock; in a replay, main-thread wall ≈ its CPU
     profiled = once("replay", profiler)
@@ -1146,13 +1187,18 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
     prof_path.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(prof_path)
     stats = pstats.Stats(profiler)
-    tables = profile_tables(stats, profiled["records"], replayed["main"], top)
     records = real["records"]
+    if per == "partition":
+        units = n  # one partition per event (no app_ids)
+        tables = profile_tables(stats, units, replayed["main"], top, unit="partition")
+    else:
+        units = profiled["records"]
+        tables = profile_tables(stats, units, replayed["main"], top)
     result.update(
         records=records, wall=real["wall"], process_cpu=real["cpu"],
         main_thread_cpu=real["main"], worker_threads_cpu=real["cpu"] - real["main"],
         replay=replayed, profiled=profiled, prof_file=str(_short(str(prof_path))),
-        client=client_result, **tables,
+        client=client_result, per=per, units=units, **tables,
     )
     return result
 
@@ -1239,31 +1285,34 @@ def main_profile(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tap-braze-profile-"))
     n_events = 20 if args.quick else 50
     n_canvas = 20 if args.quick else 50
+    n_parts = 2000 if args.quick else 10000
     print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
     print(f"code: {code_version()}\n")
     results = []
-    for label, family, n, days in (
+    for label, family, n, days, per in (
         (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,
-         365),
+         365, "record"),
         (f"canvas family (4 streams), {n_canvas} canvases × 91 days, latency 0", "canvas",
-         n_canvas, 91),
+         n_canvas, 91, "record"),
+        (f"many partitions: events daily, {n_parts} events × 3 days, latency 0", "events",
+         n_parts, 3, "partition"),
     ):
-        r = profile_workload(label, family, n, days, args.workers, workdir, args.top)
+        r = profile_workload(label, family, n, days, args.workers, workdir, args.top, per)
         results.append(r)
-        recs = max(r["records"], 1)
+        units = max(r["units"], 1)
         print(f"## {label}\n")
-        print(f"records {r['records']:,}; unprofiled in-process run (stdout = /dev/null, best of "
-              f"2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s = "
-              f"{1e6 * r['process_cpu'] / recs:.1f} µs/record "
+        print(f"records {r['records']:,}, {per}s {units:,}; unprofiled in-process run (stdout = "
+              f"/dev/null, best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
+              f" = {1e6 * r['process_cpu'] / units:.1f} µs/{per} "
               f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
-              f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / recs:.1f} µs/record, "
+              f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / units:.1f} µs/{per}, "
               f"worker threads {r['worker_threads_cpu']:.2f} s = "
-              f"{1e6 * r['worker_threads_cpu'] / recs:.1f} µs/record.")
+              f"{1e6 * r['worker_threads_cpu'] / units:.1f} µs/{per}.")
         rp, pr = r["replay"], r["profiled"]
         print(f"replayed from memory (no HTTP, no GIL contention; best of 3): wall "
               f"{rp['wall']:.2f} s, main thread {rp['main']:.2f} s = "
-              f"{1e6 * rp['main'] / recs:.1f} µs/record; under cProfile: wall {pr['wall']:.2f} s "
+              f"{1e6 * rp['main'] / units:.1f} µs/{per}; under cProfile: wall {pr['wall']:.2f} s "
               f"(of which {r['waiting_s']:.2f} s blocked on futures, left out); estimated "
               f"profiler overhead per call {r['per_call_us']:.3f} µs; {r['prof_file']}\n")
         print("Main thread (replayed run), by component:\n")
@@ -1271,12 +1320,13 @@ def main_profile(args: argparse.Namespace) -> int:
         print(f"Main thread (replayed run), top {args.top} functions by self time:\n")
         print(r["top"] + "\n")
         c = r["client"]
-        print(f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
-              f"{c['points_per_response']} points: {c['cpu_per_request_ms']:.2f} ms CPU per "
-              f"request = {1000 * c['cpu_per_request_ms'] / c['points_per_response']:.1f} µs per "
-              "point\n")
-        print(c["components"] + "\n")
-        print(c["top"] + "\n", flush=True)
+        if c:
+            print(f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
+                  f"{c['points_per_response']} points: {c['cpu_per_request_ms']:.2f} ms CPU per "
+                  f"request = {1000 * c['cpu_per_request_ms'] / c['points_per_response']:.1f} µs "
+                  "per point\n")
+            print(c["components"] + "\n")
+            print(c["top"] + "\n", flush=True)
     path = HERE / "results" / f"profile-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1, default=str))

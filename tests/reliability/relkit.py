@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,15 @@ import requests
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig, Workspace
 from tap_braze_series.sandbox import timeutil as sandbox_time
-from tests.tapkit import TAP, catalog_for, days, expected_simple, hour_starts
+from tests.tapkit import (
+    TAP,
+    TapRun,
+    catalog_for,
+    days,
+    expected_simple,
+    hour_starts,
+    parse_messages,
+)
 
 # --- the streams' keys and partitions, as the tap documents them ----------------------
 
@@ -215,6 +224,41 @@ def assert_matches(stream: str, got: Mapping[tuple, Mapping], want: Mapping[tupl
                 assert row[name] == value, (stream, key, name, row[name], value)
             else:
                 assert (row.get("extra_metrics") or {}).get(name) == value, (stream, key, name)
+
+
+# --- the console script, as a user runs it ---------------------------------------------
+
+CLI = str(Path(sys.executable).with_name("tap-braze-series"))
+
+
+def run_cli(
+    tmp: Path,
+    config: Mapping[str, Any],
+    *,
+    catalog: Mapping[str, Any] | None = None,
+    state: Any = None,
+    args: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> TapRun:
+    """`tap-braze-series --config ... [--catalog ...] [--state ...] [args]`, parsed."""
+    config_path = tmp / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [CLI, "--config", str(config_path), *args]
+    if catalog is not None:
+        catalog_path = tmp / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        command += ["--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = tmp / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    run = TapRun(proc.returncode, proc.stdout, proc.stderr)
+    if not args:
+        parse_messages(proc.stdout, run)
+    return run
 
 
 # --- streamed runs: kill at a chosen line -----------------------------------------------
@@ -464,6 +508,7 @@ __all__ = [
     "partition_of",
     "record_key",
     "request_matches",
+    "run_cli",
     "run_until",
     "sandbox",
     "tap_config",
