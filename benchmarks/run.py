@@ -191,6 +191,33 @@ def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
     return 0
 
 
+# Other processes on the machine disturb every figure: wait for quiet before a case,
+# and measure a case again (keeping the least disturbed run) when others used more than
+# `disturbed` cores on average during it. Set from the command line.
+QUIET: dict[str, float] = {"max_wait": 300.0, "threshold": 0.15, "disturbed": 0.1, "retries": 2}
+
+
+def wait_quiet() -> float:
+    """Wait (at most QUIET['max_wait'] s) until other processes use < threshold cores."""
+    start = time.monotonic()
+    while True:
+        busy0 = _system_busy()
+        time.sleep(1.0)
+        load = _system_busy() - busy0
+        if load < QUIET["threshold"] or time.monotonic() - start > QUIET["max_wait"]:
+            return load
+
+
+def _system_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def _proc_cpu(pid: int) -> float:
     """utime + stime of a live process, seconds."""
     try:
@@ -574,6 +601,7 @@ class CaseResult:
             "sandbox_cpu": self.sandbox_cpu,
             "in_flight": self.log.get("mean_in_flight", float("nan")),
             "req_ms": self.log.get("mean_duration_ms", float("nan")),
+            "foreign": self.extra.get("foreign_cpu", float("nan")),
         }
 
 
@@ -596,19 +624,36 @@ def run_case(
         spec["rate_limits"] = rate_limits
     casedir = workdir / f"{case}-{label}".replace(" ", "_").replace("/", "_")
     casedir.mkdir(parents=True, exist_ok=True)
-    with SandboxProcess(casedir, **spec) as sandbox:
-        config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
-                            **(tap_extra or {}))
-        cpu0 = sandbox.cpu()
-        run = run_tap(config, FAMILIES[family]["streams"], casedir)
-        sandbox_cpu = sandbox.cpu() - cpu0
+    best: tuple[float, TapRun, float, SandboxProcess] | None = None
+    attempts = 0
+    for _attempt in range(1 + QUIET["retries"]):
+        attempts += 1
+        wait_quiet()
+        with SandboxProcess(casedir, **spec) as sandbox:
+            config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
+                                **(tap_extra or {}))
+            cpu0, busy0, own0 = sandbox.cpu(), _system_busy(), time.process_time()
+            run = run_tap(config, FAMILIES[family]["streams"], casedir)
+            sandbox_cpu = sandbox.cpu() - cpu0
+            # CPU the whole machine spent during the run that was neither the tap's, the
+            # sandbox's nor this script's: other processes disturbing the measurement.
+            foreign = max(_system_busy() - busy0 - run.cpu - sandbox_cpu
+                          - (time.process_time() - own0), 0.0)
+        if best is None or foreign < best[0]:
+            best = (foreign, run, sandbox_cpu, sandbox)
+        if run.returncode != 0 or foreign <= QUIET["disturbed"] * max(run.wall, 1.0):
+            break
+        print(f"  ({case} {label}: other processes used {foreign:.1f} CPU-s during the run; "
+              "measuring again)", flush=True)
+    assert best is not None
+    foreign, run, sandbox_cpu, sandbox = best
     if run.returncode != 0:
         raise RuntimeError(f"{case} {label}: the tap failed ({run.returncode}):\n{run.stderr_tail}")
     counts = sandbox.info["counts"]
     minimum = minimum_requests(family, counts, days)
     stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
     ideal = minimum["total"] * latency / workers
-    extra: dict[str, Any] = {"counts": counts}
+    extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts}
     if rate_limits:
         pool, (limit, window) = next(iter(rate_limits.items()))
         rate_cap = workers / latency if latency > 0 else math.inf
@@ -652,7 +697,10 @@ def measure_startup(workdir: Path, workers: int) -> TapRun:
     casedir.mkdir(parents=True, exist_ok=True)
     with SandboxProcess(casedir, events=0, latency=0.0) as sandbox:
         config = tap_config(sandbox.info["url"], sandbox.info["api_key"], 3, workers)
-        runs = [run_tap(config, FAMILIES["events"]["streams"], casedir) for _ in range(3)]
+        runs = []
+        for _ in range(3):
+            wait_quiet()
+            runs.append(run_tap(config, FAMILIES["events"]["streams"], casedir))
     return min(runs, key=lambda r: r.wall)
 
 
@@ -700,13 +748,14 @@ def report_scaling(results: list[CaseResult], startup: float) -> str:
             r.label, d["entities"], d["requests"], d["minimum"], extra_paths(r), d["n429"],
             d["wall"], d["ideal"], f"{d['ratio']:.2f}", f"{d['ratio_net']:.2f}",
             r.log.get("series_span", float("nan")), d["in_flight"], d["records"], d["rec_per_s"],
-            d["cpu"], d["rec_per_cpu"], d["sandbox_cpu"], d["rss"],
+            d["cpu"], d["rec_per_cpu"], d["sandbox_cpu"], d["rss"], d["foreign"],
         ])
     return table(
         ["case", "entities", "requests", "minimum", "extra requests", "429s", "wall s",
          "ideal s", "wall/ideal", "(wall−startup)/ideal", "fetch span s", "mean in flight",
          "records",
-         "records/s wall", "tap CPU s", "records/CPU-s", "sandbox CPU s", "peak RSS MB"],
+         "records/s wall", "tap CPU s", "records/CPU-s", "sandbox CPU s", "peak RSS MB",
+         "other processes' CPU s"],
         rows,
     )
 
@@ -718,12 +767,12 @@ def report_throughput(results: list[CaseResult]) -> str:
         rows.append([
             r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
             d["wall"], d["rec_per_s"], d["user"], d["sys"], d["cpu"], d["rec_per_cpu"],
-            1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"],
+            1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"], d["foreign"],
         ])
     return table(
         ["case", "events", "days", "requests", "minimum", "records", "wall s",
          "records/s wall", "tap user s", "tap sys s", "tap CPU s", "records/CPU-s",
-         "µs CPU/record", "sandbox CPU s", "peak RSS MB"],
+         "µs CPU/record", "sandbox CPU s", "peak RSS MB", "other processes' CPU s"],
         rows,
     )
 
@@ -759,13 +808,13 @@ def report_state(results: list[CaseResult], startup_cpu: float) -> str:
             r.run.state_bytes / max(r.entities, 1),
             f"{r.run.state_bytes / base.run.state_bytes / scale:.2f}",
             d["cpu"], net, 1000 * net / max(r.entities, 1), f"{net / base_net / scale:.2f}",
-            d["wall"], d["rss"],
+            d["wall"], d["rss"], d["foreign"],
         ])
     return table(
         ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
          "STATE bytes", "last STATE bytes", "STATE bytes/partition", "bytes growth ÷ linear",
          "tap CPU s", "CPU above startup s", "ms CPU/partition", "CPU growth ÷ linear",
-         "wall s", "peak RSS MB"],
+         "wall s", "peak RSS MB", "other processes' CPU s"],
         rows,
     )
 
@@ -786,6 +835,7 @@ def report_ratelimit(results: list[CaseResult]) -> str:
             statistics.fmean(opened) if opened else float("nan"),
             span, x["phase_ideal"], x["phase_ideal_made"], x["steady_ideal"], d["wall"],
             f"{d['wall'] / x['steady_ideal']:.2f}", f"{span / x['phase_ideal']:.2f}",
+            d["foreign"],
         ])
     return table(
         ["case", "limit", "requests", "minimum", "in limited pool", "429s",
@@ -793,7 +843,7 @@ def report_ratelimit(results: list[CaseResult]) -> str:
          "mean s from window open to its first request", "series span s",
          "phase-aware ideal s (minimum)", "phase-aware ideal s (requests made)",
          "steady ideal s (N/limit·window)", "tap wall s", "wall/steady ideal",
-         "span/phase-aware ideal"],
+         "span/phase-aware ideal", "other processes' CPU s"],
         rows,
     )
 
@@ -824,6 +874,17 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in tap_braze_series/" if dirty else "")
+
+
+def quiet_check(seconds: float = 2.0) -> str:
+    """How busy the machine is before we start (other processes skew every figure)."""
+    busy0 = _system_busy()
+    time.sleep(seconds)
+    cores = (_system_busy() - busy0) / seconds
+    note = f"machine load before start: {cores:.2f} cores busy"
+    if cores > 0.2:
+        note += " — WARNING: other processes are running; wall and CPU figures will be disturbed"
+    return note
 
 
 def machine() -> str:
@@ -867,6 +928,8 @@ def main_bench(args: argparse.Namespace) -> int:
     print(f"# tap-braze-series benchmarks — {out['date']}")
     print(f"machine: {out['machine']}")
     print(f"code: {out['code']}")
+    out["load"] = quiet_check()
+    print(out["load"])
     print(f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
           f"workdir {workdir}\n", flush=True)
 
@@ -880,7 +943,8 @@ def main_bench(args: argparse.Namespace) -> int:
         print(f"  {result.case:<10} {result.label:<28} requests {d['requests']:>6} "
               f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
               f"{d['ideal']:6.2f} s records {d['records']:>8} CPU {d['cpu']:6.2f} s "
-              f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB", flush=True)
+              f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB, other processes' CPU "
+              f"{d['foreign']:.1f} s", flush=True)
         out["cases"].setdefault(result.case, []).append({
             **{k: v for k, v in asdict(result).items() if k not in ("run",)},
             "run": {k: v for k, v in asdict(result.run).items()},
@@ -1142,6 +1206,7 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
         catalog = catalog_for(config, FAMILIES[family]["streams"], casedir)
 
         def once(mode: str, profiler: Any | None = None) -> dict[str, Any]:
+            wait_quiet()
             tap = TapBrazeSeries(config=config, catalog=catalog, state=None,
                                  validate_config=True)
             client = tap.runtime.client
@@ -1229,6 +1294,7 @@ def profile_client(config: dict, catalog: dict, family: str, top: int,
         points = 100
     for _ in range(20):  # warm up the connection
         client.get(path, params)
+    wait_quiet()
     t0 = time.thread_time()
     for _ in range(n):
         client.get(path, params)
@@ -1281,6 +1347,140 @@ class _CountingStdout:
         self.buffer.close()
 
 
+def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str, Any]:
+    """µs per hourly event record of each step of the per-record path, timed in isolation.
+
+    No profiler: each step runs `number` times under time.perf_counter on one realistic
+    record (the shapes step on a real 100-point response body), so these figures carry
+    no profiler overhead. What the replayed run costs beyond their sum is the SDK's
+    record loop itself (generators, counters, checks) and the response hand-off.
+    """
+    from singer_sdk.helpers._catalog import pop_deselected_record_properties
+    from singer_sdk.helpers._typing import conform_record_data_types
+    from singer_sdk.helpers._util import utc_now
+    from singer_sdk.singerlib import RecordMessage
+
+    from tap_braze_series import shapes
+    from tap_braze_series.feed import Partition
+    from tap_braze_series.tap import TapBrazeSeries
+    from tap_braze_series.windows import plan_windows, read_time
+
+    tap = TapBrazeSeries(config=config, catalog=catalog, state=None)
+    stream = tap.streams["event_data_series_hourly"]
+    tz = tap.runtime.tz
+    first = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    window = plan_windows(first, first + dt.timedelta(hours=99), "hour", 100, tz)[0]
+    body = {"message": "success", "data": [
+        {"time": (first + dt.timedelta(hours=h)).isoformat(), "count": 1000 + h}
+        for h in range(100)]}
+    partition = Partition(index=0, context={"event_name": "purchase_completed", "app_id": "*"},
+                          params={})
+    times = [(first + dt.timedelta(hours=h)).isoformat() for h in range(number)]
+    record = {"event_name": "purchase_completed", "app_id": "*", "time": times[0], "count": 1234}
+    schema, mask = stream.schema, stream.mask
+    stream_map = stream.stream_maps[0]
+    sink = _CountingStdout()
+    saved = sys.stdout
+    results: list[tuple[str, float]] = []
+
+    def timed(label: str, func: Any, n: int = number) -> None:
+        start = time.perf_counter()
+        func(n)
+        results.append((label, 1e6 * (time.perf_counter() - start) / n))
+
+    def shape(n: int) -> None:
+        for _ in range(n // 100):
+            for _row in shapes.simple_records(shapes.data_list(body), window, first, "hour", tz,
+                                              partition.context, ("count",), shapes.Issues()):
+                pass
+
+    def read(n: int) -> None:
+        for i in range(n):
+            read_time(times[i], "hour", tz)
+
+    def pop(n: int) -> None:
+        for _ in range(n):
+            pop_deselected_record_properties(dict(record), schema, mask)
+
+    def copy_only(n: int) -> None:
+        for _ in range(n):
+            dict(record)
+
+    def conform(n: int) -> None:
+        for _ in range(n):
+            conform_record_data_types(stream_name=stream.name, record=record, schema=schema,
+                                      level=stream.TYPE_CONFORMANCE_LEVEL, logger=stream.logger)
+
+    def mapper(n: int) -> None:
+        for _ in range(n):
+            stream_map.transform(record)
+
+    def message(n: int) -> None:
+        for _ in range(n):
+            RecordMessage(stream=stream.name, record=record, version=None,
+                          time_extracted=utc_now())
+
+    msg = RecordMessage(stream=stream.name, record=record, version=None, time_extracted=utc_now())
+
+    def write(n: int) -> None:
+        for _ in range(n):
+            tap.write_message(msg)
+
+    def write_record(n: int) -> None:
+        for _ in range(n):
+            stream._write_record_message(dict(record))
+
+    context = {"event_name": "purchase_completed", "app_id": "*"}
+
+    def increment(n: int) -> None:
+        for i in range(n):
+            stream._increment_stream_state({**record, "time": times[i]}, context=context)
+
+    def increment_copy_only(n: int) -> None:
+        for i in range(n):
+            {**record, "time": times[i]}
+
+    steps = [
+        ("tap shapes.simple_records incl. windows.read_time, per point", shape),
+        ("  of which windows.read_time", read),
+        ("(dict copy, subtracted below)", copy_only),
+        ("SDK pop_deselected_record_properties", pop),
+        ("SDK conform_record_data_types (level NONE)", conform),
+        ("SDK stream map transform (no maps configured)", mapper),
+        ("SDK RecordMessage + utc_now()", message),
+        ("writer: tap.write_message (msgspec encode + chunked write)", write),
+        ("SDK _write_record_message (the 4 lines above together)", write_record),
+        ("(dict build, subtracted below)", increment_copy_only),
+        ("SDK _increment_stream_state → tap state.increment_state", increment),
+    ]
+    wait_quiet()
+    sys.stdout = sink  # type: ignore[assignment]
+    try:
+        for _repeat in range(3):
+            for label, func in steps:
+                timed(label, func)
+        flush = getattr(tap.message_writer, "flush", None)
+        if callable(flush):
+            flush()  # the tap's writer may hold a chunk: into the sink, not the terminal
+    finally:
+        sys.stdout = saved
+        sink.close()
+    by: dict[str, float] = {}
+    for label, us in results:  # best of the repeats
+        by[label] = min(us, by.get(label, us))
+    results = list(by.items())
+    rows = []
+    for label, us in results:
+        if label.startswith("("):
+            continue
+        if "pop_deselected" in label or "_write_record_message" in label:
+            us -= by["(dict copy, subtracted below)"]
+        if "_increment_stream_state" in label:
+            us -= by["(dict build, subtracted below)"]
+        rows.append([label, us])
+    return {"rows": rows, "table": table(["step (timed alone, no profiler)", "µs/record"], rows)}
+
+
 def main_profile(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tap-braze-profile-"))
     n_events = 20 if args.quick else 50
@@ -1288,7 +1488,8 @@ def main_profile(args: argparse.Namespace) -> int:
     n_parts = 2000 if args.quick else 10000
     print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
-    print(f"code: {code_version()}\n")
+    print(f"code: {code_version()}")
+    print(quiet_check() + "\n")
     results = []
     for label, family, n, days, per in (
         (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,
@@ -1300,6 +1501,11 @@ def main_profile(args: argparse.Namespace) -> int:
     ):
         r = profile_workload(label, family, n, days, args.workers, workdir, args.top, per)
         results.append(r)
+        if family == "events_hourly":
+            r["micro"] = micro_costs(tap_config("http://127.0.0.1:1", "k", days, args.workers),
+                                     catalog_for(tap_config("http://127.0.0.1:1", "k", days,
+                                                            args.workers),
+                                                 FAMILIES[family]["streams"], workdir))
         units = max(r["units"], 1)
         print(f"## {label}\n")
         print(f"records {r['records']:,}, {per}s {units:,}; unprofiled in-process run (stdout = "
@@ -1319,6 +1525,9 @@ def main_profile(args: argparse.Namespace) -> int:
         print(r["components"] + "\n")
         print(f"Main thread (replayed run), top {args.top} functions by self time:\n")
         print(r["top"] + "\n")
+        if r.get("micro"):
+            print("Per-record steps timed in isolation (hourly event record):\n")
+            print(r["micro"]["table"] + "\n")
         c = r["client"]
         if c:
             print(f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
@@ -1359,6 +1568,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rate-limit case: requests per window (default: %(default)s)")
     parser.add_argument("--rl-window", type=float, default=5.0,
                         help="rate-limit case: window seconds (default: %(default)s)")
+    parser.add_argument("--max-wait-quiet", type=float, default=300.0,
+                        help="before each case, wait up to this many seconds for other "
+                        "processes to go quiet (default: %(default)s)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="measure a case again, up to this many times, when other "
+                        "processes used > 0.1 core during it (default: %(default)s)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the cases, profile an in-process run under cProfile")
     parser.add_argument("--top", type=int, default=25,
@@ -1375,6 +1590,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_sandbox"]:
         return sandbox_main(*argv[1:4])
     args = build_parser().parse_args(argv)
+    QUIET["max_wait"] = args.max_wait_quiet
+    QUIET["retries"] = args.retries
     if args.profile:
         return main_profile(args)
     return main_bench(args)

@@ -1,9 +1,9 @@
 """Helpers of the reliability tests: streamed tap runs, a mutating proxy, the oracle.
 
 Everything here drives the tap as a user would (a subprocess with --config,
---catalog, --state) against the bundled sandbox; the only tap code it reads is
-nothing at all: the expected values come from the sandbox's own oracle
-(`sb.workspace`), so a tap bug cannot hide in a shared helper.
+--catalog, --state) against the bundled sandbox, and imports no tap code: the
+expected values come from the sandbox's own oracle (`sb.workspace`), so a tap bug
+cannot hide in a shared helper.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from tests.tapkit import (
     catalog_for,
     days,
     expected_simple,
-    hour_starts,
     parse_messages,
 )
 
@@ -42,9 +41,15 @@ from tests.tapkit import (
 STREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "canvas_data_series": (("canvas_id", "time"), ("canvas_id",), "/canvas/data_series"),
     "canvas_variant_data_series": (
-        ("canvas_id", "variant_id", "time"), ("canvas_id",), "/canvas/data_series"),
+        ("canvas_id", "variant_id", "time"),
+        ("canvas_id",),
+        "/canvas/data_series",
+    ),
     "canvas_step_data_series": (
-        ("canvas_id", "step_id", "time"), ("canvas_id",), "/canvas/data_series"),
+        ("canvas_id", "step_id", "time"),
+        ("canvas_id",),
+        "/canvas/data_series",
+    ),
     "canvas_step_message_data_series": (
         ("canvas_id", "step_id", "time", "channel", "message_index"),
         ("canvas_id",),
@@ -57,12 +62,23 @@ STREAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         "/campaigns/data_series",
     ),
     "event_data_series": (
-        ("event_name", "app_id", "time"), ("event_name", "app_id"), "/events/data_series"),
+        ("event_name", "app_id", "time"),
+        ("event_name", "app_id"),
+        "/events/data_series",
+    ),
     "event_data_series_hourly": (
-        ("event_name", "app_id", "time"), ("event_name", "app_id"), "/events/data_series"),
+        ("event_name", "app_id", "time"),
+        ("event_name", "app_id"),
+        "/events/data_series",
+    ),
     "segment_data_series": (("segment_id", "time"), ("segment_id",), "/segments/data_series"),
     "session_data_series": (("app_id", "time"), ("app_id",), "/sessions/data_series"),
     "session_data_series_hourly": (("app_id", "time"), ("app_id",), "/sessions/data_series"),
+    "purchase_quantity_series": (
+        ("product", "app_id", "time"),
+        ("product", "app_id"),
+        "/purchases/quantity_series",
+    ),
 }
 ENTITY_KEYS = {"canvases": ("id",), "campaigns": ("id",), "segments": ("id",), "events": ("name",)}
 
@@ -111,7 +127,12 @@ def context_key(stream: str, record: Mapping[str, Any]) -> tuple:
 
 def sandbox(**overrides: Any) -> Sandbox:
     base: dict[str, Any] = dict(
-        seed=3, n_canvases=3, n_campaigns=2, n_events=3, n_segments=3, n_products=1,
+        seed=3,
+        n_canvases=3,
+        n_campaigns=2,
+        n_events=3,
+        n_segments=3,
+        n_products=1,
         apps=("app_ios",),
     )
     return Sandbox(SandboxConfig(**{**base, **overrides}))
@@ -163,19 +184,25 @@ def oracle(
                 elif stream == "canvas_variant_data_series":
                     for vid, v in stat["variant_stats"].items():
                         out[(canvas.id, vid, t)] = {
-                            "canvas_name": canvas.name, "variant_name": v["name"],
-                            **_metric_rows(v, ["name"])}
+                            "canvas_name": canvas.name,
+                            "variant_name": v["name"],
+                            **_metric_rows(v, ["name"]),
+                        }
                 elif stream == "canvas_step_data_series":
                     for sid, s in stat["step_stats"].items():
                         out[(canvas.id, sid, t)] = {
-                            "canvas_name": canvas.name, "step_name": s["name"],
-                            **_metric_rows(s, ["name", "messages"])}
+                            "canvas_name": canvas.name,
+                            "step_name": s["name"],
+                            **_metric_rows(s, ["name", "messages"]),
+                        }
                 elif stream == "canvas_step_message_data_series":
                     for sid, s in stat["step_stats"].items():
                         for channel, entries in s["messages"].items():
                             for i, entry in enumerate(entries):
                                 out[(canvas.id, sid, t, channel, i)] = {
-                                    "step_name": s["name"], **entry}
+                                    "step_name": s["name"],
+                                    **entry,
+                                }
         return out
     if stream.startswith("campaign_"):
         for campaign in (c for c in ws.campaigns if not c.archived):
@@ -195,14 +222,24 @@ def oracle(
         entities = [({"event_name": e}, e) for e in ws.events]
         field_name = "count"
     elif stream.startswith("segment_"):
-        entities = [({"segment_id": s.id}, s.id) for s in ws.segments
-                    if s.analytics_tracking_enabled]
+        entities = [
+            ({"segment_id": s.id}, s.id) for s in ws.segments if s.analytics_tracking_enabled
+        ]
         field_name, apps = "size", ("*",)
     else:
         entities = [({}, None)]
         field_name = "sessions"
-    rows = expected_simple(ws, path, field_name, unit=unit, first=first, last=last, now=now,
-                           entities=entities, apps=apps)
+    rows = expected_simple(
+        ws,
+        path,
+        field_name,
+        unit=unit,
+        first=first,
+        last=last,
+        now=now,
+        entities=entities,
+        apps=apps,
+    )
     for row in rows:
         if stream.startswith("segment_"):
             row.pop("app_id")
@@ -210,13 +247,14 @@ def oracle(
     return out
 
 
-def assert_matches(stream: str, got: Mapping[tuple, Mapping], want: Mapping[tuple, Mapping]) -> None:
+def assert_matches(
+    stream: str, got: Mapping[tuple, Mapping], want: Mapping[tuple, Mapping]
+) -> None:
     """Same keys; every expected field equal, in its column or in `extra_metrics`."""
     missing = want.keys() - got.keys()
     extra = got.keys() - want.keys()
-    assert not missing and not extra, (
-        stream, f"{len(missing)} missing e.g. {sorted(missing)[:3]}",
-        f"{len(extra)} unexpected e.g. {sorted(extra)[:3]}")
+    assert not missing, (stream, f"{len(missing)} missing e.g. {sorted(missing)[:3]}")
+    assert not extra, (stream, f"{len(extra)} unexpected e.g. {sorted(extra)[:3]}")
     for key, fields in want.items():
         row = got[key]
         for name, value in fields.items():
@@ -253,8 +291,9 @@ def run_cli(
         state_path = tmp / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     run = TapRun(proc.returncode, proc.stdout, proc.stderr)
     if not args:
         parse_messages(proc.stdout, run)
@@ -275,8 +314,9 @@ class Message:
 
 def parse_line(index: int, line: str) -> Message:
     message = json.loads(line)
-    return Message(index, message["type"], message.get("stream"), message.get("record"),
-                   message.get("value"))
+    return Message(
+        index, message["type"], message.get("stream"), message.get("record"), message.get("value")
+    )
 
 
 @dataclass
@@ -331,7 +371,10 @@ def run_until(
     messages: list[Message] = []
     with stderr_path.open("w") as err:
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=err, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
             env={**os.environ, **(env or {})},
         )
         timer = threading.Timer(timeout, proc.kill)
@@ -391,6 +434,7 @@ class Proxy:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -418,11 +462,16 @@ class Proxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+        with self._lock:
+            for session in self._sessions:
+                session.close()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
         return session
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler) -> None:
@@ -461,7 +510,9 @@ class Proxy:
 # --- request windows as the sandbox saw them -------------------------------------------
 
 
-def window_labels(ws: Workspace, now: dt.datetime, params: Mapping[str, str], unit: str) -> set[str]:
+def window_labels(
+    ws: Workspace, now: dt.datetime, params: Mapping[str, str], unit: str
+) -> set[str]:
     """The bucket labels a logged series request covered."""
     ending_at, _ = sandbox_time.parse_iso(params["ending_at"], ws.tz)
     starts = ws.window(now=now, length=int(params["length"]), unit=unit, ending_at=ending_at)
@@ -488,10 +539,6 @@ def request_matches(stream: str, params: Mapping[str, str], partition: tuple) ->
     return True
 
 
-def iter_records(messages: Iterable[Message]) -> Iterator[Message]:
-    return (m for m in messages if m.kind == "RECORD")
-
-
 __all__ = [
     "STREAMS",
     "Message",
@@ -501,8 +548,6 @@ __all__ = [
     "bookmarks",
     "bucket_order",
     "context_key",
-    "hour_starts",
-    "iter_records",
     "keys_of",
     "oracle",
     "partition_of",

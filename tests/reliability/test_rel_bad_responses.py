@@ -24,7 +24,6 @@ from tests.reliability.relkit import (
     bucket_order,
     context_key,
     keys_of,
-    record_key,
     sandbox,
     tap_config,
 )
@@ -33,8 +32,12 @@ from tests.tapkit import catalog_for, keyed, run_tap
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
 START = "2024-01-01"  # events: windows of 100 + 21 days; canvases: 8 x 14 + 9 days
 APPS = ["app_ios"]
-CANVAS = ["canvas_data_series", "canvas_variant_data_series", "canvas_step_data_series",
-          "canvas_step_message_data_series"]
+CANVAS = [
+    "canvas_data_series",
+    "canvas_variant_data_series",
+    "canvas_step_data_series",
+    "canvas_step_message_data_series",
+]
 STREAMS = [*CANVAS, "event_data_series", "session_data_series"]
 EVENT_FIRST_WINDOW = "2024-04-09"  # ending_at day of the first 100-day window
 CANVAS_WINDOW_3 = "2024-02-11"  # ending_at day of the canvas window 2024-01-29..02-11
@@ -48,10 +51,12 @@ class Case:
     target: Callable[[dict[str, str], Any], bool]  # which request of `path` to rewrite
     mutate: Callable[[dict, Any], None]  # rewrites the body in place
     affected: Callable[[Any], set[tuple[str, tuple]]]  # (stream, key) it may remove/change
-    logged: tuple[str, ...] = ()  # words stderr must show (what was skipped)
+    # Words a WARNING about the path must show (None: nothing was skipped, no warning due).
+    logged: tuple[str, ...] | None = None
     window_dropped: bool = False  # the rest of the partition's window is skipped
     added: Callable[[Any], dict[tuple[str, tuple], dict]] = field(
-        default=lambda _ctx: {})  # records it adds: (stream, key) -> fields
+        default=lambda _ctx: {}
+    )  # records it adds: (stream, key) -> fields
 
 
 class Ctx:
@@ -66,17 +71,21 @@ class Ctx:
 
 def event_window(ending_day: str) -> Callable[[dict, Ctx], bool]:
     def target(params: dict, ctx: Ctx) -> bool:
-        return (params.get("event") == ctx.event and "app_id" not in params
-                and params.get("unit", "day") == "day"
-                and params["ending_at"].startswith(ending_day))
+        return (
+            params.get("event") == ctx.event
+            and "app_id" not in params
+            and params.get("unit", "day") == "day"
+            and params["ending_at"].startswith(ending_day)
+        )
 
     return target
 
 
 def canvas_window(ending_day: str) -> Callable[[dict, Ctx], bool]:
     def target(params: dict, ctx: Ctx) -> bool:
-        return params.get("canvas_id") == ctx.canvas.id and params.get(
-            "ending_at", "").startswith(ending_day)
+        return params.get("canvas_id") == ctx.canvas.id and params.get("ending_at", "").startswith(
+            ending_day
+        )
 
     return target
 
@@ -94,8 +103,12 @@ def canvas_keys(streams: list[str], times: list[str], clean_keys: dict) -> Calla
     """Every clean record of the target canvas on those days, in those streams."""
 
     def affected(ctx: Ctx) -> set:
-        return {(s, k) for s in streams for k in clean_keys[s]
-                if k[0] == ctx.canvas.id and k[2 if s != "canvas_data_series" else 1] in times}
+        return {
+            (s, k)
+            for s in streams
+            for k in clean_keys[s]
+            if k[0] == ctx.canvas.id and k[2 if s != "canvas_data_series" else 1] in times
+        }
 
     return affected
 
@@ -170,75 +183,141 @@ def cases(clean_keys: dict) -> dict[str, Case]:
     w3_days = event_days("2024-01-29", "2024-02-11")
     after_w3 = event_days("2024-01-29", "2024-04-30")
     return {
-        "point without time": Case(ev, first, _drop(5, "time"), event_keys("2024-01-06"),
-                                   ("time",)),
-        "time null": Case(ev, first, _set(5, "time", None), event_keys("2024-01-06"),
-                          ("time",)),
-        "time garbage": Case(ev, first, _set(5, "time", "the sixth of January"),
-                             event_keys("2024-01-06"), ("time",)),
-        "time a number": Case(ev, first, _set(5, "time", 20240106),
-                              event_keys("2024-01-06"), ("time",)),
-        "value field missing": Case(ev, first, _drop(7, "count"), event_keys("2024-01-08"),
-                                    ("count",)),
-        "value null": Case(ev, first, _set(7, "count", None), event_keys("2024-01-08"),
-                           ("count",)),
-        "value garbage": Case(ev, first, _set(7, "count", "many"), event_keys("2024-01-08"),
-                              ("count",)),
-        "bucket outside the window": Case(ev, first, _outside, event_keys("2024-01-06"),
-                                          ("outside",)),
+        "point without time": Case(
+            ev, first, _drop(5, "time"), event_keys("2024-01-06"), ("time",)
+        ),
+        "time null": Case(ev, first, _set(5, "time", None), event_keys("2024-01-06"), ("time",)),
+        "time garbage": Case(
+            ev, first, _set(5, "time", "the sixth of January"), event_keys("2024-01-06"), ("time",)
+        ),
+        "time a number": Case(
+            ev, first, _set(5, "time", 20240106), event_keys("2024-01-06"), ("time",)
+        ),
+        "value field missing": Case(
+            ev, first, _drop(7, "count"), event_keys("2024-01-08"), ("count",)
+        ),
+        "value null": Case(ev, first, _set(7, "count", None), event_keys("2024-01-08"), ("count",)),
+        "value garbage": Case(
+            ev, first, _set(7, "count", "many"), event_keys("2024-01-08"), ("count",)
+        ),
+        "bucket outside the window": Case(
+            ev, first, _outside, event_keys("2024-01-06"), ("outside",)
+        ),
         "unknown channel in step messages": Case(
-            cv, window3, _unknown_channel, lambda _ctx: set(),
+            cv,
+            window3,
+            _unknown_channel,
+            lambda _ctx: set(),
             added=lambda ctx: {
-                ("canvas_step_message_data_series",
-                 (ctx.canvas.id, ctx.step.id, "2024-02-01", "carrier_pigeon", 0)):
-                {"sent": 3, "delivered": 2, "lost_feathers": 1}}),
+                (
+                    "canvas_step_message_data_series",
+                    (ctx.canvas.id, ctx.step.id, "2024-02-01", "carrier_pigeon", 0),
+                ): {"sent": 3, "delivered": 2, "lost_feathers": 1}
+            },
+        ),
         "extra metrics": Case(
-            cv, window3, _extra_metrics,
+            cv,
+            window3,
+            _extra_metrics,
             canvas_keys(["canvas_data_series", "canvas_step_data_series"], feb1, clean_keys),
             added=lambda ctx: {
                 ("canvas_data_series", (ctx.canvas.id, "2024-02-01")): {"brand_new_metric": 5},
-                ("canvas_step_data_series", (ctx.canvas.id, ctx.step.id, "2024-02-01")):
-                {"brand_new_step_metric": 6}}),
+                ("canvas_step_data_series", (ctx.canvas.id, ctx.step.id, "2024-02-01")): {
+                    "brand_new_step_metric": 6
+                },
+            },
+        ),
         "variant_stats not an object": Case(
-            cv, window3, _variant_stats_not_an_object,
-            canvas_keys(["canvas_variant_data_series"], feb1, clean_keys), ("variant_stats",)),
+            cv,
+            window3,
+            _variant_stats_not_an_object,
+            canvas_keys(["canvas_variant_data_series"], feb1, clean_keys),
+            ("variant_stats",),
+        ),
         "step_stats not an object": Case(
-            cv, window3, _step_stats_not_an_object,
-            canvas_keys(["canvas_step_data_series", "canvas_step_message_data_series"], feb1,
-                        clean_keys), ("step_stats",)),
+            cv,
+            window3,
+            _step_stats_not_an_object,
+            canvas_keys(
+                ["canvas_step_data_series", "canvas_step_message_data_series"], feb1, clean_keys
+            ),
+            ("step_stats",),
+        ),
         "step messages not an object": Case(
-            cv, window3, _messages_not_an_object,
-            lambda ctx: {(s, k) for s, k in canvas_keys(
-                ["canvas_step_message_data_series"], feb1, clean_keys)(ctx)
-                if k[1] == ctx.step.id}, ("messages",)),
+            cv,
+            window3,
+            _messages_not_an_object,
+            lambda ctx: {
+                (s, k)
+                for s, k in canvas_keys(["canvas_step_message_data_series"], feb1, clean_keys)(ctx)
+                if k[1] == ctx.step.id
+            },
+            ("messages",),
+        ),
         "empty data list, last window": Case(
-            ev, last, _set_body(data=[]), event_keys(*event_days("2024-04-10", "2024-04-30")),
-            window_dropped=True),
+            ev,
+            last,
+            _set_body(data=[]),
+            event_keys(*event_days("2024-04-10", "2024-04-30")),
+            logged=(),
+            window_dropped=True,
+        ),
         "empty data list, middle window": Case(
-            ev, first, _set_body(data=[]), event_keys(*event_days("2024-01-01", "2024-04-09")),
-            window_dropped=True),
+            ev,
+            first,
+            _set_body(data=[]),
+            event_keys(*event_days("2024-01-01", "2024-04-09")),
+            logged=(),
+            window_dropped=True,
+        ),
         "empty stats, canvas window": Case(
-            cv, window3, _empty_stats, canvas_keys(CANVAS, w3_days, clean_keys),
-            window_dropped=True),
+            cv,
+            window3,
+            _empty_stats,
+            canvas_keys(CANVAS, w3_days, clean_keys),
+            logged=(),
+            window_dropped=True,
+        ),
         "message not success, event window": Case(
-            ev, first, _set_body(message="internal error"),
-            event_keys(*event_days("2024-01-01", "2024-04-30")), ("internal error",),
-            window_dropped=True),
+            ev,
+            first,
+            _set_body(message="internal error"),
+            event_keys(*event_days("2024-01-01", "2024-04-30")),
+            ("internal error",),
+            window_dropped=True,
+        ),
         "message not success, canvas window": Case(
-            cv, window3, _set_body(message="partial failure"),
-            canvas_keys(CANVAS, after_w3, clean_keys), ("partial failure",),
-            window_dropped=True),
+            cv,
+            window3,
+            _set_body(message="partial failure"),
+            canvas_keys(CANVAS, after_w3, clean_keys),
+            ("partial failure",),
+            window_dropped=True,
+        ),
         "message missing": Case(
-            ev, last, lambda body, _ctx: body.pop("message"),
-            event_keys(*event_days("2024-04-10", "2024-04-30")), ("message",),
-            window_dropped=True),
+            ev,
+            last,
+            lambda body, _ctx: body.pop("message"),
+            event_keys(*event_days("2024-04-10", "2024-04-30")),
+            ("message",),
+            window_dropped=True,
+        ),
         "data not a list": Case(
-            ev, last, _set_body(data={"time": "2024-04-10", "count": 1}),
-            event_keys(*event_days("2024-04-10", "2024-04-30")), ("data",),
-            window_dropped=True),
+            ev,
+            last,
+            _set_body(data={"time": "2024-04-10", "count": 1}),
+            event_keys(*event_days("2024-04-10", "2024-04-30")),
+            ("data",),
+            window_dropped=True,
+        ),
         "canvas data not an object": Case(
-            cv, window3, _set_body(data=[{"time": "2024-01-29"}]),
-            canvas_keys(CANVAS, after_w3, clean_keys), ("data",), window_dropped=True),
+            cv,
+            window3,
+            _set_body(data=[{"time": "2024-01-29"}]),
+            canvas_keys(CANVAS, after_w3, clean_keys),
+            ("data",),
+            window_dropped=True,
+        ),
     }
 
 
@@ -248,8 +327,19 @@ _EMPTY = (
     "next window moves the bookmark past it, so a later run never re-reads the gap "
     "(beyond lookback_days)"
 )
-XFAIL: dict[str, str] = {"empty data list, middle window": _EMPTY,
-                         "empty stats, canvas window": _EMPTY}
+XFAIL: dict[str, str] = {
+    "empty data list, middle window": _EMPTY,
+    "empty stats, canvas window": _EMPTY,
+}
+_SILENT = (
+    "tap bug: a window answered with no points at all (empty `data` or `stats`) is "
+    "not logged; the run looks complete"
+)
+XFAIL_LOG: dict[str, str] = {
+    "empty data list, middle window": _SILENT,
+    "empty data list, last window": _SILENT,
+    "empty stats, canvas window": _SILENT,
+}
 
 
 def _run_case(sb, config: dict, case: Case, ctx: Ctx):
@@ -276,8 +366,10 @@ def world():
         clean_keyed = {s: keyed(clean.records[s], keys_of(s)) for s in STREAMS}
         ctx = Ctx(sb.workspace)
         with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = {name: pool.submit(_run_case, sb, config, case, ctx)
-                    for name, case in cases(clean_keyed).items()}
+            jobs = {
+                name: pool.submit(_run_case, sb, config, case, ctx)
+                for name, case in cases(clean_keyed).items()
+            }
             runs = {name: job.result() for name, job in jobs.items()}
         yield sb, config, clean, clean_keyed, ctx, runs
 
@@ -286,12 +378,15 @@ def run_case(world, name: str):
     return world[5][name]
 
 
-def _params(names: list[str]) -> list:
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n]))
-            if n in XFAIL else n for n in names]
+def _params(names: list[str], xfail: dict[str, str]) -> list:
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=xfail[n])) if n in xfail else n
+        for n in names
+    ]
 
 
 ALL = list(cases({s: {} for s in STREAMS}))
+LOGGED = [name for name, case in cases({s: {} for s in STREAMS}).items() if case.logged is not None]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -320,18 +415,16 @@ def test_contradiction_neither_crashes_nor_loses_other_records(world, name):
         assert key in keyed(run.records[stream], keys_of(stream)), ("not kept", stream, key)
 
 
-@pytest.mark.parametrize("name", _params([n for n in ALL if cases(
-    {s: {} for s in STREAMS})[n].logged]))
+@pytest.mark.parametrize("name", _params(LOGGED, XFAIL_LOG))
 def test_what_was_skipped_is_logged(world, name):
     case, run, _ = run_case(world, name)
-    warnings = [line for line in run.stderr.splitlines()
-                if "WARNING" in line and case.path in line]
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line and case.path in line]
     assert warnings, run.stderr[-3000:]
-    for word in case.logged:
+    for word in case.logged or ():
         assert any(word in line for line in warnings), (word, warnings)
 
 
-@pytest.mark.parametrize("name", _params(ALL))
+@pytest.mark.parametrize("name", _params(ALL, XFAIL))
 def test_state_never_claims_a_bucket_the_run_did_not_emit(world, name):
     _, _, clean, clean_keyed, ctx, _ = world
     case, run, _ = run_case(world, name)
@@ -339,7 +432,8 @@ def test_state_never_claims_a_bucket_the_run_did_not_emit(world, name):
     for stream in STREAMS:
         for record in run.records[stream]:
             emitted.setdefault((stream, context_key(stream, record)), []).append(
-                bucket_order(record["time"]))
+                bucket_order(record["time"])
+            )
     marks = bookmarks(run.state)
     for stream in STREAMS:
         for partition, value in marks.get(stream, {}).items():
@@ -353,7 +447,11 @@ def test_state_never_claims_a_bucket_the_run_did_not_emit(world, name):
             value = marks.get(stream, {}).get(context_key(stream, record))
             if value is not None:
                 assert bucket_order(record["time"]) > bucket_order(value), (
-                    stream, key, "skipped but covered by bookmark", value)
+                    stream,
+                    key,
+                    "skipped but covered by bookmark",
+                    value,
+                )
     # Partitions untouched by the case end where the clean run ends.
     clean_marks = bookmarks(clean.state)
     touched = {(s, context_key(s, clean_keyed[s][k])) for s, k in case.affected(ctx)}

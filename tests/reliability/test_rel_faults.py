@@ -35,8 +35,16 @@ APPS = ["app_ios", "app_android"]
 def runs():
     """(sandbox, clean run, faulty run, requests of the faulty run)."""
     with sandbox(n_events=6, apps=tuple(APPS), now=NOW, slow_seconds=2.5) as sb:
-        config = tap_config(sb.url, sb.api_key, NOW, START.isoformat(), app_ids=APPS,
-                            max_workers=4, request_timeout=1.0, max_retries=6)
+        config = tap_config(
+            sb.url,
+            sb.api_key,
+            NOW,
+            START.isoformat(),
+            app_ids=APPS,
+            max_workers=4,
+            request_timeout=1.0,
+            max_retries=6,
+        )
         clean = run_tap(config, streams=STREAMS)
         assert clean.returncode == 0, clean.stderr[-3000:]
         sb.clear_log()
@@ -88,4 +96,5 @@ def test_every_request_was_eventually_answered(runs):
     _, _, _, log = runs
     ok = {(r.path, tuple(sorted(r.params.items()))) for r in log if r.status == 200 and not r.fault}
     faulted = {(r.path, tuple(sorted(r.params.items()))) for r in log if r.fault}
-    assert faulted and faulted <= ok, faulted - ok
+    assert faulted
+    assert faulted <= ok, faulted - ok

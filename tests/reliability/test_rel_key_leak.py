@@ -16,8 +16,7 @@ from tests.tapkit import catalog_for
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
 KEY = "LEAKCANARY-7c41d2e9b8a04f63-a1b2"
 # Sessions are synced last (alphabetical order) and refused: the run ends on a 403.
-STREAMS = ["canvas_data_series", "event_data_series", "segment_data_series",
-           "session_data_series"]
+STREAMS = ["canvas_data_series", "event_data_series", "segment_data_series", "session_data_series"]
 DEBUG = {"TAP_BRAZE_SERIES_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
 
 
@@ -50,11 +49,26 @@ def assert_not_in_urls(sb, key: str = KEY) -> None:
 @pytest.fixture(scope="module")
 def faulty_run_ending_in_403(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("leak")
-    with sandbox(now=NOW, api_key=KEY, n_events=4, fault_rate=0.3, fault_kinds=FAULT_KINDS,
-                 fault_max_repeats=2, slow_seconds=1.5,
-                 denied_permissions={"sessions.data_series"}) as sb:
-        config = tap_config(sb.url, KEY, NOW, "2024-01-01", app_ids=["app_ios"],
-                            request_timeout=0.5, max_retries=6, max_workers=4)
+    with sandbox(
+        now=NOW,
+        api_key=KEY,
+        n_events=4,
+        fault_rate=0.3,
+        fault_kinds=FAULT_KINDS,
+        fault_max_repeats=2,
+        slow_seconds=1.5,
+        denied_permissions={"sessions.data_series"},
+    ) as sb:
+        config = tap_config(
+            sb.url,
+            KEY,
+            NOW,
+            "2024-01-01",
+            app_ids=["app_ios"],
+            request_timeout=0.5,
+            max_retries=6,
+            max_workers=4,
+        )
         catalog = catalog_for(config, STREAMS)
         run = run_cli(tmp, config, catalog=catalog, env=DEBUG)
         yield sb, run
@@ -65,9 +79,12 @@ def test_the_run_really_was_at_debug_with_retries_and_an_error(faulty_run_ending
     assert run.returncode != 0
     assert "| DEBUG" in run.stderr
     assert "retry" in run.stderr
-    assert {r.fault for r in sb.request_log if r.fault} >= {"500", "502", "503", "drop"}
+    faults = [r.fault for r in sb.request_log if r.fault]
+    assert len(faults) >= 8
+    assert len(set(faults)) >= 3, faults
     errors = [line for line in run.stderr.splitlines() if "tap-braze-series: error:" in line]
-    assert len(errors) == 1 and "403" in errors[0], errors
+    assert len(errors) == 1, errors
+    assert "403" in errors[0], errors
     assert "Traceback" not in run.stderr
 
 
@@ -85,16 +102,25 @@ def test_the_key_never_travelled_in_a_url(faulty_run_ending_in_403):
 
 def test_key_from_the_environment_does_not_leak_at_debug():
     """Meltano passes settings as TAP_BRAZE_SERIES_* variables (`--config ENV`)."""
-    with sandbox(now=NOW, api_key=KEY, denied_permissions={"sessions.data_series"}) as sb, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        sandbox(now=NOW, api_key=KEY, denied_permissions={"sessions.data_series"}) as sb,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         config = tap_config(sb.url, KEY, NOW, "2024-04-01")
         # Only the string settings: numbers in TAP_BRAZE_SERIES_* variables are refused
         # by the SDK's schema check (a separate finding).
-        env = {**DEBUG, **{f"TAP_BRAZE_SERIES_{k.upper()}": v for k, v in config.items()
-                           if isinstance(v, str)}}
+        env = {
+            **DEBUG,
+            **{f"TAP_BRAZE_SERIES_{k.upper()}": v for k, v in config.items() if isinstance(v, str)},
+        }
         catalog = catalog_for(config, ["event_data_series", "session_data_series"])
-        run = run_cli(Path(tmp), {"retry_backoff_seconds": 0.01}, catalog=catalog, env=env,
-                      args=["--config", "ENV"])
+        run = run_cli(
+            Path(tmp),
+            {"retry_backoff_seconds": 0.01},
+            catalog=catalog,
+            env=env,
+            args=["--config", "ENV"],
+        )
         assert run.returncode != 0
         assert "403" in run.stderr
         assert_no_leak(run.stdout)
@@ -106,9 +132,11 @@ def test_a_wrong_key_does_not_leak_either():
     wrong = "WRONGCANARY-0f9e8d7c6b5a4-9z8y"
     with sandbox(now=NOW, api_key=KEY) as sb, tempfile.TemporaryDirectory() as tmp:
         config = tap_config(sb.url, wrong, NOW, "2024-04-01")
-        run = run_cli(Path(tmp), config, catalog=catalog_for(config, ["session_data_series"]),
-                      env=DEBUG)
-        assert run.returncode != 0 and "401" in run.stderr
+        run = run_cli(
+            Path(tmp), config, catalog=catalog_for(config, ["session_data_series"]), env=DEBUG
+        )
+        assert run.returncode != 0
+        assert "401" in run.stderr
         assert_no_leak(run.stdout, wrong)
         assert_no_leak(run.stderr, wrong)
         assert_not_in_urls(sb, wrong)
