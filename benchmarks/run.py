@@ -104,21 +104,21 @@ FAMILIES: dict[str, dict[str, Any]] = {
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
         "scale_entities": [10, 100], "canvas_days": 56, "event_days": 365,
-        "thr_events": 20, "thr_days": 365,
+        "thr_events": 20, "thr_days": 365, "thr_repeat": 1,
         "mem_canvases": 20, "mem_events": 5, "mem_days": [30, 730],
         "state_entities": [100, 1000], "state_days": 3,
         "rl_events": 100, "rl_days": 365,
     },
     "default": {
         "scale_entities": [10, 100, 1000], "canvas_days": 56, "event_days": 365,
-        "thr_events": 100, "thr_days": 365,
+        "thr_events": 100, "thr_days": 365, "thr_repeat": 3,
         "mem_canvases": 100, "mem_events": 10, "mem_days": [30, 730],
         "state_entities": [100, 1000, 10000], "state_days": 3,
         "rl_events": 250, "rl_days": 365,
     },
     "full": {
         "scale_entities": [10, 100, 1000], "canvas_days": 91, "event_days": 365,
-        "thr_events": 1000, "thr_days": 365,
+        "thr_events": 1000, "thr_days": 365, "thr_repeat": 2,
         "mem_canvases": 500, "mem_events": 100, "mem_days": [30, 730],
         "state_entities": [100, 1000, 10000], "state_days": 3,
         "rl_events": 500, "rl_days": 365,
@@ -971,17 +971,24 @@ def main_bench(args: argparse.Namespace) -> int:
         )
     if "throughput" in cases:
         results = []
-        r = run_case("throughput", f"events hourly n={size['thr_events']}", "events_hourly",
-                     n=size["thr_events"], days=size["thr_days"], latency=0.0, workers=workers,
-                     workdir=workdir)
-        progress(r)
-        results.append(r)
-        r = run_case("throughput", f"events daily n={size['thr_events'] * 10}", "events",
-                     n=size["thr_events"] * 10, days=size["thr_days"], latency=0.0,
-                     workers=workers, workdir=workdir)
-        progress(r)
-        results.append(r)
-        sections.append("## Record throughput (latency 0)\n\n" + report_throughput(results))
+        summary = []
+        for label, family, n in (
+            (f"events hourly n={size['thr_events']}", "events_hourly", size["thr_events"]),
+            (f"events daily n={size['thr_events'] * 10}", "events", size["thr_events"] * 10),
+        ):
+            rates = []
+            for i in range(size["thr_repeat"]):
+                r = run_case("throughput", f"{label} #{i + 1}", family, n=n,
+                             days=size["thr_days"], latency=0.0, workers=workers,
+                             workdir=workdir)
+                progress(r)
+                results.append(r)
+                rates.append(r.run.records / r.run.cpu)
+            summary.append(f"{label}: records per tap CPU-second median "
+                           f"{statistics.median(rates):,.0f}, best {max(rates):,.0f}, worst "
+                           f"{min(rates):,.0f} over {len(rates)} runs")
+        sections.append("## Record throughput (latency 0)\n\n" + report_throughput(results)
+                        + "\n\n" + "\n".join(f"- {line}" for line in summary))
     if "memory" in cases:
         results = []
         for family, n in (("canvas", size["mem_canvases"]), ("events_hourly", size["mem_events"])):

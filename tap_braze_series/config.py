@@ -253,6 +253,24 @@ class Settings:
             ),
         )
 
+    def typed_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings present in `config`, as JSON-schema-valid values."""
+        values = {
+            "api_key": self.api_key,
+            "api_url": self.api_url,
+            "lookback_days": self.lookback_days,
+            "company_timezone": self.timezone.key,
+            "include_archived": self.include_archived,
+            "app_ids": list(self.app_ids),
+            "request_timeout": self.request_timeout,
+            "max_workers": self.max_workers,
+            "max_requests_per_hour": self.max_requests_per_hour,
+            "max_retries": self.max_retries,
+            "retry_backoff_seconds": self.retry_backoff_seconds,
+            **{name: list(self.entity_filters[kind]) for name, kind in LIST_SETTINGS.items()},
+        }
+        return {name: value for name, value in values.items() if name in config}
+
     def start_instant(self) -> dt.datetime:
         """The first instant to export."""
         return _as_instant(self.start, self.timezone)

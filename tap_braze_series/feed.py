@@ -52,6 +52,8 @@ class PlannedPartition:
     starts: dict[str, Bucket]
     windows: list[Window]
     broken: bool = False
+    # Whether Braze has had points for this entity: bookmarked before, or seen this run.
+    has_data: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,10 @@ class Member(Protocol):
         self, body: Mapping[str, Any], planned: PlannedPartition, window: Window, issues: Issues
     ) -> Iterator[dict[str, Any]]:
         """This member's records from one response."""
+        ...
+
+    def has_bookmark(self, partition: Partition) -> bool:
+        """Whether a previous run emitted buckets of this partition."""
         ...
 
 
@@ -164,6 +170,7 @@ class Family:
         plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
         params: Callable[[Partition, Window, set[str]], dict[str, Any]],
         fetch: Callable[[str, dict[str, Any]], Mapping[str, Any]],
+        count_points: Callable[[Mapping[str, Any]], int],
         executor: Callable[[], ThreadPoolExecutor],
         lookahead: int,
     ) -> None:
@@ -174,6 +181,7 @@ class Family:
         self._plan = plan
         self._params = params
         self._fetch = fetch
+        self._count_points = count_points
         self._executor = executor
         self._lookahead = lookahead
         self._partitions: list[Partition] | None = None
@@ -275,6 +283,7 @@ class Family:
                 if planned.broken or body is None:
                     continue
                 try:
+                    self._check_not_empty(body, planned, job.window)
                     own = list(member.shape(body, planned, job.window, self.stats.issues))
                     spooled = {
                         name: list(
@@ -305,6 +314,27 @@ class Family:
                 # Stopped early: later members must fetch this partition themselves.
                 self._close_results()
 
+    def _check_not_empty(
+        self, body: Mapping[str, Any], planned: PlannedPartition, window: Window
+    ) -> None:
+        """An empty window is only believable before the entity's first data.
+
+        Windows before an entity existed come back empty and are passed over. Once
+        Braze has had points for it, an empty window is a glitch: accepting it
+        would let the next window move the bookmark past buckets never emitted.
+        """
+        if self._count_points(body) > 0:
+            planned.has_data = True
+        elif planned.has_data:
+            raise PayloadError(f"no points for the window ending {window.ending_at}")
+        else:
+            logger.warning(
+                "%s answered no points for %s up to %s: taken as the time before it had data.",
+                self.path,
+                dict(planned.partition.context),
+                window.last,
+            )
+
     def _jobs(self, first_index: int) -> Iterator[_Job]:
         by_name = {m.name: m for m in self.members}
         for partition in self.partitions()[first_index:]:
@@ -314,7 +344,12 @@ class Family:
                 if start is not None:
                     starts[name] = start
             windows = self._plan(partition, starts) if starts else []
-            planned = PlannedPartition(partition=partition, starts=starts, windows=windows)
+            planned = PlannedPartition(
+                partition=partition,
+                starts=starts,
+                windows=windows,
+                has_data=any(by_name[name].has_bookmark(partition) for name in starts),
+            )
             for window in windows:
                 yield _Job(planned, window)
             yield _Job(planned, None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tap_braze_series.windows import Bucket, Unit, Window, read_time
+from tap_braze_series.windows import Bucket, Unit, Window, parse_instant, read_time
 
 # Metrics of the canvas/campaign total, variant and step stats.
 CANVAS_STAT_METRICS: dict[str, str] = {
@@ -126,6 +126,14 @@ def canvas_data(body: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
         raise PayloadError(f"'data.stats' is a {type(stats).__name__}, not a list")
     name = data.get("name")
     return (name if isinstance(name, str) else None), stats
+
+
+def point_count(body: Mapping[str, Any]) -> int:
+    """How many points a series response holds (0 when it holds none or is malformed)."""
+    data = body.get("data")
+    if isinstance(data, Mapping):
+        data = data.get("stats")
+    return len(data) if isinstance(data, list) else 0
 
 
 def _check_message(body: Mapping[str, Any]) -> None:
@@ -416,9 +424,14 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def bucket_key(value: str, unit: Unit) -> str | dt.datetime:
-    """Comparable form of a record's `time` (hour values compared as instants)."""
+def bucket_key(value: str, unit: Unit, tz: ZoneInfo) -> str | dt.datetime:
+    """Comparable form of a record's `time` or a bookmark (hour values as instants)."""
     if unit == "day":
-        return value  # ISO dates order as strings
-    # Offsets parse to fixed-offset zones, which compare as instants.
-    return dt.datetime.fromisoformat(value)
+        return value[:10]  # ISO dates order as strings
+    try:
+        # Offsets parse to fixed-offset zones, which compare as instants.
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = parse_instant(value, tz)
+    # A bookmark written without an offset is read in the company time zone.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)

@@ -135,12 +135,27 @@ def validate_state(state: object) -> None:
         partitions = stream_state.get("partitions", [])
         if not isinstance(partitions, list):
             raise StateError(f"State 'partitions' of stream '{stream}' must be a list. {fix}")
+        seen: set[tuple] = set()
         for entry in partitions:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("context"), Mapping):
                 raise StateError(
                     f"State for stream '{stream}' has a partition without a 'context' "
                     f"object: {entry!r}. {fix}"
                 )
+            try:
+                key = partition_key(entry["context"])
+                hash(key)
+            except TypeError:
+                raise StateError(
+                    f"State for stream '{stream}' has a partition context with nested values: "
+                    f"{dict(entry['context'])}. {fix}"
+                ) from None
+            if key in seen:
+                raise StateError(
+                    f"State for stream '{stream}' lists partition {dict(entry['context'])} "
+                    f"twice. {fix}"
+                )
+            seen.add(key)
             value = entry.get("replication_key_value")
             if value is not None and not _is_iso(value):
                 raise StateError(

@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from tap_braze_series import schemas as sc
 from tap_braze_series import shapes
+from tap_braze_series.client import BrazeError
 from tap_braze_series.endpoints import (
     CAMPAIGN_SERIES,
     CANVAS_SERIES,
@@ -567,8 +568,9 @@ class SeriesStream(BrazeStream):
     def state_manager(self) -> StreamStateManager:
         if self._state_manager is None:
             unit = self.spec.unit
+            tz = self.runtime.tz
             self._state_manager = PartitionedStateManager(
-                order=lambda value: shapes.bucket_key(value, unit),
+                order=lambda value: shapes.bucket_key(value, unit, tz),
                 tap_name=self.tap_name,
                 stream_name=self.name,
                 tap_state=self._tap_state,
@@ -595,7 +597,14 @@ class SeriesStream(BrazeStream):
         if not context:
             return
         self.family.start([m.name for m in self.family.members if m.selected])  # type: ignore[attr-defined]
-        yield from self.family.records(self, context)
+        try:
+            yield from self.family.records(self, context)
+        except BrazeError:
+            # The run stops here: hand the target the progress made so far, so that
+            # the next run does not read finished partitions again. Bookmarks only
+            # ever cover emitted records, so this STATE is as valid as any other.
+            self._write_state_message()
+            raise
 
     @override
     def generate_child_contexts(
@@ -625,6 +634,10 @@ class SeriesStream(BrazeStream):
                 first, lookback_start(bucket, runtime.settings.lookback_days, unit, runtime.tz)
             )
         return first if first <= last else None
+
+    def has_bookmark(self, partition: Partition) -> bool:
+        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
+        return manager.bookmark(partition.context) is not None
 
     def shape(
         self,

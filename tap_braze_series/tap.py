@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 import simplejson
@@ -22,6 +22,7 @@ from singer_sdk.helpers.capabilities import (
 )
 from typing_extensions import override
 
+from tap_braze_series import shapes
 from tap_braze_series.client import BrazeClient, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError
 from tap_braze_series.endpoints import DETAILS_PATHS, LISTS
@@ -202,10 +203,35 @@ class TapBrazeSeries(Tap):
     ]
 
     def __init__(self, *, state: Any = None, **kwargs: Any) -> None:
-        # The SDK would read a JSON list as a list of file paths; a state is an object.
-        if state is not None and not isinstance(state, dict | str | PurePath):
+        # The SDK reads a string as the path of a state file: a JSON state holding a
+        # string (or a list) is not one, and must not reach the SDK as such.
+        if (
+            state is not None
+            and not isinstance(state, dict | PurePath)
+            and not (isinstance(state, str) and Path(state).is_file())
+        ):
             validate_state(state)
         super().__init__(state=state, **kwargs)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # Our own checks first: they name the setting, say how to fix it and never
+        # print a value (the SDK's schema errors print values, the API key included).
+        try:
+            settings = Settings.parse(self._config)
+        except SettingsError as exc:
+            if raise_errors:
+                raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+            return [str(exc)]
+        # The SDK then checks its built-in settings (stream maps, flattening, ...) on
+        # a copy whose own settings carry their parsed values: numbers from
+        # environment variables arrive as strings and are fine.
+        original = self._config
+        self._config = {**original, **settings.typed_values(original)}
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        finally:
+            self._config = original
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -240,6 +266,7 @@ class TapBrazeSeries(Tap):
                     spec, partition, window, selected
                 ),
                 fetch=runtime.fetch,
+                count_points=shapes.point_count,
                 executor=runtime.executor,
                 lookahead=2 * runtime.settings.max_workers,
             )

@@ -202,19 +202,8 @@ ODD_BUT_VALID_STATES = {
         s, "session_data_series", "2024-04-20T00:00:00+00:00"
     ),
 }
-_NAIVE = (
-    "tap bug (regression of 'cached state lookups'): shapes.bucket_key compares hour "
-    "bookmarks with datetime.fromisoformat, so a bookmark without an offset (which "
-    "validate_state accepts) meets aware record times: TypeError traceback on the first record"
-)
-XFAIL_ODD = {"hour bookmark as a date": _NAIVE, "hour bookmark without offset": _NAIVE}
-XFAIL_STATE = {
-    "a string": "tap bug: a --state file holding a JSON string is read by the SDK as a "
-    "path to another state file: FileNotFoundError traceback",
-    "duplicate partition": "tap bug: duplicate partitions are detected only when the "
-    "stream is reached, after earlier streams made requests and emitted records",
-    "duplicate partition, other bookmark": "tap bug: as 'duplicate partition'",
-}
+XFAIL_ODD: dict[str, str] = {}
+XFAIL_STATE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -282,12 +271,6 @@ def test_bad_setting_is_rejected_by_discovery_too(outcomes, case):
     _assert_rejected(outcomes[("discover", _id(case))], case[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tap bug: the SDK's JSON-schema check echoes the invalid value, so an api_key "
-    "given as a list or object is printed in full ('[...] is not of type string in "
-    "config['api_key']')",
-)
 @pytest.mark.parametrize("mode", [(), ("--discover",)], ids=["sync", "discover"])
 @pytest.mark.parametrize("value", [[KEY], {"key": KEY}], ids=["list", "object"])
 def test_api_key_of_a_wrong_type_is_not_echoed(value, mode):
