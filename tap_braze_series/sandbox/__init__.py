@@ -5,7 +5,7 @@
 ...     sb.url
 
 The sandbox is an independent implementation: it imports nothing from the tap.
-See ``docs/sandbox.md``.
+See the section "The Braze sandbox" of the README.
 """
 
 from .api import Api
