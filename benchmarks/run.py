@@ -208,6 +208,24 @@ def wait_quiet() -> float:
             return load
 
 
+def calibrate() -> float:
+    """ms of CPU for a fixed pure-Python workload: how fast this (shared) machine is now.
+
+    On a VM the host's other tenants change the speed of a CPU-second from one minute
+    to the next; compare records/CPU-s only between runs with similar calibrations.
+    """
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        d: dict[int, str] = {}
+        for i in range(300_000):
+            d[i & 1023] = str(i)
+            x = {"a": i, "b": d[i & 1023]}
+            x.get("a")
+        best = min(best, time.process_time() - start)
+    return 1000 * best
+
+
 def _system_busy() -> float:
     """Seconds of CPU the whole machine has spent busy (all cores), from /proc/stat."""
     try:
@@ -602,6 +620,7 @@ class CaseResult:
             "in_flight": self.log.get("mean_in_flight", float("nan")),
             "req_ms": self.log.get("mean_duration_ms", float("nan")),
             "foreign": self.extra.get("foreign_cpu", float("nan")),
+            "calibration": self.extra.get("calibration_ms", float("nan")),
         }
 
 
@@ -624,11 +643,12 @@ def run_case(
         spec["rate_limits"] = rate_limits
     casedir = workdir / f"{case}-{label}".replace(" ", "_").replace("/", "_")
     casedir.mkdir(parents=True, exist_ok=True)
-    best: tuple[float, TapRun, float, SandboxProcess] | None = None
+    best: tuple[float, TapRun, float, SandboxProcess, float] | None = None
     attempts = 0
     for _attempt in range(1 + QUIET["retries"]):
         attempts += 1
         wait_quiet()
+        calibration = calibrate()
         with SandboxProcess(casedir, **spec) as sandbox:
             config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
                                 **(tap_extra or {}))
@@ -640,20 +660,21 @@ def run_case(
             foreign = max(_system_busy() - busy0 - run.cpu - sandbox_cpu
                           - (time.process_time() - own0), 0.0)
         if best is None or foreign < best[0]:
-            best = (foreign, run, sandbox_cpu, sandbox)
+            best = (foreign, run, sandbox_cpu, sandbox, calibration)
         if run.returncode != 0 or foreign <= QUIET["disturbed"] * max(run.wall, 1.0):
             break
         print(f"  ({case} {label}: other processes used {foreign:.1f} CPU-s during the run; "
               "measuring again)", flush=True)
     assert best is not None
-    foreign, run, sandbox_cpu, sandbox = best
+    foreign, run, sandbox_cpu, sandbox, calibration = best
     if run.returncode != 0:
         raise RuntimeError(f"{case} {label}: the tap failed ({run.returncode}):\n{run.stderr_tail}")
     counts = sandbox.info["counts"]
     minimum = minimum_requests(family, counts, days)
     stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
     ideal = minimum["total"] * latency / workers
-    extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts}
+    extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts,
+                             "calibration_ms": calibration}
     if rate_limits:
         pool, (limit, window) = next(iter(rate_limits.items()))
         rate_cap = workers / latency if latency > 0 else math.inf
@@ -768,11 +789,13 @@ def report_throughput(results: list[CaseResult]) -> str:
             r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
             d["wall"], d["rec_per_s"], d["user"], d["sys"], d["cpu"], d["rec_per_cpu"],
             1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"], d["foreign"],
+            d["calibration"],
         ])
     return table(
         ["case", "events", "days", "requests", "minimum", "records", "wall s",
          "records/s wall", "tap user s", "tap sys s", "tap CPU s", "records/CPU-s",
-         "µs CPU/record", "sandbox CPU s", "peak RSS MB", "other processes' CPU s"],
+         "µs CPU/record", "sandbox CPU s", "peak RSS MB", "other processes' CPU s",
+         "calibration ms"],
         rows,
     )
 
@@ -808,13 +831,13 @@ def report_state(results: list[CaseResult], startup_cpu: float) -> str:
             r.run.state_bytes / max(r.entities, 1),
             f"{r.run.state_bytes / base.run.state_bytes / scale:.2f}",
             d["cpu"], net, 1000 * net / max(r.entities, 1), f"{net / base_net / scale:.2f}",
-            d["wall"], d["rss"], d["foreign"],
+            d["wall"], d["rss"], d["foreign"], d["calibration"],
         ])
     return table(
         ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
          "STATE bytes", "last STATE bytes", "STATE bytes/partition", "bytes growth ÷ linear",
          "tap CPU s", "CPU above startup s", "ms CPU/partition", "CPU growth ÷ linear",
-         "wall s", "peak RSS MB", "other processes' CPU s"],
+         "wall s", "peak RSS MB", "other processes' CPU s", "calibration ms"],
         rows,
     )
 
@@ -930,6 +953,9 @@ def main_bench(args: argparse.Namespace) -> int:
     print(f"code: {out['code']}")
     out["load"] = quiet_check()
     print(out["load"])
+    out["calibration_ms"] = calibrate()
+    print(f"calibration (fixed pure-Python loop, lower = faster machine): "
+          f"{out['calibration_ms']:.0f} ms")
     print(f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
           f"workdir {workdir}\n", flush=True)
 
@@ -944,7 +970,7 @@ def main_bench(args: argparse.Namespace) -> int:
               f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
               f"{d['ideal']:6.2f} s records {d['records']:>8} CPU {d['cpu']:6.2f} s "
               f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB, other processes' CPU "
-              f"{d['foreign']:.1f} s", flush=True)
+              f"{d['foreign']:.1f} s, calibration {d['calibration']:.0f} ms", flush=True)
         out["cases"].setdefault(result.case, []).append({
             **{k: v for k, v in asdict(result).items() if k not in ("run",)},
             "run": {k: v for k, v in asdict(result.run).items()},
@@ -1496,7 +1522,8 @@ def main_profile(args: argparse.Namespace) -> int:
     print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
     print(f"machine: {machine()}")
     print(f"code: {code_version()}")
-    print(quiet_check() + "\n")
+    print(quiet_check())
+    print(f"calibration (fixed pure-Python loop, lower = faster machine): {calibrate():.0f} ms\n")
     results = []
     for label, family, n, days, per in (
         (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 ROLLING_WINDOW = 3600.0
 # Braze's Reset is a whole epoch second; a short margin avoids arriving a hair early.
 RESET_MARGIN = 0.25
+# How long to wait for in-flight responses when a pool's new window is already full.
+IN_FLIGHT_WAIT = 0.05
 
 logger = logging.getLogger("tap-braze-series.ratelimit")
 
@@ -139,17 +141,24 @@ class RateGovernor:
             delay = self._sent[0][0] + 1.0 - horizon
             return delay, f"max_requests_per_hour ({self._budget}) reached"
         state = self._pools.get(pool)
-        if state is None or state.reset_at is None or state.remaining is None:
+        if state is None or state.remaining is None:
             return 0.0, ""
-        wall = self._wall()
-        if wall >= state.reset_at:
-            # The announced window is over; the next response tells us the new one.
+        if state.reset_at is not None and self._wall() >= state.reset_at:
+            # The announced window is over: a new one starts with the pool's full limit,
+            # and the next response tells its reset.
             state.reset_at = None
-            state.remaining = None
-            return 0.0, ""
+            state.remaining = state.limit
+            if state.remaining is None:
+                return 0.0, ""
         if state.remaining - state.in_flight > 0:
             return 0.0, ""
-        delay = state.reset_at - wall + RESET_MARGIN
+        if state.reset_at is None:
+            if state.in_flight == 0:
+                return 0.0, ""  # nothing in flight will tell us more: ask
+            # A new window whose limit our in-flight requests already fill: their
+            # responses announce what remains.
+            return IN_FLIGHT_WAIT, f"Braze pool '{pool}' is full with requests in flight"
+        delay = state.reset_at - self._wall() + RESET_MARGIN
         return delay, f"Braze pool '{pool}' has no requests left until its reset"
 
     def pool_snapshot(self, pool: str) -> tuple[int | None, int | None, float | None]:

@@ -25,8 +25,9 @@ def make(budget: int, clock: FakeClock, window: float = 3600.0) -> RateGovernor:
 class _AdvancingCondition:
     def __init__(self, clock: FakeClock) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # release() may run inside wait(), as a worker would
         self.waited: list[float] = []
+        self.on_wait = None  # called once at the next wait, as another thread would act
 
     def __enter__(self):
         return self._lock.__enter__()
@@ -37,6 +38,9 @@ class _AdvancingCondition:
     def wait(self, timeout: float) -> None:
         self.waited.append(timeout)
         self._clock.now += timeout
+        if self.on_wait is not None:
+            callback, self.on_wait = self.on_wait, None
+            callback()
 
     def notify_all(self) -> None:
         pass
@@ -136,3 +140,29 @@ def test_memory_is_bounded_whatever_the_budget():
         governor.release("default", None, 200)
         clock.now += 0.01
     assert len(governor._sent) <= 3601
+
+
+def test_a_new_window_starts_with_the_known_limit_not_blind():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = int(clock.now) + 2
+    headers = {
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "1",
+        "X-RateLimit-Reset": str(reset),
+    }
+    governor.acquire("campaigns_data_series")
+    governor.release("campaigns_data_series", headers, 200)
+    clock.now = reset + 1  # the window is over
+    governor.acquire("campaigns_data_series")
+    governor.acquire("campaigns_data_series")  # the limit (2) is now in flight
+    new_window = {
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "1",
+        "X-RateLimit-Reset": str(int(clock.now) + 2),
+    }
+    # A third waits for a response (here: one arrives while it waits), it is not sent blind.
+    governor._cond.on_wait = lambda: governor.release("campaigns_data_series", new_window, 200)
+    waits_before = len(governor._cond.waited)
+    governor.acquire("campaigns_data_series")
+    assert len(governor._cond.waited) > waits_before
