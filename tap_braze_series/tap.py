@@ -100,7 +100,12 @@ class Runtime:
 
     def partition_count(self) -> int:
         if self._partition_count is None:
-            self._partition_count = sum(len(f.partitions()) for f in self.families.values())
+            # Only families that sync this run: listing the others would cost requests.
+            self._partition_count = sum(
+                len(family.partitions())
+                for family in self.families.values()
+                if any(member.selected for member in family.members)  # type: ignore[attr-defined]
+            )
         return self._partition_count
 
     # Partitions: which entities (and apps) each endpoint is read for.

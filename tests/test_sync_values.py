@@ -226,3 +226,17 @@ def test_primary_keys_and_state(synced):
             for partition in bookmarks[stream]["partitions"]:
                 value = partition["replication_key_value"]
                 assert value.startswith("2024-06-30"), (stream, partition)
+
+
+def test_unselected_streams_cost_no_request():
+    config = SandboxConfig(seed=4, n_canvases=2, n_events=2, n_segments=2, now=NOW)
+    with Sandbox(config) as sb:
+        tap_config = {
+            "api_key": sb.api_key,
+            "api_url": sb.url,
+            "start_date": "2024-06-01",
+            "end_date": NOW.isoformat(),
+        }
+        run = run_tap(tap_config, streams=["canvas_data_series"])
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert {r.path for r in sb.request_log} == {"/canvas/list", "/canvas/data_series"}
