@@ -208,18 +208,6 @@ def wait_quiet() -> float:
             return load
 
 
-# Calibration of this machine at its fastest (ms, see calibrate()): CPU figures are also
-# shown scaled to it, "normalised", to compare runs made while the host was slower.
-REFERENCE_CALIBRATION_MS = 60.0
-
-
-def normalised(cpu_seconds: float, calibration_ms: float) -> float:
-    """CPU seconds as they would be on the machine at REFERENCE_CALIBRATION_MS."""
-    if not calibration_ms or math.isnan(calibration_ms):
-        return float("nan")
-    return cpu_seconds * REFERENCE_CALIBRATION_MS / calibration_ms
-
-
 def calibrate() -> float:
     """ms of CPU for a fixed pure-Python workload: how fast this (shared) machine is now.
 
@@ -802,13 +790,13 @@ def report_throughput(results: list[CaseResult]) -> str:
             r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
             d["wall"], d["rec_per_s"], d["user"], d["sys"], d["cpu"], d["rec_per_cpu"],
             1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"], d["foreign"],
-            d["calibration"], d["records"] / normalised(d["cpu"], d["calibration"]),
+            d["calibration"],
         ])
     return table(
         ["case", "events", "days", "requests", "minimum", "records", "wall s",
          "records/s wall", "tap user s", "tap sys s", "tap CPU s", "records/CPU-s",
          "µs CPU/record", "sandbox CPU s", "peak RSS MB", "other processes' CPU s",
-         "calibration ms", f"records/CPU-s normalised to {REFERENCE_CALIBRATION_MS:g} ms"],
+         "calibration ms"],
         rows,
     )
 
@@ -836,29 +824,21 @@ def report_state(results: list[CaseResult]) -> str:
     for r in results:
         d = r.row(0.0)
         cal = r.extra.get("calibration_ms", float("nan"))
-        marginal = marginal_norm = float("nan")
+        marginal = float("nan")
         if previous is not None:
-            step = r.entities - previous.entities
-            marginal = 1000 * (r.run.cpu - previous.run.cpu) / step
-            marginal_norm = 1000 * (
-                normalised(r.run.cpu, cal)
-                - normalised(previous.run.cpu, previous.extra.get("calibration_ms", cal))
-            ) / step
+            marginal = 1000 * (r.run.cpu - previous.run.cpu) / (r.entities - previous.entities)
         previous = r
         rows.append([
             r.label, d["entities"], r.run.last_state_partitions, d["requests"], d["records"],
             r.run.state_msgs, r.run.state_bytes, r.run.last_state_bytes,
             r.run.state_bytes / max(r.entities, 1), d["cpu"], 1000 * d["cpu"] / r.entities,
-            marginal, cal, normalised(d["cpu"], cal), marginal_norm, d["wall"], d["rss"],
-            d["foreign"],
+            marginal, cal, d["wall"], d["rss"], d["foreign"],
         ])
     return table(
         ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
          "STATE bytes", "last STATE bytes", "STATE bytes/partition", "tap CPU s",
          "ms CPU/partition", "marginal ms CPU/partition (vs previous row)", "calibration ms",
-         f"tap CPU s normalised to {REFERENCE_CALIBRATION_MS:g} ms",
-         "marginal ms/partition, normalised", "wall s", "peak RSS MB",
-         "other processes' CPU s"],
+         "wall s", "peak RSS MB", "other processes' CPU s"],
         rows,
     )
 
@@ -872,11 +852,10 @@ def state_verdict(results: list[CaseResult]) -> str:
             f"({growth / scale:.2f} of linear)")
     if len(results) >= 3:
         def marginal(a: CaseResult, b: CaseResult) -> float:
-            return (normalised(b.run.cpu, b.extra["calibration_ms"])
-                    - normalised(a.run.cpu, a.extra["calibration_ms"])) / (b.entities - a.entities)
+            return (b.run.cpu - a.run.cpu) / (b.entities - a.entities)
         first = marginal(results[0], results[1])
         final = marginal(results[-2], results[-1])
-        text += (f"; normalised CPU per extra partition {1000 * first:.2f} ms "
+        text += (f"; tap CPU per extra partition {1000 * first:.2f} ms "
                  f"({results[0].entities:,}→{results[1].entities:,}) vs {1000 * final:.2f} ms "
                  f"({results[-2].entities:,}→{results[-1].entities:,}): "
                  f"{final / first:.2f}× (1.00 = linear)")
@@ -1032,7 +1011,7 @@ def main_bench(args: argparse.Namespace) -> int:
             (f"events hourly n={size['thr_events']}", "events_hourly", size["thr_events"]),
             (f"events daily n={size['thr_events'] * 10}", "events", size["thr_events"] * 10),
         ):
-            rates, norm = [], []
+            rates = []
             for i in range(size["thr_repeat"]):
                 r = run_case("throughput", f"{label} #{i + 1}", family, n=n,
                              days=size["thr_days"], latency=0.0, workers=workers,
@@ -1040,13 +1019,9 @@ def main_bench(args: argparse.Namespace) -> int:
                 progress(r)
                 results.append(r)
                 rates.append(r.run.records / r.run.cpu)
-                norm.append(r.run.records / normalised(r.run.cpu,
-                                                       r.extra["calibration_ms"]))
             summary.append(f"{label}: records per tap CPU-second median "
                            f"{statistics.median(rates):,.0f}, best {max(rates):,.0f}, worst "
-                           f"{min(rates):,.0f} over {len(rates)} runs; normalised to the "
-                           f"{REFERENCE_CALIBRATION_MS:g} ms machine: median "
-                           f"{statistics.median(norm):,.0f}")
+                           f"{min(rates):,.0f} over {len(rates)} runs")
         sections.append("## Record throughput (latency 0)\n\n" + report_throughput(results)
                         + "\n\n" + "\n".join(f"- {line}" for line in summary))
     if "memory" in cases:
@@ -1069,9 +1044,8 @@ def main_bench(args: argparse.Namespace) -> int:
                              workdir=workdir)
                 progress(r)
                 runs.append(r)
-            # The least CPU of the repeats, normalised: the host's other tenants only add.
-            results.append(min(runs, key=lambda x: normalised(x.run.cpu,
-                                                              x.extra["calibration_ms"])))
+            # The least CPU of the repeats: the host's other tenants only ever add to it.
+            results.append(min(runs, key=lambda x: x.run.cpu))
         sections.append(
             "## State cost vs partitions (events daily, latency 0; best of "
             f"{size['state_repeat']} per size)\n\n" + report_state(results)

@@ -128,11 +128,12 @@ class Spool:
         if not self._reading:
             self._file.flush()
             self._file.seek(0)
-            self._unpickler = pickle.Unpickler(self._file)
             self._reading = True
         while True:
             try:
-                item_index, record = self._unpickler.load()
+                # A fresh unpickler per record: one kept across loads would memoise
+                # every object it ever read, and memory would grow with the spool.
+                item_index, record = pickle.load(self._file)
             except EOFError:
                 return
             if item_index < index:
