@@ -2,11 +2,13 @@
 """Benchmarks of tap-braze-series against the bundled Braze sandbox (issue 6).
 
 Measures, does not optimise. Every case starts the sandbox in a process of its own
-(so its CPU is not the tap's), runs the tap as a subprocess exactly as Meltano would
-(`python -m tap_braze_series.tap --config ... --catalog ...`), counts its Singer
-output in this process, and reads the tap's own CPU time and peak RSS from
-`os.wait4()` (rusage of that one child). The sandbox dumps its request log at exit,
-from which requests, 429s and concurrency are counted.
+(its CPU is not the tap's; it dumps its request log at exit, from which requests,
+429s and concurrency are counted), runs the tap as a subprocess as Meltano would
+(the tap's own `main()`, with --config and --catalog), and counts the Singer output
+in this process. The tap's CPU (user + sys) comes from `os.wait4()`, the rusage of
+that one child; its peak RSS is VmHWM, written by an atexit hook in the child
+(ru_maxrss would include this script's memory: Linux folds the pre-exec memory map
+into it).
 
 Cases:
 
@@ -16,19 +18,27 @@ Cases:
   memory      the same entities over 30 days vs 2 years: peak RSS should stay flat
   state       100 / 1,000 / 10,000 partitions (events daily, 3 days, latency 0):
               STATE bytes, STATE messages and tap CPU, and whether they grow linearly
-  ratelimit   a sandbox limit (default 200 requests / 5 s): 429s, achieved rate, wall
-              vs the limit-imposed ideal
+  ratelimit   a sandbox limit (default 200 requests / 5 s): 429s, requests per window,
+              wall vs the limit-imposed ideal
 
-`--profile` instead runs the tap in-process under cProfile (stdout to /dev/null)
-and reports the main thread's cost per record by component.
+Other processes skew every figure: before each case the script waits for the machine
+to go quiet, measures the CPU other processes used during the case, and measures the
+case again when that exceeds 0.1 core. A calibration loop (ms, lower = faster) is
+printed with each case: on a shared VM the speed of a CPU-second drifts.
+
+`--profile` instead runs the tap in-process (stdout to /dev/null) on three workloads
+(hourly events, the canvas family, 10,000 partitions): CPU of the main thread and of
+the worker threads; a cProfile of the main thread on a replay of the recorded
+responses (no HTTP, no GIL contention) by component; each per-record step timed alone;
+and the CPU per request of the HTTP client the workers run.
 
 Examples:
 
-  .venv/bin/python benchmarks/run.py --quick
-  .venv/bin/python benchmarks/run.py                      # default, a few minutes
+  .venv/bin/python benchmarks/run.py --quick              # about a minute
+  .venv/bin/python benchmarks/run.py                      # default, about 8 minutes
   .venv/bin/python benchmarks/run.py --cases state,ratelimit --latency 0.05 --workers 8
   .venv/bin/python benchmarks/run.py --full               # 8.8M-record throughput, etc.
-  .venv/bin/python benchmarks/run.py --profile
+  .venv/bin/python benchmarks/run.py --profile            # about 3 minutes
 """
 
 from __future__ import annotations
@@ -1148,7 +1158,9 @@ def attribute(stats: Any) -> dict[str, list[float]]:
 
 
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    if filename.startswith(str(ROOT) + "/"):
+        return filename[len(str(ROOT)) + 1:]
+    for marker in ("site-packages/", "lib/python3.11/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename
@@ -1554,7 +1566,8 @@ def main_profile(args: argparse.Namespace) -> int:
                                                  FAMILIES[family]["streams"], workdir))
         units = max(r["units"], 1)
         print(f"## {label}\n")
-        print(f"records {r['records']:,}, {per}s {units:,}; unprofiled in-process run (stdout = "
+        what = f"records {r['records']:,}" + (f", {per}s {units:,}" if per != "record" else "")
+        print(f"{what}; unprofiled in-process run (stdout = "
               f"/dev/null, best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
               f" = {1e6 * r['process_cpu'] / units:.1f} µs/{per} "
               f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
