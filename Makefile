@@ -82,7 +82,8 @@ test-e2e: setup
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check scripts tests/e2e
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check tap_braze_series tests
 
 clean:
 	rm -rf output .meltano/run .meltano/logs

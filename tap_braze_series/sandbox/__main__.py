@@ -23,10 +23,12 @@ def _rate_limit(value: str) -> tuple[str, tuple[int, float]]:
         parsed = pool.strip(), (int(limit), float(window))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected POOL=LIMIT/WINDOW_SECONDS, got {value!r}") from None
+            f"expected POOL=LIMIT/WINDOW_SECONDS, got {value!r}"
+        ) from None
     if parsed[0] not in DEFAULT_RATE_LIMITS:
         raise argparse.ArgumentTypeError(
-            f"unknown pool {parsed[0]!r}; known: {', '.join(DEFAULT_RATE_LIMITS)}")
+            f"unknown pool {parsed[0]!r}; known: {', '.join(DEFAULT_RATE_LIMITS)}"
+        )
     return parsed
 
 
@@ -48,57 +50,133 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a deterministic fake of Braze's REST export API on localhost.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8979,
-                   help="TCP port; 0 picks a free one (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help="seed of the deterministic workspace (default: %(default)s)")
-    p.add_argument("--canvases", type=int, default=d.n_canvases,
-                   help="number of canvases (default: %(default)s)")
-    p.add_argument("--campaigns", type=int, default=d.n_campaigns,
-                   help="number of campaigns (default: %(default)s)")
-    p.add_argument("--segments", type=int, default=d.n_segments,
-                   help="number of segments (default: %(default)s)")
-    p.add_argument("--events", type=int, default=d.n_events,
-                   help="number of custom events (default: %(default)s)")
-    p.add_argument("--products", type=int, default=d.n_products,
-                   help="number of products (default: %(default)s)")
-    p.add_argument("--apps", type=_csv, default=",".join(d.apps),
-                   help="comma-separated app ids accepted by app_id (default: %(default)s)")
-    p.add_argument("--timezone", default=d.timezone,
-                   help="company time zone (IANA) that buckets follow (default: %(default)s)")
-    p.add_argument("--now", default=None,
-                   help="fixed 'now' as an ISO datetime (naive = company time zone); "
-                        "default: the real current time")
-    p.add_argument("--restatement-days", type=int, default=d.restatement_days,
-                   help="a bucket's values keep changing until it is this many days old "
-                        "(default: %(default)s)")
-    p.add_argument("--history-start", type=_date, default=d.history_start,
-                   help="first day with data, YYYY-MM-DD (default: %(default)s)")
-    p.add_argument("--api-key", default=d.api_key,
-                   help="the only accepted Bearer key (default: %(default)s)")
-    p.add_argument("--latency", type=float, default=d.latency,
-                   help="seconds added to every response (default: %(default)s)")
-    p.add_argument("--rate-limit", type=_rate_limit, action="append", default=[],
-                   metavar="POOL=LIMIT/WINDOW_SECONDS",
-                   help="override a rate-limit pool, repeatable; pools: "
-                        + ", ".join(f"{k} (default {v[0]}/{int(v[1])})"
-                                    for k, v in DEFAULT_RATE_LIMITS.items()))
-    p.add_argument("--fault-rate", type=float, default=d.fault_rate,
-                   help="probability 0..1 that a request gets an injected fault "
-                        "(default: %(default)s)")
-    p.add_argument("--fault-kinds", type=_csv, default=",".join(d.fault_kinds),
-                   help="comma-separated fault kinds among " + ",".join(FAULT_KINDS)
-                        + " (default: all of them)")
-    p.add_argument("--fault-max-repeats", type=int, default=d.fault_max_repeats,
-                   help="the same request gets a fault at most this many times "
-                        "(default: %(default)s)")
-    p.add_argument("--slow-seconds", type=float, default=d.slow_seconds,
-                   help="stall of a 'slow' fault in seconds (default: %(default)s)")
-    p.add_argument("--deny", action="append", default=[], metavar="PERMISSION",
-                   help="answer 403 on endpoints needing this API-key permission, "
-                        "e.g. segments.data_series; repeatable")
-    p.add_argument("--ready-file", default=None, metavar="PATH",
-                   help="write the base URL to this file once listening")
+    p.add_argument(
+        "--port", type=int, default=8979, help="TCP port; 0 picks a free one (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="seed of the deterministic workspace (default: %(default)s)",
+    )
+    p.add_argument(
+        "--canvases",
+        type=int,
+        default=d.n_canvases,
+        help="number of canvases (default: %(default)s)",
+    )
+    p.add_argument(
+        "--campaigns",
+        type=int,
+        default=d.n_campaigns,
+        help="number of campaigns (default: %(default)s)",
+    )
+    p.add_argument(
+        "--segments",
+        type=int,
+        default=d.n_segments,
+        help="number of segments (default: %(default)s)",
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=d.n_events,
+        help="number of custom events (default: %(default)s)",
+    )
+    p.add_argument(
+        "--products",
+        type=int,
+        default=d.n_products,
+        help="number of products (default: %(default)s)",
+    )
+    p.add_argument(
+        "--apps",
+        type=_csv,
+        default=",".join(d.apps),
+        help="comma-separated app ids accepted by app_id (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timezone",
+        default=d.timezone,
+        help="company time zone (IANA) that buckets follow (default: %(default)s)",
+    )
+    p.add_argument(
+        "--now",
+        default=None,
+        help="fixed 'now' as an ISO datetime (naive = company time zone); "
+        "default: the real current time",
+    )
+    p.add_argument(
+        "--restatement-days",
+        type=int,
+        default=d.restatement_days,
+        help="a bucket's values keep changing until it is this many days old "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--history-start",
+        type=_date,
+        default=d.history_start,
+        help="first day with data, YYYY-MM-DD (default: %(default)s)",
+    )
+    p.add_argument(
+        "--api-key", default=d.api_key, help="the only accepted Bearer key (default: %(default)s)"
+    )
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=d.latency,
+        help="seconds added to every response (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        action="append",
+        default=[],
+        metavar="POOL=LIMIT/WINDOW_SECONDS",
+        help="override a rate-limit pool, repeatable; pools: "
+        + ", ".join(f"{k} (default {v[0]}/{int(v[1])})" for k, v in DEFAULT_RATE_LIMITS.items()),
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=d.fault_rate,
+        help="probability 0..1 that a request gets an injected fault (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fault-kinds",
+        type=_csv,
+        default=",".join(d.fault_kinds),
+        help="comma-separated fault kinds among "
+        + ",".join(FAULT_KINDS)
+        + " (default: all of them)",
+    )
+    p.add_argument(
+        "--fault-max-repeats",
+        type=int,
+        default=d.fault_max_repeats,
+        help="the same request gets a fault at most this many times (default: %(default)s)",
+    )
+    p.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=d.slow_seconds,
+        help="stall of a 'slow' fault in seconds (default: %(default)s)",
+    )
+    p.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="PERMISSION",
+        help="answer 403 on endpoints needing this API-key permission, "
+        "e.g. segments.data_series; repeatable",
+    )
+    p.add_argument(
+        "--ready-file",
+        default=None,
+        metavar="PATH",
+        help="write the base URL to this file once listening",
+    )
     return p
 
 

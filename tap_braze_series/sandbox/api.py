@@ -66,10 +66,16 @@ class Api:
         # Pre-built list rows (lists are served by slicing, O(page)).
         self._rows = {k: self.ws.list_rows(k) for k in ("canvases", "campaigns", "segments")}
         self._active_rows = {
-            "canvases": [r for r, c in zip(self._rows["canvases"], self.ws.canvases, strict=True)
-                         if not c.archived],
-            "campaigns": [r for r, c in zip(self._rows["campaigns"], self.ws.campaigns,
-                                            strict=True) if not c.archived],
+            "canvases": [
+                r
+                for r, c in zip(self._rows["canvases"], self.ws.canvases, strict=True)
+                if not c.archived
+            ],
+            "campaigns": [
+                r
+                for r, c in zip(self._rows["campaigns"], self.ws.campaigns, strict=True)
+                if not c.archived
+            ],
         }
 
     def known(self, path: str) -> bool:
@@ -90,7 +96,8 @@ class Api:
         if perm in denied:
             return 403, error_body(
                 f"You do not have permission to access this resource: the API key "
-                f"lacks the '{perm}' permission.")
+                f"lacks the '{perm}' permission."
+            )
         try:
             data = handler(params, now)
         except ParamError as exc:
@@ -107,8 +114,15 @@ class Api:
         return value
 
     @staticmethod
-    def _int(params: Mapping[str, str], name: str, lo: int, hi: int | None,
-             *, required: bool, default: int | None = None) -> int | None:
+    def _int(
+        params: Mapping[str, str],
+        name: str,
+        lo: int,
+        hi: int | None,
+        *,
+        required: bool,
+        default: int | None = None,
+    ) -> int | None:
         raw = params.get(name)
         if raw is None:
             if required:
@@ -179,7 +193,8 @@ class Api:
             raise ParamError(
                 "segment_id",
                 f"Invalid 'segment_id': segment {segment_id!r} does not have analytics "
-                "tracking enabled.")
+                "tracking enabled.",
+            )
         return segment_id
 
     # ----------------------------------------------------------------- lists
@@ -192,7 +207,8 @@ class Api:
         if direction not in ("asc", "desc"):
             raise ParamError(
                 "sort_direction",
-                f"Invalid 'sort_direction': must be 'asc' or 'desc', got {direction!r}.")
+                f"Invalid 'sort_direction': must be 'asc' or 'desc', got {direction!r}.",
+            )
         return direction
 
     @staticmethod
@@ -201,7 +217,7 @@ class Api:
             n = len(rows)
             lo, hi = max(0, n - (page + 1) * size), max(0, n - page * size)
             return rows[lo:hi][::-1]
-        return rows[page * size:(page + 1) * size]
+        return rows[page * size : (page + 1) * size]
 
     def _entity_list(self, kind: str, path: str, params: Mapping[str, str]) -> list[dict]:
         page = self._page(params)
@@ -214,12 +230,16 @@ class Api:
         return self._slice(rows, page, PAGE_SIZES[path], desc)
 
     def _canvas_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        return {"canvases": self._entity_list("canvases", "/canvas/list", params),
-                "message": "success"}
+        return {
+            "canvases": self._entity_list("canvases", "/canvas/list", params),
+            "message": "success",
+        }
 
     def _campaigns_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        return {"campaigns": self._entity_list("campaigns", "/campaigns/list", params),
-                "message": "success"}
+        return {
+            "campaigns": self._entity_list("campaigns", "/campaigns/list", params),
+            "message": "success",
+        }
 
     def _segments_list(self, params: Mapping[str, str], now: datetime) -> Body:
         page = self._page(params)
@@ -229,8 +249,10 @@ class Api:
 
     def _events_list(self, params: Mapping[str, str], now: datetime) -> Body:
         page = self._page(params)
-        return {"events": self._slice(self.ws.events, page, PAGE_SIZES["/events/list"], False),
-                "message": "success"}
+        return {
+            "events": self._slice(self.ws.events, page, PAGE_SIZES["/events/list"], False),
+            "message": "success",
+        }
 
     def _product_list(self, params: Mapping[str, str], now: datetime) -> Body:
         page = self._page(params)
@@ -261,8 +283,7 @@ class Api:
 
         return handler
 
-    def _simple_series(self, spec: SeriesSpec, params: Mapping[str, str],
-                       now: datetime) -> Body:
+    def _simple_series(self, spec: SeriesSpec, params: Mapping[str, str], now: datetime) -> Body:
         entity: str | None = None
         if spec.entity_param is not None:
             if spec.entity_required:
@@ -278,12 +299,21 @@ class Api:
             raise ParamError("event", f"Invalid 'event': no custom event named {entity!r}.")
         if spec.entity_param == "segment_id":
             self._segment(params, required=True)
-        if spec.entity_param == "product" and entity is not None \
-                and entity not in self.ws.product_set:
+        if (
+            spec.entity_param == "product"
+            and entity is not None
+            and entity not in self.ws.product_set
+        ):
             raise ParamError("product", f"Invalid 'product': no product named {entity!r}.")
         data = self.ws.series(
-            spec.path, now=now, length=length, unit=unit, ending_at=ending_at,  # type: ignore[arg-type]
-            entity=entity, app_id=app_id, segment_id=segment_id,
+            spec.path,
+            now=now,
+            length=length,
+            unit=unit,
+            ending_at=ending_at,  # type: ignore[arg-type]
+            entity=entity,
+            app_id=app_id,
+            segment_id=segment_id,
         )
         return {"message": "success", "data": data}
 
@@ -306,23 +336,31 @@ class Api:
             last = self.ws.bucket_start(end - timeutil.ONE_MICROSECOND, "day")
             first = self.ws.bucket_start(starting_at, "day")
             if timeutil.to_utc(first) > timeutil.to_utc(last):
-                raise ParamError("starting_at",
-                                 "Invalid 'starting_at': must be before 'ending_at'.")
+                raise ParamError(
+                    "starting_at", "Invalid 'starting_at': must be before 'ending_at'."
+                )
             days = (last.date() - first.date()).days + 1
             if days > CANVAS_MAX_LENGTH:
                 raise ParamError(
                     "starting_at",
                     f"Invalid 'starting_at': the range from 'starting_at' to 'ending_at' spans "
-                    f"{days} days; at most {CANVAS_MAX_LENGTH} are allowed.")
-            buckets = self.ws.window(now=now, unit="day", ending_at=ending_at,
-                                     starting_at=starting_at)
+                    f"{days} days; at most {CANVAS_MAX_LENGTH} are allowed.",
+                )
+            buckets = self.ws.window(
+                now=now, unit="day", ending_at=ending_at, starting_at=starting_at
+            )
         else:
             buckets = self.ws.window(now=now, length=length, unit="day", ending_at=ending_at)
         canvas = self.ws.canvas_by_id[cid]
         stats = [
             self.ws.canvas_stats(
-                cid, b.date(), now=now, include_variant_breakdown=inc_var,
-                include_step_breakdown=inc_step, include_deleted_step_data=inc_del)
+                cid,
+                b.date(),
+                now=now,
+                include_variant_breakdown=inc_var,
+                include_step_breakdown=inc_step,
+                include_deleted_step_data=inc_del,
+            )
             for b in buckets
         ]
         return {"data": {"name": canvas.name, "stats": stats}, "message": "success"}

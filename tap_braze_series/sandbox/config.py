@@ -103,7 +103,8 @@ def resolve_rate_limits(
     for pool, value in (overrides or {}).items():
         if pool not in DEFAULT_RATE_LIMITS:
             raise ValueError(
-                f"unknown rate-limit pool {pool!r}; known: {sorted(DEFAULT_RATE_LIMITS)}")
+                f"unknown rate-limit pool {pool!r}; known: {sorted(DEFAULT_RATE_LIMITS)}"
+            )
         limit, window = value
         if int(limit) < 0 or not float(window) > 0 or not math.isfinite(float(window)):
             raise ValueError(f"bad rate limit for {pool!r}: {value!r}")

@@ -259,8 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def send(self, status: int, body: bytes, content_type: str,
-             headers: Mapping[str, str]) -> None:
+    def send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -300,8 +299,12 @@ class Sandbox:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._limiter = RateLimiter(self._config.effective_rate_limits())
-        self._faults = FaultInjector(self._config.seed, self._config.fault_rate,
-                                     self._config.fault_kinds, self._config.fault_max_repeats)
+        self._faults = FaultInjector(
+            self._config.seed,
+            self._config.fault_rate,
+            self._config.fault_kinds,
+            self._config.fault_max_repeats,
+        )
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -315,8 +318,11 @@ class Sandbox:
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"braze-sandbox-{self.port}", daemon=True)
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"braze-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -395,15 +401,15 @@ class Sandbox:
                 changes["slow_seconds"] = slow_seconds
             cfg = dataclasses.replace(self._config, **changes)
             self._config = cfg
-            self._faults.configure(cfg.seed, cfg.fault_rate, cfg.fault_kinds,
-                                   cfg.fault_max_repeats)
+            self._faults.configure(cfg.seed, cfg.fault_rate, cfg.fault_kinds, cfg.fault_max_repeats)
 
     def set_rate_limits(self, limits: Mapping[str, tuple[int, float]] | None) -> None:
         """Override pools (others keep Braze defaults; ``None`` = all defaults); resets counters."""
         resolved = resolve_rate_limits(limits)
         with self._lock:
             self._config = dataclasses.replace(
-                self._config, rate_limits=dict(limits) if limits is not None else None)
+                self._config, rate_limits=dict(limits) if limits is not None else None
+            )
             self._limiter.configure(resolved)
 
     def set_latency(self, seconds: float) -> None:
@@ -413,7 +419,8 @@ class Sandbox:
     def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
         with self._lock:
             self._config = dataclasses.replace(
-                self._config, denied_permissions=frozenset(permissions))
+                self._config, denied_permissions=frozenset(permissions)
+            )
 
     # ----------------------------------------------------------------- serving
 
@@ -440,8 +447,13 @@ class Sandbox:
             h.close_connection = True
             if not ex.done:
                 with contextlib.suppress(OSError):
-                    ex.reply(500, json.dumps(error_body("sandbox internal error")).encode(),
-                             "application/json", self._limiter.peek(pool), None)
+                    ex.reply(
+                        500,
+                        json.dumps(error_body("sandbox internal error")).encode(),
+                        "application/json",
+                        self._limiter.peek(pool),
+                        None,
+                    )
         finally:
             ex.finish(0, None)  # no-op unless nothing was answered
 
@@ -456,33 +468,49 @@ class Sandbox:
     ) -> None:
         h = ex.handler
 
-        def send_json(status: int, body: dict, headers: Mapping[str, str],
-                      fault: str | None = None) -> None:
+        def send_json(
+            status: int, body: dict, headers: Mapping[str, str], fault: str | None = None
+        ) -> None:
             raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
             self._sleep(cfg.latency)
             ex.reply(status, raw, "application/json", headers, fault)
 
         if not method_allowed:
-            send_json(405, error_body(f"Method {h.command} not allowed; use GET."),
-                      {"Allow": "GET", **self._limiter.peek(pool)})
+            send_json(
+                405,
+                error_body(f"Method {h.command} not allowed; use GET."),
+                {"Allow": "GET", **self._limiter.peek(pool)},
+            )
             return
         # 1. authentication (does not count against a pool)
         if "api_key" in params:
-            send_json(401, error_body(
-                "Invalid API key: API keys in the query string are not supported; send the "
-                "key in the 'Authorization: Bearer <key>' header."), self._limiter.peek(pool))
+            send_json(
+                401,
+                error_body(
+                    "Invalid API key: API keys in the query string are not supported; send the "
+                    "key in the 'Authorization: Bearer <key>' header."
+                ),
+                self._limiter.peek(pool),
+            )
             return
         auth = h.headers.get("Authorization")
         if auth is None:
-            send_json(401, error_body(
-                "Invalid API key: missing 'Authorization: Bearer <key>' header."),
-                self._limiter.peek(pool))
+            send_json(
+                401,
+                error_body("Invalid API key: missing 'Authorization: Bearer <key>' header."),
+                self._limiter.peek(pool),
+            )
             return
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() != "bearer" or token.strip() != cfg.api_key:
-            send_json(401, error_body(
-                "Invalid API key: the key in the Authorization header is not a valid REST API "
-                "key for this workspace."), self._limiter.peek(pool))
+            send_json(
+                401,
+                error_body(
+                    "Invalid API key: the key in the Authorization header is not a valid REST API "
+                    "key for this workspace."
+                ),
+                self._limiter.peek(pool),
+            )
             return
         # 2. rate limit
         allowed, rl_headers = self._limiter.hit(pool)
@@ -499,19 +527,29 @@ class Sandbox:
                 h.connection.shutdown(socket.SHUT_RDWR)
             return
         if fault == "500":
-            send_json(500, error_body("Internal Server Error", ["internal error, please retry"]),
-                      rl_headers, fault)
+            send_json(
+                500,
+                error_body("Internal Server Error", ["internal error, please retry"]),
+                rl_headers,
+                fault,
+            )
             return
         if fault == "503":
-            send_json(503, error_body("Service Unavailable",
-                                      ["service temporarily unavailable, please retry"]),
-                      rl_headers, fault)
+            send_json(
+                503,
+                error_body(
+                    "Service Unavailable", ["service temporarily unavailable, please retry"]
+                ),
+                rl_headers,
+                fault,
+            )
             return
         if fault in ("502", "504"):
             self._sleep(cfg.latency)
             status = int(fault)
-            ex.reply(status, _HTML_502 if status == 502 else _HTML_504, "text/html", rl_headers,
-                     fault)
+            ex.reply(
+                status, _HTML_502 if status == 502 else _HTML_504, "text/html", rl_headers, fault
+            )
             return
         # 4. the API proper
         now = cfg.now if cfg.now is not None else datetime.now(UTC)
@@ -533,8 +571,15 @@ class _Exchange:
     that has received a response always finds it in ``request_log``.
     """
 
-    def __init__(self, sandbox: Sandbox, handler: _Handler, path: str,
-                 params: dict[str, str], pool: str, in_flight: int) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        handler: _Handler,
+        path: str,
+        params: dict[str, str],
+        pool: str,
+        in_flight: int,
+    ) -> None:
         self.sandbox = sandbox
         self.handler = handler
         self.path = path
@@ -553,12 +598,27 @@ class _Exchange:
         with sb._lock:
             sb._in_flight -= 1
         addr = self.handler.client_address
-        sb.request_log.append(RequestRecord(
-            path=self.path, params=self.params, status=status, started=self.started,
-            duration=time.monotonic() - self._t0, in_flight=self.in_flight, fault=fault,
-            pool=self.pool, client_port=int(addr[1]) if len(addr) > 1 else 0))
+        sb.request_log.append(
+            RequestRecord(
+                path=self.path,
+                params=self.params,
+                status=status,
+                started=self.started,
+                duration=time.monotonic() - self._t0,
+                in_flight=self.in_flight,
+                fault=fault,
+                pool=self.pool,
+                client_port=int(addr[1]) if len(addr) > 1 else 0,
+            )
+        )
 
-    def reply(self, status: int, body: bytes, content_type: str,
-              headers: Mapping[str, str], fault: str | None) -> None:
+    def reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+        fault: str | None,
+    ) -> None:
         self.finish(status, fault)
         self.handler.send(status, body, content_type, headers)

@@ -25,35 +25,60 @@ SERIES: dict[str, SeriesSpec] = {
     s.path: s
     for s in (
         SeriesSpec(
-            "/events/data_series", "count", "events.data_series",
-            entity_param="event", entity_required=True, units=("day", "hour"),
-            app_filter=True, segment_filter=True,
+            "/events/data_series",
+            "count",
+            "events.data_series",
+            entity_param="event",
+            entity_required=True,
+            units=("day", "hour"),
+            app_filter=True,
+            segment_filter=True,
         ),
         SeriesSpec(
-            "/segments/data_series", "size", "segments.data_series",
-            entity_param="segment_id", entity_required=True,
+            "/segments/data_series",
+            "size",
+            "segments.data_series",
+            entity_param="segment_id",
+            entity_required=True,
         ),
         SeriesSpec(
-            "/sessions/data_series", "sessions", "sessions.data_series",
-            units=("day", "hour"), app_filter=True, segment_filter=True,
+            "/sessions/data_series",
+            "sessions",
+            "sessions.data_series",
+            units=("day", "hour"),
+            app_filter=True,
+            segment_filter=True,
         ),
         SeriesSpec("/kpi/dau/data_series", "dau", "kpi.dau.data_series", app_filter=True),
         SeriesSpec("/kpi/mau/data_series", "mau", "kpi.mau.data_series", app_filter=True),
         SeriesSpec(
-            "/kpi/new_users/data_series", "new_users", "kpi.new_users.data_series",
+            "/kpi/new_users/data_series",
+            "new_users",
+            "kpi.new_users.data_series",
             app_filter=True,
         ),
         SeriesSpec(
-            "/kpi/uninstalls/data_series", "uninstalls", "kpi.uninstalls.data_series",
+            "/kpi/uninstalls/data_series",
+            "uninstalls",
+            "kpi.uninstalls.data_series",
             app_filter=True,
         ),
         SeriesSpec(
-            "/purchases/quantity_series", "purchase_quantity", "purchases.quantity_series",
-            entity_param="product", units=("day", "hour"), app_filter=True,
+            "/purchases/quantity_series",
+            "purchase_quantity",
+            "purchases.quantity_series",
+            entity_param="product",
+            units=("day", "hour"),
+            app_filter=True,
         ),
         SeriesSpec(
-            "/purchases/revenue_series", "revenue", "purchases.revenue_series",
-            entity_param="product", units=("day", "hour"), app_filter=True, is_float=True,
+            "/purchases/revenue_series",
+            "revenue",
+            "purchases.revenue_series",
+            entity_param="product",
+            units=("day", "hour"),
+            app_filter=True,
+            is_float=True,
         ),
     )
 }
@@ -101,8 +126,16 @@ PAGE_SIZES: dict[str, int] = {
 
 #: Every channel name the sandbox uses in stats and details.
 CHANNELS: tuple[str, ...] = (
-    "email", "sms", "ios_push", "android_push", "web_push", "kindle_push",
-    "webhook", "in_app_message", "content_cards", "whats_app",
+    "email",
+    "sms",
+    "ios_push",
+    "android_push",
+    "web_push",
+    "kindle_push",
+    "webhook",
+    "in_app_message",
+    "content_cards",
+    "whats_app",
 )
 PUSH_CHANNELS = ("ios_push", "android_push", "web_push", "kindle_push")
 

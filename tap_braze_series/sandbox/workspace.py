@@ -106,14 +106,35 @@ SPECIAL_EVENTS: tuple[str, ...] = (
     "mix: a/b & c=d? 50% +1 #x café 🚀",
 )
 _EVENT_WORDS = (
-    "added_to_cart", "viewed_product", "started_trial", "completed_level",
-    "shared_link", "opened_email_link", "rated_app", "joined_waitlist",
-    "redeemed_coupon", "upgraded_plan", "watched_video", "left_review",
+    "added_to_cart",
+    "viewed_product",
+    "started_trial",
+    "completed_level",
+    "shared_link",
+    "opened_email_link",
+    "rated_app",
+    "joined_waitlist",
+    "redeemed_coupon",
+    "upgraded_plan",
+    "watched_video",
+    "left_review",
 )
 SPECIAL_PRODUCTS: tuple[str, ...] = ("Gift Card", "Salt & Pepper")
 _TAGS = ("onboarding", "retention", "promo", "transactional", "winback", "beta", "Été 2024")
-_ADJ = ("Welcome", "Winback", "Spring", "Loyalty", "Abandoned cart", "Re-engagement",
-        "Holiday", "Feedback", "Upsell", "Reactivation", "Birthday", "Relance")
+_ADJ = (
+    "Welcome",
+    "Winback",
+    "Spring",
+    "Loyalty",
+    "Abandoned cart",
+    "Re-engagement",
+    "Holiday",
+    "Feedback",
+    "Upsell",
+    "Reactivation",
+    "Birthday",
+    "Relance",
+)
 _NOUN = ("journey", "flow", "series", "nudge", "drip", "push", "sequence", "parcours")
 
 CANVAS_STEP_TYPES_WITHOUT_CHANNEL = ("delay", "decision_split", "audience_paths")
@@ -142,7 +163,7 @@ def _fmt(dt: datetime) -> str:
 
 
 def _split(raw: bytes) -> list[float]:
-    return [int.from_bytes(raw[i:i + 4], "big") / 4294967296.0 for i in range(0, len(raw), 4)]
+    return [int.from_bytes(raw[i : i + 4], "big") / 4294967296.0 for i in range(0, len(raw), 4)]
 
 
 class _Hasher:
@@ -184,10 +205,12 @@ class Workspace:
         self.history_start: date = self.config.history_start
         self._history_start_dt = timeutil.local_midnight(self.history_start, self.tz)
         self._history_start_utc = to_utc(self._history_start_dt)
-        hs_utc = datetime(self.history_start.year, self.history_start.month,
-                          self.history_start.day, tzinfo=UTC)
+        hs_utc = datetime(
+            self.history_start.year, self.history_start.month, self.history_start.day, tzinfo=UTC
+        )
         self._anchor = (
-            self.config.now.astimezone(UTC) if self.config.now is not None
+            self.config.now.astimezone(UTC)
+            if self.config.now is not None
             else hs_utc + timedelta(days=730)
         )
         self._hs_utc = hs_utc
@@ -212,8 +235,11 @@ class Workspace:
         for camp in self.campaigns:
             for var in camp.variations:
                 for i, ch in enumerate(camp.channels):
-                    mid = var.api_id if i == 0 or var.is_control else self._h.uuid(
-                        "campaign-msg", camp.id, var.api_id, ch)
+                    mid = (
+                        var.api_id
+                        if i == 0 or var.is_control
+                        else self._h.uuid("campaign-msg", camp.id, var.api_id, ch)
+                    )
                     self._campaign_msg_ids[(camp.id, var.api_id, ch)] = mid
 
     # ----------------------------------------------------------------- generation
@@ -259,13 +285,15 @@ class Workspace:
             u = self._h.u("segment", i)
             enabled = (u >= 0.2 and i != 1) or i == 0
             created, _ = self._times("segment", i, old=False)
-            out.append(Segment(
-                id=self._h.uuid("segment", i),
-                name=f"{_ADJ[i % len(_ADJ)]} users {i + 1}",
-                analytics_tracking_enabled=enabled,
-                tags=self._tags("segment", i),
-                created_at=_fmt(created),
-            ))
+            out.append(
+                Segment(
+                    id=self._h.uuid("segment", i),
+                    name=f"{_ADJ[i % len(_ADJ)]} users {i + 1}",
+                    analytics_tracking_enabled=enabled,
+                    tags=self._tags("segment", i),
+                    created_at=_fmt(created),
+                )
+            )
         out.sort(key=lambda s: (s.created_at, s.id))
         return out
 
@@ -303,8 +331,11 @@ class Workspace:
                         k = 1 if su[2] < 0.7 else 2 + int(su[3] * 2)
                         first = int(su[4] * len(CHANNELS))
                         stride = 1 + int(su[5] * (len(CHANNELS) - 1))
-                        chans = tuple(dict.fromkeys(
-                            CHANNELS[(first + m * stride) % len(CHANNELS)] for m in range(k)))
+                        chans = tuple(
+                            dict.fromkeys(
+                                CHANNELS[(first + m * stride) % len(CHANNELS)] for m in range(k)
+                            )
+                        )
                     plan.append((chans, deleted))
             steps = []
             for j, (chans, deleted) in enumerate(plan):
@@ -313,25 +344,28 @@ class Workspace:
                     stype, sname = "message", f"Step {j + 1}: {' + '.join(chans)}"
                 else:
                     stype = CANVAS_STEP_TYPES_WITHOUT_CHANNEL[
-                        int(self._h.u("step-type", sid) * len(CANVAS_STEP_TYPES_WITHOUT_CHANNEL))]
+                        int(self._h.u("step-type", sid) * len(CANVAS_STEP_TYPES_WITHOUT_CHANNEL))
+                    ]
                     sname = f"Step {j + 1}: {stype.replace('_', ' ')}"
                 steps.append(Step(sid, sname, chans, deleted, stype))
             name = f"{_ADJ[int(us[4] * len(_ADJ))]} {_NOUN[int(us[5] * len(_NOUN))]} {i + 1}"
             if i == 0:
                 name = "Showcase — every channel"
-            out.append(Canvas(
-                id=cid,
-                name=name,
-                archived=archived,
-                last_edited=_fmt(edited),
-                tags=self._tags("canvas", i),
-                variants=variants,
-                steps=steps,
-                created_at=_fmt(created),
-                description=f"Sandbox canvas #{i + 1}",
-                schedule_type=("date", "action_trigger", "api_trigger")[int(us[6] * 3)],
-                draft=False,
-            ))
+            out.append(
+                Canvas(
+                    id=cid,
+                    name=name,
+                    archived=archived,
+                    last_edited=_fmt(edited),
+                    tags=self._tags("canvas", i),
+                    variants=variants,
+                    steps=steps,
+                    created_at=_fmt(created),
+                    description=f"Sandbox canvas #{i + 1}",
+                    schedule_type=("date", "action_trigger", "api_trigger")[int(us[6] * 3)],
+                    draft=False,
+                )
+            )
         out.sort(key=lambda c: (c.created_at, c.id))
         return out
 
@@ -361,25 +395,29 @@ class Workspace:
             ]
             if control:
                 variations.append(
-                    Variation(self._h.uuid("campaign-variation", cid, "control"),
-                              "Control Group", True))
+                    Variation(
+                        self._h.uuid("campaign-variation", cid, "control"), "Control Group", True
+                    )
+                )
             name = f"{_ADJ[int(us[7] * len(_ADJ))]} campaign {i + 1}"
             if i == 0:
                 name = "Showcase campaign (multichannel + control)"
-            out.append(Campaign(
-                id=cid,
-                name=name,
-                archived=archived,
-                last_edited=_fmt(edited),
-                tags=self._tags("campaign", i),
-                is_api_campaign=(i != 0 and us[1] > 0.75),
-                channels=channels,
-                variations=variations,
-                created_at=_fmt(created),
-                description=f"Sandbox campaign #{i + 1}",
-                schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
-                draft=False,
-            ))
+            out.append(
+                Campaign(
+                    id=cid,
+                    name=name,
+                    archived=archived,
+                    last_edited=_fmt(edited),
+                    tags=self._tags("campaign", i),
+                    is_api_campaign=(i != 0 and us[1] > 0.75),
+                    channels=channels,
+                    variations=variations,
+                    created_at=_fmt(created),
+                    description=f"Sandbox campaign #{i + 1}",
+                    schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
+                    draft=False,
+                )
+            )
         out.sort(key=lambda c: (c.created_at, c.id))
         return out
 
@@ -524,8 +562,9 @@ class Workspace:
         return [
             {
                 "time": self.bucket_label(b, unit),
-                field: self.series_value(path, b, unit=unit, entity=entity, app_id=app_id,
-                                         segment_id=segment_id, now=now),
+                field: self.series_value(
+                    path, b, unit=unit, entity=entity, app_id=app_id, segment_id=segment_id, now=now
+                ),
             }
             for b in self.window(now=now, length=length, unit=unit, ending_at=ending_at)
         ]
@@ -573,8 +612,9 @@ class Workspace:
         if app_id is not None:
             base *= 0.15 + 0.6 * self._h.u("app-share", field, ent, app_id, start.isoformat())
         if segment_id is not None:
-            base *= 0.05 + 0.4 * self._h.u("segment-share", field, ent, segment_id,
-                                           start.isoformat())
+            base *= 0.05 + 0.4 * self._h.u(
+                "segment-share", field, ent, segment_id, start.isoformat()
+            )
         return base
 
     # ----------------------------------------------------------------- canvas
@@ -603,8 +643,7 @@ class Workspace:
         variant_stats: dict[str, dict] = {}
         c_u = self._h.uniforms(2, "canvas-scale", canvas.id)
         for v in canvas.variants:
-            vals = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0,
-                    "entries": 0}
+            vals = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0, "entries": 0}
             if live:
                 us = self._h.uniforms(5, "canvas-variant-day", canvas.id, v.id, key)
                 entries = 10 ** (1.3 + 2.0 * c_u[0]) * (0.6 + 0.8 * us[0])
@@ -633,15 +672,15 @@ class Workspace:
             "step_stats": step_stats,
         }
 
-    def _canvas_step_day(self, canvas: Canvas, step: Step, key: str, m: float,
-                         live: bool) -> dict:
+    def _canvas_step_day(self, canvas: Canvas, step: Step, key: str, m: float, live: bool) -> dict:
         us = self._h.uniforms(4, "canvas-step-day", step.id, key)
         base = 10 ** (1.0 + 2.0 * self._h.u("canvas-step-scale", step.id)) * (0.6 + 0.8 * us[0])
         conv = base * (0.01 + 0.07 * us[1]) if live else 0.0
         messages: dict[str, list] = {}
         for ch in step.channels:
             messages[ch] = self._channel_entries(
-                CANVAS_CHANNEL_METRICS[ch], ("canvas", step.id, ch), key, m, live)
+                CANVAS_CHANNEL_METRICS[ch], ("canvas", step.id, ch), key, m, live
+            )
         return {
             "name": step.name,
             "revenue": round(conv * (10 + 50 * us[3]) * m, 2),
@@ -692,10 +731,16 @@ class Workspace:
         m = self.maturity(start, end, now)
         live = day >= self.history_start
         key = day.isoformat()
-        conv_keys = ("conversions", "conversions_by_send_time",
-                     "conversions1", "conversions1_by_send_time",
-                     "conversions2", "conversions2_by_send_time",
-                     "conversions3", "conversions3_by_send_time")
+        conv_keys = (
+            "conversions",
+            "conversions_by_send_time",
+            "conversions1",
+            "conversions1_by_send_time",
+            "conversions2",
+            "conversions2_by_send_time",
+            "conversions3",
+            "conversions3_by_send_time",
+        )
         top: dict = {"unique_recipients": 0, **dict.fromkeys(conv_keys, 0), "revenue": 0.0}
         messages: dict[str, list] = {}
         control = [v for v in camp.variations if v.is_control]
@@ -705,8 +750,11 @@ class Workspace:
                 if v.is_control:
                     continue
                 ident = ("campaign", camp.id, v.api_id, ch)
-                metrics = (self._channel_metrics(CAMPAIGN_CHANNEL_METRICS[ch], ident, key, 1.0)
-                           if live else {k[0]: 0 for k in CAMPAIGN_CHANNEL_METRICS[ch]})
+                metrics = (
+                    self._channel_metrics(CAMPAIGN_CHANNEL_METRICS[ch], ident, key, 1.0)
+                    if live
+                    else {k[0]: 0 for k in CAMPAIGN_CHANNEL_METRICS[ch]}
+                )
                 root = next(iter(metrics.values()))
                 conv = self._conversions(root, ident, key, m)
                 entry = {
@@ -722,16 +770,24 @@ class Workspace:
                 for v in control:
                     ident = ("campaign-control", camp.id, v.api_id)
                     us = self._h.uniforms(2, "control-day", camp.id, key)
-                    enrolled = (10 ** (1.0 + 1.5 * self._h.u("control-scale", camp.id))
-                                * (0.6 + 0.8 * us[0])) if live else 0.0
+                    enrolled = (
+                        (
+                            10 ** (1.0 + 1.5 * self._h.u("control-scale", camp.id))
+                            * (0.6 + 0.8 * us[0])
+                        )
+                        if live
+                        else 0.0
+                    )
                     conv = self._conversions(enrolled, ident, key, m)
                     conv["unique_recipients"] = 0
-                    entries.append({
-                        "variation_api_id": v.api_id,
-                        "variation_name": v.name,
-                        "enrolled": int(enrolled * m),
-                        **conv,
-                    })
+                    entries.append(
+                        {
+                            "variation_api_id": v.api_id,
+                            "variation_name": v.name,
+                            "enrolled": int(enrolled * m),
+                            **conv,
+                        }
+                    )
             messages[ch] = entries
         top["revenue"] = round(top["revenue"], 2)
         return {"time": key, **top, "messages": messages}
@@ -753,8 +809,9 @@ class Workspace:
 
     # ----------------------------------------------------------------- details
 
-    def _entry_bounds(self, created_at: str, last_edited: str, archived: bool,
-                      salt: str, now: datetime) -> tuple[str | None, str | None]:
+    def _entry_bounds(
+        self, created_at: str, last_edited: str, archived: bool, salt: str, now: datetime
+    ) -> tuple[str | None, str | None]:
         now = to_utc(now)
         created = datetime.fromisoformat(created_at)
         first = max(created, self._history_start_utc)
@@ -762,8 +819,7 @@ class Workspace:
         if archived:
             last = max(first, datetime.fromisoformat(last_edited))
         else:
-            last = now - timedelta(
-                minutes=int(self._h.u("last-entry", salt) * 120))
+            last = now - timedelta(minutes=int(self._h.u("last-entry", salt) * 120))
         if now < first:
             return None, None
         return _fmt(first), _fmt(min(last, now))
@@ -773,16 +829,28 @@ class Workspace:
         if channel in PUSH_CHANNELS:
             body.update(alert=f"{name}: we have news for you", extras={})
         elif channel == "email":
-            body.update(subject=f"{name} — hello",
-                        body="<html><body>Hello {{${first_name}}}</body></html>",
-                        **{"from": "Sandbox <hello@example.com>"}, reply_to="reply@example.com",
-                        title=name, extras={})
+            body.update(
+                subject=f"{name} — hello",
+                body="<html><body>Hello {{${first_name}}}</body></html>",
+                **{"from": "Sandbox <hello@example.com>"},
+                reply_to="reply@example.com",
+                title=name,
+                extras={},
+            )
         elif channel == "sms":
-            body.update(body="Hi! Reply STOP to opt out.", **{"from": ["+15555550100"]},
-                        subscription_group_id=self._h.uuid("sms-group", mid))
+            body.update(
+                body="Hi! Reply STOP to opt out.",
+                **{"from": ["+15555550100"]},
+                subscription_group_id=self._h.uuid("sms-group", mid),
+            )
         elif channel == "webhook":
-            body.update(url="https://example.com/hook", body='{"hello": "world"}',
-                        type="application/json", headers={}, method="POST")
+            body.update(
+                url="https://example.com/hook",
+                body='{"hello": "world"}',
+                type="application/json",
+                headers={},
+                method="POST",
+            )
         elif channel == "in_app_message":
             body.update(type="modal", message=f"{name}: in-app", extras={})
         elif channel == "content_cards":
@@ -795,11 +863,21 @@ class Workspace:
         us = self._h.uniforms(4, "conv-behaviors", salt)
         options = [{"type": "Makes Any Purchase", "window": 86400 * (1 + int(us[1] * 7))}]
         if self.events:
-            options.append({"type": "Performs Custom Event", "window": 259200,
-                            "custom_event_name": self.events[int(us[2] * len(self.events))]})
+            options.append(
+                {
+                    "type": "Performs Custom Event",
+                    "window": 259200,
+                    "custom_event_name": self.events[int(us[2] * len(self.events))],
+                }
+            )
         if self.products:
-            options.append({"type": "Makes Specific Purchase", "window": 604800,
-                            "product": self.products[int(us[3] * len(self.products))]})
+            options.append(
+                {
+                    "type": "Makes Specific Purchase",
+                    "window": 604800,
+                    "product": self.products[int(us[3] * len(self.products))],
+                }
+            )
         options.append({"type": "Starts Session", "window": 86400, "app_ids": None})
         return options[: 1 + int(us[0] * len(options))]
 
@@ -807,25 +885,29 @@ class Workspace:
         """Body of ``/canvas/details`` (without ``message``)."""
         c = self.canvas_by_id[canvas_id]
         first_entry, last_entry = self._entry_bounds(
-            c.created_at, c.last_edited, c.archived, c.id, now)
+            c.created_at, c.last_edited, c.archived, c.id, now
+        )
         live_steps = [s for s in c.steps if not s.deleted]
         channels = sorted({ch for s in live_steps for ch in s.channels})
         steps = []
         for j, s in enumerate(live_steps):
             nxt = [live_steps[j + 1].id] if j + 1 < len(live_steps) else []
-            steps.append({
-                "name": s.name,
-                "type": s.type,
-                "id": s.id,
-                "next_step_ids": nxt,
-                "next_paths": [{"name": None, "next_step_id": x} for x in nxt],
-                "channels": list(s.channels),
-                "messages": {
-                    self.step_message_id(s.id, ch): self._message_body(
-                        ch, f"{s.name} ({ch})", self.step_message_id(s.id, ch))
-                    for ch in s.channels
-                },
-            })
+            steps.append(
+                {
+                    "name": s.name,
+                    "type": s.type,
+                    "id": s.id,
+                    "next_step_ids": nxt,
+                    "next_paths": [{"name": None, "next_step_id": x} for x in nxt],
+                    "channels": list(s.channels),
+                    "messages": {
+                        self.step_message_id(s.id, ch): self._message_body(
+                            ch, f"{s.name} ({ch})", self.step_message_id(s.id, ch)
+                        )
+                        for ch in s.channels
+                    },
+                }
+            )
         variants = []
         for v in c.variants:
             first = [live_steps[0].id] if live_steps else []
@@ -854,7 +936,8 @@ class Workspace:
         """Body of ``/campaigns/details`` (without ``message``)."""
         c = self.campaign_by_id[campaign_id]
         first_sent, last_sent = self._entry_bounds(
-            c.created_at, c.last_edited, c.archived, c.id, now)
+            c.created_at, c.last_edited, c.archived, c.id, now
+        )
         messages: dict[str, dict] = {}
         for v in c.variations:
             if v.is_control:
@@ -884,16 +967,31 @@ class Workspace:
     def list_rows(self, kind: str) -> list[dict]:
         """Rows of /canvas/list, /campaigns/list or /segments/list for every entity."""
         if kind == "canvases":
-            return [{"id": c.id, "name": c.name, "last_edited": c.last_edited,
-                     "tags": list(c.tags)} for c in self.canvases]
+            return [
+                {"id": c.id, "name": c.name, "last_edited": c.last_edited, "tags": list(c.tags)}
+                for c in self.canvases
+            ]
         if kind == "campaigns":
-            return [{"id": c.id, "name": c.name, "is_api_campaign": c.is_api_campaign,
-                     "last_edited": c.last_edited, "tags": list(c.tags)}
-                    for c in self.campaigns]
+            return [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "is_api_campaign": c.is_api_campaign,
+                    "last_edited": c.last_edited,
+                    "tags": list(c.tags),
+                }
+                for c in self.campaigns
+            ]
         if kind == "segments":
-            return [{"id": s.id, "name": s.name,
-                     "analytics_tracking_enabled": s.analytics_tracking_enabled,
-                     "tags": list(s.tags)} for s in self.segments]
+            return [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "analytics_tracking_enabled": s.analytics_tracking_enabled,
+                    "tags": list(s.tags),
+                }
+                for s in self.segments
+            ]
         raise ValueError(kind)
 
 

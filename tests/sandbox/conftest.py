@@ -73,9 +73,15 @@ def ws(sandbox: Sandbox):
 @pytest.fixture(scope="session")
 def ny_sandbox() -> Iterator[Sandbox]:
     """A shared, read-only sandbox whose company time zone is America/New_York."""
-    cfg = make_config(timezone="America/New_York", n_canvases=12, n_campaigns=8,
-                      n_segments=10, n_events=30, n_products=5,
-                      now=datetime(2024, 11, 20, 12, tzinfo=UTC))
+    cfg = make_config(
+        timezone="America/New_York",
+        n_canvases=12,
+        n_campaigns=8,
+        n_segments=10,
+        n_events=30,
+        n_products=5,
+        now=datetime(2024, 11, 20, 12, tzinfo=UTC),
+    )
     with Sandbox(cfg) as sb:
         yield sb
         assert sb.internal_errors == []
@@ -94,8 +100,13 @@ def fresh() -> Iterator[callable]:
     started: list[tuple[Sandbox, Client]] = []
 
     def factory(**overrides: object) -> tuple[Sandbox, Client]:
-        small = {"n_canvases": 12, "n_campaigns": 8, "n_segments": 10, "n_events": 30,
-                 "n_products": 5}
+        small = {
+            "n_canvases": 12,
+            "n_campaigns": 8,
+            "n_segments": 10,
+            "n_events": 30,
+            "n_products": 5,
+        }
         small.update(overrides)
         sb = Sandbox(make_config(**small)).start()
         c = Client(sb)

@@ -43,21 +43,33 @@ CASES = [
     ("/sessions/data_series", {"length": "3", "unit": "HOUR"}, "unit"),
     ("/kpi/dau/data_series", {"length": "3", "unit": "hour"}, "unit"),
     ("/segments/data_series", {"segment_id": "{seg_on}", "length": "3", "unit": "hour"}, "unit"),
-    ("/campaigns/data_series", {"campaign_id": "{campaign}", "length": "3", "unit": "hour"},
-     "unit"),
+    (
+        "/campaigns/data_series",
+        {"campaign_id": "{campaign}", "length": "3", "unit": "hour"},
+        "unit",
+    ),
     ("/canvas/data_series", {"canvas_id": "{canvas}", "length": "3", "unit": "hour"}, "unit"),
     # unparseable times
     ("/sessions/data_series", {"length": "3", "ending_at": "yesterday"}, "ending_at"),
     ("/sessions/data_series", {"length": "3", "ending_at": "2024-13-01"}, "ending_at"),
     ("/sessions/data_series", {"length": "3", "ending_at": "2024-03-05T25:00:00Z"}, "ending_at"),
-    ("/sessions/data_series", {"length": "3", "ending_at": "2024-03-05T10:00:00 05:00"},
-     "ending_at"),
+    (
+        "/sessions/data_series",
+        {"length": "3", "ending_at": "2024-03-05T10:00:00 05:00"},
+        "ending_at",
+    ),
     ("/canvas/data_series", {"canvas_id": "{canvas}", "starting_at": "soon"}, "starting_at"),
-    ("/canvas/data_series", {"canvas_id": "{canvas}", "length": "2", "ending_at": "x"},
-     "ending_at"),
+    (
+        "/canvas/data_series",
+        {"canvas_id": "{canvas}", "length": "2", "ending_at": "x"},
+        "ending_at",
+    ),
     # unknown entities
-    ("/canvas/data_series", {"canvas_id": "00000000-0000-4000-8000-000000000000",
-                             "length": "3"}, "canvas_id"),
+    (
+        "/canvas/data_series",
+        {"canvas_id": "00000000-0000-4000-8000-000000000000", "length": "3"},
+        "canvas_id",
+    ),
     ("/campaigns/data_series", {"campaign_id": "nope", "length": "3"}, "campaign_id"),
     ("/segments/data_series", {"segment_id": "nope", "length": "3"}, "segment_id"),
     ("/events/data_series", {"event": "never_happened", "length": "3"}, "event"),
@@ -68,19 +80,31 @@ CASES = [
     ("/purchases/revenue_series", {"length": "3", "product": "nope"}, "product"),
     # segments without analytics tracking
     ("/segments/data_series", {"segment_id": "{seg_off}", "length": "3"}, "segment_id"),
-    ("/events/data_series", {"event": "{event}", "length": "3", "segment_id": "{seg_off}"},
-     "segment_id"),
+    (
+        "/events/data_series",
+        {"event": "{event}", "length": "3", "segment_id": "{seg_off}"},
+        "segment_id",
+    ),
     ("/sessions/data_series", {"length": "3", "segment_id": "{seg_off}"}, "segment_id"),
     ("/sessions/data_series", {"length": "3", "segment_id": "nope"}, "segment_id"),
     # canvas range rules
     ("/canvas/data_series", {"canvas_id": "{canvas}"}, "length"),
     ("/canvas/data_series", {"canvas_id": "{canvas}", "ending_at": "2024-03-05"}, "starting_at"),
-    ("/canvas/data_series", {"canvas_id": "{canvas}", "starting_at": "2024-02-01",
-                             "ending_at": "2024-03-01T23:59:59Z"}, "starting_at"),
-    ("/canvas/data_series", {"canvas_id": "{canvas}", "starting_at": "2024-03-10",
-                             "ending_at": "2024-03-05T00:00:00Z"}, "starting_at"),
-    ("/canvas/data_series", {"canvas_id": "{canvas}", "length": "3",
-                             "include_step_breakdown": "yes"}, "include_step_breakdown"),
+    (
+        "/canvas/data_series",
+        {"canvas_id": "{canvas}", "starting_at": "2024-02-01", "ending_at": "2024-03-01T23:59:59Z"},
+        "starting_at",
+    ),
+    (
+        "/canvas/data_series",
+        {"canvas_id": "{canvas}", "starting_at": "2024-03-10", "ending_at": "2024-03-05T00:00:00Z"},
+        "starting_at",
+    ),
+    (
+        "/canvas/data_series",
+        {"canvas_id": "{canvas}", "length": "3", "include_step_breakdown": "yes"},
+        "include_step_breakdown",
+    ),
 ]
 
 
@@ -98,8 +122,12 @@ def test_validation_errors(client, ws, path, params, param):
 
 
 def test_canvas_fourteen_days_from_starting_at_is_fine(client, ws):
-    resp = client.get("/canvas/data_series", canvas_id=ws.canvases[0].id,
-                      starting_at="2024-02-17", ending_at="2024-03-01T23:59:59Z")
+    resp = client.get(
+        "/canvas/data_series",
+        canvas_id=ws.canvases[0].id,
+        starting_at="2024-02-17",
+        ending_at="2024-03-01T23:59:59Z",
+    )
     assert resp.status_code == 200
     assert len(resp.json()["data"]["stats"]) == 14
 
@@ -111,13 +139,23 @@ def test_missing_key(sandbox):
     assert "X-RateLimit-Limit" in resp.headers
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer wrong-key", "Bearer", "Basic c2FuZGJveC1rZXk=", "sandbox-key",
-    'Bearer "sandbox-key"',
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer wrong-key",
+        "Bearer",
+        "Basic c2FuZGJveC1rZXk=",
+        "sandbox-key",
+        'Bearer "sandbox-key"',
+    ],
+)
 def test_wrong_key(sandbox, header):
-    resp = requests.get(sandbox.url + "/kpi/dau/data_series", params={"length": 1},
-                        headers={"Authorization": header}, timeout=10)
+    resp = requests.get(
+        sandbox.url + "/kpi/dau/data_series",
+        params={"length": 1},
+        headers={"Authorization": header},
+        timeout=10,
+    )
     assert resp.status_code == 401
     msg = resp.json()["message"]
     assert msg.startswith("Invalid API key")
@@ -127,9 +165,12 @@ def test_wrong_key(sandbox, header):
 
 def test_key_in_query_string_rejected(sandbox):
     for headers in ({}, {"Authorization": f"Bearer {sandbox.api_key}"}):
-        resp = requests.get(sandbox.url + "/kpi/dau/data_series",
-                            params={"length": 1, "api_key": sandbox.api_key}, headers=headers,
-                            timeout=10)
+        resp = requests.get(
+            sandbox.url + "/kpi/dau/data_series",
+            params={"length": 1, "api_key": sandbox.api_key},
+            headers=headers,
+            timeout=10,
+        )
         assert resp.status_code == 401
         msg = resp.json()["message"]
         assert "query string" in msg
@@ -140,8 +181,12 @@ def test_key_in_query_string_rejected(sandbox):
 
 
 def test_bearer_scheme_is_case_insensitive(sandbox):
-    resp = requests.get(sandbox.url + "/kpi/dau/data_series", params={"length": 1},
-                        headers={"Authorization": f"bearer {sandbox.api_key}"}, timeout=10)
+    resp = requests.get(
+        sandbox.url + "/kpi/dau/data_series",
+        params={"length": 1},
+        headers={"Authorization": f"bearer {sandbox.api_key}"},
+        timeout=10,
+    )
     assert resp.status_code == 200
 
 
@@ -158,8 +203,10 @@ def test_permission_denied(fresh):
     assert client.get("/events/list").status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/", "/canvas", "/canvas/list/", "/kpi/dau",
-                                  "/users/export/ids", "/canvas/data_series/extra"])
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/canvas", "/canvas/list/", "/kpi/dau", "/users/export/ids", "/canvas/data_series/extra"],
+)
 def test_unknown_path_404(client, path):
     resp = client.get(path)
     assert resp.status_code == 404

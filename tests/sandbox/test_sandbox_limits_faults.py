@@ -48,8 +48,7 @@ def test_default_headers_and_pools(client):
     assert resp.headers["X-RateLimit-Limit"] == "50000"
     assert int(resp.headers["X-RateLimit-Reset"]) % 60 == 0
     for r in (client.get("/nope"), client.get("/kpi/dau/data_series")):
-        assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
-            r.headers)
+        assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(r.headers)
 
 
 def test_rate_limit_429_and_honest_reset(fresh):
@@ -71,7 +70,8 @@ def test_rate_limit_429_and_honest_reset(fresh):
         assert statuses[:5] == [200] * min(5, len(statuses))
         assert all(s == 429 for s in statuses[5:])
         assert [int(r.headers["X-RateLimit-Remaining"]) for r in responses[:5]] == list(
-            range(4, 4 - min(5, len(responses)), -1))
+            range(4, 4 - min(5, len(responses)), -1)
+        )
     # other pools are unaffected
     assert client.get("/events/list").status_code == 200
     # honest reset: once the announced epoch second has passed, the budget is back
@@ -124,15 +124,15 @@ KINDS = ["500", "502", "503", "504", "drop", "slow", "truncated"]
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_fault_kind_then_recovery(fresh, kind):
-    sb, client = fresh(fault_rate=1.0, fault_kinds=(kind,), fault_max_repeats=2,
-                       slow_seconds=1.0)
+    sb, client = fresh(fault_rate=1.0, fault_kinds=(kind,), fault_max_repeats=2, slow_seconds=1.0)
     params = {"length": 2, "ending_at": "2024-03-05"}
 
     def observe() -> str:
         t0 = time.monotonic()
         try:
-            resp = client.get("/sessions/data_series",
-                              timeout=0.25 if kind == "slow" else 10, **params)
+            resp = client.get(
+                "/sessions/data_series", timeout=0.25 if kind == "slow" else 10, **params
+            )
         except requests.exceptions.ReadTimeout:
             return "timeout"
         except requests.exceptions.ConnectionError:
@@ -174,8 +174,7 @@ def test_each_fault_kind_then_recovery(fresh, kind):
 
 
 def test_slow_fault_answers_after_the_stall(fresh):
-    sb, client = fresh(fault_rate=1.0, fault_kinds=("slow",), fault_max_repeats=1,
-                       slow_seconds=0.3)
+    sb, client = fresh(fault_rate=1.0, fault_kinds=("slow",), fault_max_repeats=1, slow_seconds=0.3)
     t0 = time.monotonic()
     resp = client.get("/kpi/mau/data_series", length=1)
     assert resp.status_code == 200
@@ -219,8 +218,7 @@ def test_latency_and_in_flight(fresh):
         with requests.Session() as s:
             s.headers["Authorization"] = f"Bearer {sb.api_key}"
             barrier.wait()
-            r = s.get(sb.url + "/kpi/new_users/data_series", params={"length": i + 1},
-                      timeout=10)
+            r = s.get(sb.url + "/kpi/new_users/data_series", params={"length": i + 1}, timeout=10)
             statuses.append(r.status_code)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]

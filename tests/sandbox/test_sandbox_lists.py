@@ -39,15 +39,24 @@ def test_canvas_list_paging_and_archived(client, ws):
 
 
 def test_canvas_list_sort_desc_and_last_edit_filter(client, ws):
-    desc = _all_pages(client, "/canvas/list", "canvases", 100, include_archived="true",
-                      sort_direction="desc")
+    desc = _all_pages(
+        client, "/canvas/list", "canvases", 100, include_archived="true", sort_direction="desc"
+    )
     assert [r["id"] for r in desc] == [c.id for c in reversed(ws.canvases)]
     cutoff = "2023-06-01T00:00:00"
-    filtered = _all_pages(client, "/canvas/list", "canvases", 100, include_archived="true",
-                          **{"last_edit.time[gt]": cutoff})
-    expected = [c.id for c in ws.canvases
-                if datetime.fromisoformat(c.last_edited) > datetime.fromisoformat(
-                    cutoff + "+00:00")]
+    filtered = _all_pages(
+        client,
+        "/canvas/list",
+        "canvases",
+        100,
+        include_archived="true",
+        **{"last_edit.time[gt]": cutoff},
+    )
+    expected = [
+        c.id
+        for c in ws.canvases
+        if datetime.fromisoformat(c.last_edited) > datetime.fromisoformat(cutoff + "+00:00")
+    ]
     assert [r["id"] for r in filtered] == expected
     assert 0 < len(filtered) < 230
     # the known trap: old-but-running canvases vanish under that filter
@@ -97,9 +106,22 @@ def test_product_list(client, ws):
 def test_canvas_details(client, ws):
     canvas = next(c for c in ws.canvases if c.name.startswith("Showcase"))
     body = client.ok("/canvas/details", canvas_id=canvas.id)
-    for key in ("name", "description", "created_at", "updated_at", "archived", "draft", "tags",
-                "schedule_type", "first_entry", "last_entry", "channels", "variants", "steps",
-                "conversion_behaviors"):
+    for key in (
+        "name",
+        "description",
+        "created_at",
+        "updated_at",
+        "archived",
+        "draft",
+        "tags",
+        "schedule_type",
+        "first_entry",
+        "last_entry",
+        "channels",
+        "variants",
+        "steps",
+        "conversion_behaviors",
+    ):
         assert key in body, key
     assert body["name"] == canvas.name
     assert [v["id"] for v in body["variants"]] == [v.id for v in canvas.variants]
@@ -107,43 +129,60 @@ def test_canvas_details(client, ws):
     assert [s["id"] for s in body["steps"]] == [s.id for s in live]
     for step, s in zip(body["steps"], live, strict=True):
         assert step["channels"] == list(s.channels)
-        assert {"id", "name", "type", "channels", "next_step_ids", "next_paths",
-                "messages"} <= set(step)
+        assert {"id", "name", "type", "channels", "next_step_ids", "next_paths", "messages"} <= set(
+            step
+        )
         assert sorted(m["channel"] for m in step["messages"].values()) == sorted(s.channels)
-    assert body == {**ws.canvas_details(canvas.id, now=client.sandbox.now()),
-                    "message": "success"}
+    assert body == {**ws.canvas_details(canvas.id, now=client.sandbox.now()), "message": "success"}
 
 
 def test_campaign_details(client, ws):
     camp = next(c for c in ws.campaigns if c.name.startswith("Showcase"))
     body = client.ok("/campaigns/details", campaign_id=camp.id)
-    for key in ("name", "description", "created_at", "updated_at", "archived", "draft", "tags",
-                "schedule_type", "first_sent", "last_sent", "channels", "messages",
-                "conversion_behaviors"):
+    for key in (
+        "name",
+        "description",
+        "created_at",
+        "updated_at",
+        "archived",
+        "draft",
+        "tags",
+        "schedule_type",
+        "first_sent",
+        "last_sent",
+        "channels",
+        "messages",
+        "conversion_behaviors",
+    ):
         assert key in body, key
     assert body["channels"] == list(camp.channels)
     control = [m for m in body["messages"].values() if m.get("type") == "control"]
     assert len(control) == 1
     # every variation_api_id of the data series is a key of details.messages
-    series = client.ok("/campaigns/data_series", campaign_id=camp.id, length=1,
-                       ending_at="2024-03-01T23:59:59Z")
-    ids = {e["variation_api_id"] for entries in series["data"][0]["messages"].values()
-           for e in entries}
+    series = client.ok(
+        "/campaigns/data_series", campaign_id=camp.id, length=1, ending_at="2024-03-01T23:59:59Z"
+    )
+    ids = {
+        e["variation_api_id"] for entries in series["data"][0]["messages"].values() for e in entries
+    }
     assert ids
     assert ids <= set(body["messages"])
 
 
-@pytest.mark.parametrize(("path", "params", "param"), [
-    ("/canvas/list", {"page": "x"}, "page"),
-    ("/canvas/list", {"page": "-1"}, "page"),
-    ("/canvas/list", {"include_archived": "maybe"}, "include_archived"),
-    ("/canvas/list", {"sort_direction": "up"}, "sort_direction"),
-    ("/canvas/list", {"last_edit.time[gt]": "yesterday"}, "last_edit.time[gt]"),
-    ("/events/list", {"page": "1.5"}, "page"),
-    ("/canvas/details", {}, "canvas_id"),
-    ("/canvas/details", {"canvas_id": "nope"}, "canvas_id"),
-    ("/campaigns/details", {"campaign_id": "nope"}, "campaign_id"),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "param"),
+    [
+        ("/canvas/list", {"page": "x"}, "page"),
+        ("/canvas/list", {"page": "-1"}, "page"),
+        ("/canvas/list", {"include_archived": "maybe"}, "include_archived"),
+        ("/canvas/list", {"sort_direction": "up"}, "sort_direction"),
+        ("/canvas/list", {"last_edit.time[gt]": "yesterday"}, "last_edit.time[gt]"),
+        ("/events/list", {"page": "1.5"}, "page"),
+        ("/canvas/details", {}, "canvas_id"),
+        ("/canvas/details", {"canvas_id": "nope"}, "canvas_id"),
+        ("/campaigns/details", {"campaign_id": "nope"}, "campaign_id"),
+    ],
+)
 def test_list_and_details_validation(client, path, params, param):
     resp = client.get(path, **params)
     assert resp.status_code == 400

@@ -38,7 +38,8 @@ def test_simple_series_shape_and_oracle(client, ws, path):
         assert set(row) == {"time", spec.value_field}
         assert isinstance(row[spec.value_field], float if spec.is_float else int)
     expected = [
-        ws.series_value(path, date(2024, 3, d), entity=entity, now=NOW) for d in range(4, 11)]
+        ws.series_value(path, date(2024, 3, d), entity=entity, now=NOW) for d in range(4, 11)
+    ]
     assert [row[spec.value_field] for row in data] == expected
     assert data == ws.series(path, now=NOW, length=7, ending_at=END_DT, entity=entity)
     assert any(v for v in expected)
@@ -55,9 +56,14 @@ def test_hourly_series(client, ws, path):
     assert len(data) == 30
     assert data[-1]["time"] == "2024-03-10T04:00:00+00:00"
     assert data[0]["time"] == "2024-03-08T23:00:00+00:00"
-    expected = ws.series(path, now=NOW, length=30, unit="hour",
-                         ending_at=datetime.fromisoformat("2024-03-10T05:00:00+00:00"),
-                         entity=entity)
+    expected = ws.series(
+        path,
+        now=NOW,
+        length=30,
+        unit="hour",
+        ending_at=datetime.fromisoformat("2024-03-10T05:00:00+00:00"),
+        entity=entity,
+    )
     assert data == expected
 
 
@@ -75,7 +81,8 @@ def test_app_filter(client, ws, path):
     field = spec.value_field
     assert [r[field] for r in ios] == [
         ws.series_value(path, date(2024, 3, d), entity=entity, app_id="app_ios", now=NOW)
-        for d in range(1, 11)]
+        for d in range(1, 11)
+    ]
 
 
 @pytest.mark.parametrize("path", sorted(p for p, s in SERIES.items() if s.segment_filter))
@@ -89,8 +96,9 @@ def test_segment_filter(client, ws, path):
     full = client.ok(path, **base)["data"]
     filtered = client.ok(path, segment_id=seg, **base)["data"]
     assert full != filtered
-    assert filtered == ws.series(path, now=NOW, length=10, ending_at=END_DT, entity=entity,
-                                 segment_id=seg)
+    assert filtered == ws.series(
+        path, now=NOW, length=10, ending_at=END_DT, entity=entity, segment_id=seg
+    )
 
 
 def test_canvas_series_default_has_empty_breakdowns(client, ws):
@@ -103,11 +111,19 @@ def test_canvas_series_default_has_empty_breakdowns(client, ws):
     for s in stats:
         assert s["variant_stats"] == {}
         assert s["step_stats"] == {}
-        assert set(s["total_stats"]) == {"revenue", "conversions", "conversions_by_entry_time",
-                                         "entries"}
-        assert s == ws.canvas_stats(canvas.id, date.fromisoformat(s["time"]), now=NOW,
-                                    include_variant_breakdown=False,
-                                    include_step_breakdown=False)
+        assert set(s["total_stats"]) == {
+            "revenue",
+            "conversions",
+            "conversions_by_entry_time",
+            "entries",
+        }
+        assert s == ws.canvas_stats(
+            canvas.id,
+            date.fromisoformat(s["time"]),
+            now=NOW,
+            include_variant_breakdown=False,
+            include_step_breakdown=False,
+        )
 
 
 def test_canvas_series_breakdowns(client, ws):
@@ -115,35 +131,54 @@ def test_canvas_series_breakdowns(client, ws):
     deleted = {s.id for s in canvas.steps if s.deleted}
     assert deleted
     common = {"canvas_id": canvas.id, "length": 14, "ending_at": END}
-    with_all = client.ok("/canvas/data_series", include_variant_breakdown="true",
-                         include_step_breakdown="true", include_deleted_step_data="true",
-                         **common)["data"]["stats"]
+    with_all = client.ok(
+        "/canvas/data_series",
+        include_variant_breakdown="true",
+        include_step_breakdown="true",
+        include_deleted_step_data="true",
+        **common,
+    )["data"]["stats"]
     assert len(with_all) == 14
     for s in with_all:
         assert s == ws.canvas_stats(canvas.id, date.fromisoformat(s["time"]), now=NOW)
         assert set(s["variant_stats"]) == {v.id for v in canvas.variants}
         assert deleted <= set(s["step_stats"])
-    no_deleted = client.ok("/canvas/data_series", include_step_breakdown="true",
-                           **common)["data"]["stats"]
+    no_deleted = client.ok("/canvas/data_series", include_step_breakdown="true", **common)["data"][
+        "stats"
+    ]
     for s in no_deleted:
         assert s["variant_stats"] == {}
         assert set(s["step_stats"]) == {x.id for x in canvas.steps if not x.deleted}
     # channel arrays: undocumented extra metric present, empty arrays present somewhere
-    entries = [(ch, e) for s in with_all for st in s["step_stats"].values()
-               for ch, e in st["messages"].items()]
+    entries = [
+        (ch, e)
+        for s in with_all
+        for st in s["step_stats"].values()
+        for ch, e in st["messages"].items()
+    ]
     assert any(e == [] for _, e in entries)
     assert any(ch == "email" and e and "machine_open" in e[0] for ch, e in entries)
-    assert any(ch == "sms" and e and {"sent_to_carrier", "opt_out", "help"} <= set(e[0])
-               for ch, e in entries)
+    assert any(
+        ch == "sms" and e and {"sent_to_carrier", "opt_out", "help"} <= set(e[0])
+        for ch, e in entries
+    )
 
 
 def test_canvas_series_starting_at(client, ws):
     canvas = ws.canvases[0]
-    body = client.ok("/canvas/data_series", canvas_id=canvas.id, starting_at="2024-03-01",
-                     ending_at="2024-03-05T23:59:59Z")
+    body = client.ok(
+        "/canvas/data_series",
+        canvas_id=canvas.id,
+        starting_at="2024-03-01",
+        ending_at="2024-03-05T23:59:59Z",
+    )
     assert [s["time"] for s in body["data"]["stats"]] == [f"2024-03-0{d}" for d in range(1, 6)]
-    body = client.ok("/canvas/data_series", canvas_id=canvas.id,
-                     starting_at="2024-02-21T10:00:00Z", ending_at="2024-03-05T23:59:59Z")
+    body = client.ok(
+        "/canvas/data_series",
+        canvas_id=canvas.id,
+        starting_at="2024-02-21T10:00:00Z",
+        ending_at="2024-03-05T23:59:59Z",
+    )
     assert len(body["data"]["stats"]) == 14
 
 

@@ -17,8 +17,11 @@ NOW = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def big() -> Workspace:
-    return Workspace(SandboxConfig(n_canvases=300, n_campaigns=200, n_segments=200,
-                                   n_events=1000, n_products=50, now=NOW))
+    return Workspace(
+        SandboxConfig(
+            n_canvases=300, n_campaigns=200, n_segments=200, n_events=1000, n_products=50, now=NOW
+        )
+    )
 
 
 def test_counts_and_ids(big: Workspace):
@@ -28,8 +31,9 @@ def test_counts_and_ids(big: Workspace):
     assert len(big.events) == 1000
     assert len(set(big.events)) == 1000
     assert len(big.products) == 50
-    ids = [c.id for c in big.canvases] + [c.id for c in big.campaigns] + [
-        s.id for s in big.segments]
+    ids = (
+        [c.id for c in big.canvases] + [c.id for c in big.campaigns] + [s.id for s in big.segments]
+    )
     assert len(set(ids)) == len(ids)
     assert all(UUID_RE.match(i) for i in ids)
     assert big.apps == ["app_ios", "app_android"]
@@ -46,7 +50,8 @@ def test_deterministic_and_seed_dependent():
     assert [x.id for x in a.canvases] != [x.id for x in c.canvases]
     day = date(2024, 3, 1)
     assert a.canvas_stats(a.canvases[0].id, day, now=NOW) == b.canvas_stats(
-        b.canvases[0].id, day, now=NOW)
+        b.canvases[0].id, day, now=NOW
+    )
 
 
 def test_canvas_shapes(big: Workspace):
@@ -65,8 +70,8 @@ def test_canvas_shapes(big: Workspace):
     assert old, "some canvases were last edited before history_start"
     # ... and still have data
     assert any(
-        big.canvas_stats(c.id, date(2024, 3, 1), now=NOW)["total_stats"]["entries"] > 0
-        for c in old)
+        big.canvas_stats(c.id, date(2024, 3, 1), now=NOW)["total_stats"]["entries"] > 0 for c in old
+    )
     for c in big.canvases:
         datetime.fromisoformat(c.last_edited)
         assert c.created_at <= c.last_edited
@@ -76,8 +81,7 @@ def test_campaign_and_segment_shapes(big: Workspace):
     assert any(v.is_control for c in big.campaigns for v in c.variations)
     assert any(len(c.channels) > 1 for c in big.campaigns)
     assert any(c.is_api_campaign for c in big.campaigns)
-    assert all(1 <= len([v for v in c.variations if not v.is_control]) <= 3
-               for c in big.campaigns)
+    assert all(1 <= len([v for v in c.variations if not v.is_control]) <= 3 for c in big.campaigns)
     disabled = sum(not s.analytics_tracking_enabled for s in big.segments)
     assert 0.1 < disabled / len(big.segments) < 0.35
 
@@ -97,11 +101,16 @@ def test_event_and_product_names():
 @pytest.mark.parametrize("path", sorted(SERIES))
 def test_series_values_vary_and_are_non_negative(big: Workspace, path: str):
     spec = SERIES[path]
-    entity = {"event": big.events[40], "segment_id": next(
-        s.id for s in big.segments if s.analytics_tracking_enabled),
-        "product": big.products[3], None: None}[spec.entity_param]
-    values = [big.series_value(path, date(2024, 2, 1) + timedelta(days=i), entity=entity,
-                               now=NOW) for i in range(30)]
+    entity = {
+        "event": big.events[40],
+        "segment_id": next(s.id for s in big.segments if s.analytics_tracking_enabled),
+        "product": big.products[3],
+        None: None,
+    }[spec.entity_param]
+    values = [
+        big.series_value(path, date(2024, 2, 1) + timedelta(days=i), entity=entity, now=NOW)
+        for i in range(30)
+    ]
     assert all(v >= 0 for v in values)
     assert len(set(values)) > 5
     for v in values:
@@ -114,12 +123,22 @@ def test_filters_change_values(big: Workspace):
     day = date(2024, 2, 5)
     event = big.events[100]
     seg = next(s.id for s in big.segments if s.analytics_tracking_enabled)
-    full = [big.series_value("/events/data_series", day + timedelta(days=i), entity=event,
-                             now=NOW) for i in range(10)]
-    by_app = [big.series_value("/events/data_series", day + timedelta(days=i), entity=event,
-                               app_id="app_ios", now=NOW) for i in range(10)]
-    by_seg = [big.series_value("/events/data_series", day + timedelta(days=i), entity=event,
-                               segment_id=seg, now=NOW) for i in range(10)]
+    full = [
+        big.series_value("/events/data_series", day + timedelta(days=i), entity=event, now=NOW)
+        for i in range(10)
+    ]
+    by_app = [
+        big.series_value(
+            "/events/data_series", day + timedelta(days=i), entity=event, app_id="app_ios", now=NOW
+        )
+        for i in range(10)
+    ]
+    by_seg = [
+        big.series_value(
+            "/events/data_series", day + timedelta(days=i), entity=event, segment_id=seg, now=NOW
+        )
+        for i in range(10)
+    ]
     assert full != by_app != by_seg
     assert sum(by_app) < sum(full)
     assert sum(by_seg) < sum(full)
@@ -130,8 +149,12 @@ def test_history_start_and_future(big: Workspace):
     assert big.series_value("/sessions/data_series", before, now=NOW) == 0
     assert big.series_value("/purchases/revenue_series", before, now=NOW) == 0.0
     stats = big.canvas_stats(big.canvases[0].id, before, now=NOW)
-    assert stats["total_stats"] == {"revenue": 0.0, "conversions": 0,
-                                    "conversions_by_entry_time": 0, "entries": 0}
+    assert stats["total_stats"] == {
+        "revenue": 0.0,
+        "conversions": 0,
+        "conversions_by_entry_time": 0,
+        "entries": 0,
+    }
     assert big.series_value("/sessions/data_series", date(2023, 1, 1), now=NOW) > 0
     with pytest.raises(ValueError, match="after now"):
         big.series_value("/sessions/data_series", date(2024, 3, 16), now=NOW)
@@ -154,7 +177,8 @@ def test_restatement_zero_days():
     ws = Workspace(SandboxConfig(restatement_days=0, now=NOW))
     day = date(2024, 3, 14)
     assert ws.series_value("/kpi/dau/data_series", day, now=NOW) == ws.series_value(
-        "/kpi/dau/data_series", day, now=NOW + timedelta(days=30))
+        "/kpi/dau/data_series", day, now=NOW + timedelta(days=30)
+    )
 
 
 def test_bucket_start_dst():
@@ -194,16 +218,22 @@ def test_canvas_stats_breakdowns(big: Workspace):
     assert set(full["step_stats"]) == {s.id for s in canvas.steps}
     tot = full["total_stats"]
     assert tot["entries"] == sum(v["entries"] for v in full["variant_stats"].values())
-    bare = big.canvas_stats(canvas.id, day, now=NOW, include_variant_breakdown=False,
-                            include_step_breakdown=False)
+    bare = big.canvas_stats(
+        canvas.id, day, now=NOW, include_variant_breakdown=False, include_step_breakdown=False
+    )
     assert bare["variant_stats"] == {}
     assert bare["step_stats"] == {}
     assert bare["total_stats"] == tot
     no_deleted = big.canvas_stats(canvas.id, day, now=NOW, include_deleted_step_data=False)
     assert set(no_deleted["step_stats"]) == {s.id for s in canvas.steps if not s.deleted}
     for step in full["step_stats"].values():
-        assert set(step) == {"name", "revenue", "conversions", "conversions_by_entry_time",
-                             "messages"}
+        assert set(step) == {
+            "name",
+            "revenue",
+            "conversions",
+            "conversions_by_entry_time",
+            "messages",
+        }
         for channel, entries in step["messages"].items():
             for entry in entries:
                 assert list(entry) == [m[0] for m in CANVAS_CHANNEL_METRICS[channel]]
@@ -218,8 +248,9 @@ def test_empty_channel_arrays_and_extra_metric(big: Workspace):
             for step in stats["step_stats"].values():
                 for channel, entries in step["messages"].items():
                     seen_empty |= entries == []
-                    seen_extra |= channel == "email" and bool(entries) and (
-                        "machine_open" in entries[0])
+                    seen_extra |= (
+                        channel == "email" and bool(entries) and ("machine_open" in entries[0])
+                    )
     assert seen_empty
     assert seen_extra
 
@@ -228,9 +259,19 @@ def test_campaign_stats_shape(big: Workspace):
     camp = next(c for c in big.campaigns if c.name.startswith("Showcase"))
     stats = big.campaign_stats(camp.id, date(2024, 3, 1), now=NOW)
     assert stats["time"] == "2024-03-01"
-    for key in ("unique_recipients", "conversions", "conversions_by_send_time", "conversions1",
-                "conversions1_by_send_time", "conversions2", "conversions2_by_send_time",
-                "conversions3", "conversions3_by_send_time", "revenue", "messages"):
+    for key in (
+        "unique_recipients",
+        "conversions",
+        "conversions_by_send_time",
+        "conversions1",
+        "conversions1_by_send_time",
+        "conversions2",
+        "conversions2_by_send_time",
+        "conversions3",
+        "conversions3_by_send_time",
+        "revenue",
+        "messages",
+    ):
         assert key in stats
     assert set(stats["messages"]) == set(camp.channels)
     first = stats["messages"][camp.channels[0]]
