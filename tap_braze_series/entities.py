@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from tap_braze_series.client import BrazeClient, BrazeResponseError, describe
+from tap_braze_series.client import BrazeClient, describe
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import LISTS
 
@@ -102,10 +102,3 @@ class EntityDirectory:
                 ", ".join(repr(m) for m in missing[:10]),
             )
         return [by_id[w] for w in wanted if w in by_id]
-
-
-def require_list(body: Mapping[str, Any], field: str, path: str) -> list[Any]:
-    value = body.get(field)
-    if not isinstance(value, list):
-        raise BrazeResponseError(f"{path} answered without a '{field}' list.")
-    return value

@@ -236,7 +236,13 @@ class Family:
     def log_summary(self) -> None:
         """Say what this run requested and what it skipped, once."""
         stats = self.stats
-        logger.info("%s: %d requests for %s.", self.path, stats.requests, self.name)
+        logger.info(
+            "%s: %d requests for %s; %d partitions stopped early (see warnings).",
+            self.path,
+            stats.requests,
+            self.name,
+            stats.windows_skipped,
+        )
         for reason, count in stats.issues.counts.most_common():
             logger.warning(
                 "%s: skipped %d x %s (e.g. %s).",

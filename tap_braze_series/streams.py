@@ -9,7 +9,6 @@ flattens a response into its rows. Streams that one request serves share a
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -650,7 +649,3 @@ class SeriesStream(BrazeStream):
         if start is None:
             return iter(())
         return self.spec.shaper(body, planned.partition, window, start, self.runtime, issues)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
