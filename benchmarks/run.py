@@ -1506,7 +1506,7 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
         ("SDK stream map transform (no maps configured)", mapper),
         ("SDK RecordMessage + utc_now()", message),
         ("writer: tap.write_message (msgspec encode + chunked write)", write),
-        ("SDK _write_record_message (the 4 lines above together)", write_record),
+        ("SDK _write_record_message (the 5 steps above, with its generator)", write_record),
         ("(dict build, subtracted below)", increment_copy_only),
         ("SDK _increment_stream_state → tap state.increment_state", increment),
     ]

@@ -73,7 +73,7 @@ def test_tiny_limit_is_respected_without_a_single_429(sb, config, unlimited):
         sb.set_rate_limits(None)
     assert run.returncode == 0, run.stderr[-3000:]
     default_pool = [r for r in log if r.pool == "default"]
-    assert len(default_pool) > 2 * 25, "the run must span several rate-limit windows"
+    assert len(default_pool) >= 2 * 25, "the run must span several rate-limit windows"
     assert not [r for r in log if r.status == 429]
     per_window = Counter(math.floor(r.started / 2) for r in default_pool)
     assert max(per_window.values()) <= 25, per_window
