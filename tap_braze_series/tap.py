@@ -64,6 +64,7 @@ class Runtime:
         self.directory = EntityDirectory(self.client, settings)
         self._executor: ThreadPoolExecutor | None = None
         self._partition_count: int | None = None
+        self._bounds: dict[str, tuple[Bucket, Bucket] | None] = {}
         self.families: dict[str, Family] = {}
 
     def executor(self) -> ThreadPoolExecutor:
@@ -78,17 +79,29 @@ class Runtime:
 
     # Time range of the run, the same for every partition but the bookmarks.
 
+    def bounds(self, unit: Unit) -> tuple[Bucket, Bucket] | None:
+        """(first, last) bucket of the run, or None for an empty range.
+
+        The same for every partition (only bookmarks differ), so it is derived once
+        per unit rather than for every member of every partition.
+        """
+        if unit not in self._bounds:
+            start = self.settings.start_instant()
+            end = self.settings.end_instant(self.now)
+            self._bounds[unit] = (
+                (bucket_of(start, unit, self.tz), bucket_of(end - EPSILON, unit, self.tz))
+                if start < end
+                else None
+            )
+        return self._bounds[unit]
+
     def first_bucket(self, unit: Unit) -> Bucket | None:
-        start = self.settings.start_instant()
-        if start >= self.settings.end_instant(self.now):
-            return None
-        return bucket_of(start, unit, self.tz)
+        bounds = self.bounds(unit)
+        return bounds[0] if bounds else None
 
     def last_bucket(self, unit: Unit) -> Bucket | None:
-        end = self.settings.end_instant(self.now)
-        if end <= self.settings.start_instant():
-            return None
-        return bucket_of(end - EPSILON, unit, self.tz)
+        bounds = self.bounds(unit)
+        return bounds[1] if bounds else None
 
     def plan(self, spec: SeriesSpec, starts: Mapping[str, Bucket]) -> list[Window]:
         last = self.last_bucket(spec.unit)
