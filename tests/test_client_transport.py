@@ -1,0 +1,194 @@
+"""The HTTP client's transport: TLS verification, CA bundle and proxy from the environment.
+
+Against local servers only (127.0.0.1): an HTTPS endpoint with a throwaway
+self-signed certificate, a plain forward proxy, and one that redirects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tap_braze_series.client import BrazeClient, BrazeRequestError, BrazeUnavailableError
+from tap_braze_series.ratelimit import RateGovernor
+from tap_braze_series.sandbox import Sandbox, SandboxConfig
+
+BODY = json.dumps({"message": "success", "data": [{"time": "2024-03-01", "dau": 5}]}).encode()
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in (*PROXY_VARIABLES, *(v.lower() for v in PROXY_VARIABLES)):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers BODY to every GET and records the request line and headers."""
+
+    log: list[tuple[str, dict[str, str]]]
+    status = 200
+    location: str | None = None
+
+    def do_GET(self) -> None:
+        self.log.append((self.path, dict(self.headers)))
+        self.send_response(self.status)
+        if self.location:
+            self.send_header("Location", self.location)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy: GET http://host:port/path, passed on as is."""
+
+    log: list[str]
+
+    def do_GET(self) -> None:
+        self.log.append(self.path)
+        target = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+        upstream.request("GET", target.path + "?" + target.query, headers=headers)
+        response = upstream.getresponse()
+        body = response.read()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        upstream.close()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type, context: ssl.SSLContext | None = None) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    scheme = "http"
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def https_server(certificate):
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    handler = type("Handler", (_Recorder,), {"log": []})
+    for url in _serve(handler, context):
+        yield url, handler.log
+
+
+def client(url: str, **overrides: object) -> BrazeClient:
+    options = {
+        "api_url": url,
+        "api_key": "secret-key",
+        "timeout": 5.0,
+        "governor": RateGovernor(1_000),
+        "max_retries": 0,
+        "backoff_base": 0.01,
+    }
+    return BrazeClient(**{**options, **overrides})  # type: ignore[arg-type]
+
+
+def test_a_certificate_not_in_the_trusted_bundle_is_refused(https_server):
+    url, log = https_server
+    with pytest.raises(BrazeUnavailableError, match="TLS error"):
+        client(url).get("/kpi/dau/data_series", {"length": 1})
+    assert log == []  # the request (and its key) never reached the server
+
+
+def test_the_ca_bundle_of_the_environment_is_trusted(https_server, certificate, monkeypatch):
+    url, log = https_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    body = client(url).get("/kpi/dau/data_series", {"length": 1}).body
+    assert body["data"] == [{"time": "2024-03-01", "dau": 5}]
+    path, headers = log[0]
+    assert path == "/kpi/dau/data_series?length=1"
+    assert headers["Authorization"] == "Bearer secret-key"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC))) as sb:
+        yield sb
+
+
+@pytest.fixture
+def proxy():
+    handler = type("Proxy", (_ForwardProxy,), {"log": []})
+    for url in _serve(handler):
+        yield url, handler.log
+
+
+def test_requests_go_through_the_proxy_of_the_environment(sandbox, proxy, monkeypatch):
+    proxy_url, log = proxy
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    tap_client = client(sandbox.url, api_key=sandbox.api_key)
+    params = {"length": 2, "ending_at": "2024-03-02T23:59:59+00:00"}
+    body = tap_client.get("/kpi/dau/data_series", params).body
+    assert [point["time"] for point in body["data"]] == ["2024-03-01", "2024-03-02"]
+    assert len(log) == 1
+    assert log[0].startswith(sandbox.url + "/kpi/dau/data_series?")
+    assert sandbox.api_key not in log[0]
+
+
+def test_no_proxy_bypasses_the_proxy(sandbox, proxy, monkeypatch):
+    proxy_url, log = proxy
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    tap_client = client(sandbox.url, api_key=sandbox.api_key)
+    assert tap_client.get("/kpi/dau/data_series", {"length": 1}).body["message"] == "success"
+    assert log == []
+
+
+def test_a_redirect_is_not_followed_and_says_where_it_points():
+    handler = type(
+        "Redirect", (_Recorder,), {"log": [], "status": 302, "location": "https://elsewhere/"}
+    )
+    for url in _serve(handler):
+        with pytest.raises(BrazeRequestError, match=r"redirect.*elsewhere"):
+            client(url).get("/kpi/dau/data_series", {"length": 1})
+        assert len(handler.log) == 1
