@@ -7,7 +7,9 @@ Two limits apply to every request:
   integrations, so the tap takes only its configured share);
 - what Braze announces per pool in `X-RateLimit-Remaining` / `-Reset`: when a
   pool has nothing left for the requests we already have in flight, workers
-  wait until the announced reset instead of collecting 429s.
+  wait until the announced reset instead of collecting 429s. Until a pool has
+  answered once, one request goes alone: what remains of a pool that the
+  customer's other integrations share is unknown until Braze says it.
 
 Thread-safe; workers call `acquire(pool)` before a request and `release(...)`
 after it.
@@ -37,6 +39,7 @@ class _PoolState:
     remaining: int | None = None
     reset_at: float | None = None  # wall-clock epoch seconds
     in_flight: int = 0
+    answered: bool = False  # a response (with or without rate-limit headers) came back
 
 
 @dataclass
@@ -106,6 +109,7 @@ class RateGovernor:
             if status == 429:
                 self.stats.rate_limited += 1
             if headers is not None:
+                state.answered = True
                 self._observe(state, headers, status)
             self._cond.notify_all()
 
@@ -141,7 +145,13 @@ class RateGovernor:
             delay = self._sent[0][0] + 1.0 - horizon
             return delay, f"max_requests_per_hour ({self._budget}) reached"
         state = self._pools.get(pool)
-        if state is None or state.remaining is None:
+        if state is None:
+            return 0.0, ""
+        if not state.answered and state.in_flight > 0:
+            # The first request of a pool tells what remains of it; sending the
+            # others blind could overrun a pool that other integrations emptied.
+            return IN_FLIGHT_WAIT, f"waiting for Braze to announce pool '{pool}'s limit"
+        if state.remaining is None:
             return 0.0, ""
         if state.reset_at is not None and self._wall() >= state.reset_at:
             # The announced window is over: a new one starts with the pool's full limit,

@@ -166,3 +166,37 @@ def test_a_new_window_starts_with_the_known_limit_not_blind():
     waits_before = len(governor._cond.waited)
     governor.acquire("campaigns_data_series")
     assert len(governor._cond.waited) > waits_before
+
+
+def test_a_pool_not_yet_heard_from_gets_one_request_at_a_time():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("lists_1000")  # the probe
+    nearly_empty = {
+        "X-RateLimit-Limit": "1000",
+        "X-RateLimit-Remaining": "1",
+        "X-RateLimit-Reset": str(int(clock.now) + 60),
+    }
+    # A second request waits for the probe's answer instead of going out blind ...
+    governor._cond.on_wait = lambda: governor.release("lists_1000", nearly_empty, 200)
+    governor.acquire("lists_1000")
+    assert governor._cond.waited, "the second request went out before the pool answered"
+    # ... and, that answer having left one request, a third waits for the reset.
+    start = clock.now
+    governor.acquire("lists_1000")
+    assert clock.now >= start + 59
+    # Other pools are not held by this one.
+    start = clock.now
+    governor.acquire("default")
+    assert clock.now == start
+
+
+def test_a_pool_that_answers_without_headers_is_not_held():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("default")
+    governor.release("default", {"Content-Type": "text/html"}, 502)
+    start = clock.now
+    for _ in range(8):
+        governor.acquire("default")  # all at once: nothing announced, nothing to wait for
+    assert clock.now == start
