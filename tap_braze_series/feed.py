@@ -108,7 +108,7 @@ class Member(Protocol):
 
 
 class Spool:
-    """Records kept on disk for a member that syncs later."""
+    """Records kept on disk for a member that syncs later, one batch per response."""
 
     def __init__(self) -> None:
         # Closed by close(), when the member has read it or the run ends.
@@ -116,8 +116,11 @@ class Spool:
         self.complete: set[int] = set()
         self._reading = False
 
-    def write(self, index: int, record: dict[str, Any]) -> None:
-        pickle.dump((index, record), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+    def write(self, index: int, records: list[dict[str, Any]]) -> None:
+        """Keep the records one response holds for partition `index`."""
+        if records:
+            # One pickle per batch, not per record: pickling costs mostly per call.
+            pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def end(self, index: int) -> None:
         pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -131,19 +134,19 @@ class Spool:
             self._reading = True
         while True:
             try:
-                # A fresh unpickler per record: one kept across loads would memoise
+                # A fresh unpickler per batch: one kept across loads would memoise
                 # every object it ever read, and memory would grow with the spool.
-                item_index, record = pickle.load(self._file)
+                item_index, records = pickle.load(self._file)
             except EOFError:
                 return
             if item_index < index:
                 continue  # rows of a partition the member did not ask for
-            if record is None:
+            if records is None:
                 if item_index == index:
                     return
                 continue
             if item_index == index:
-                yield record
+                yield from records
 
     def close(self) -> None:
         self._file.close()
@@ -312,9 +315,7 @@ class Family:
                     )
                     continue
                 for name, rows in spooled.items():
-                    spool = self._spools[name]
-                    for row in rows:
-                        spool.write(index, row)
+                    self._spools[name].write(index, rows)
                 yield from own
         finally:
             if not completed:

@@ -59,6 +59,8 @@ class Runtime:
             governor=self.governor,
             max_retries=settings.max_retries,
             backoff_base=settings.retry_backoff_seconds,
+            # The workers, and the main thread that lists entities.
+            connections=settings.max_workers + 1,
             streams_by_path=streams_by_path,
         )
         self.directory = EntityDirectory(self.client, settings)
@@ -207,6 +209,7 @@ class TapBrazeSeries(Tap):
     # Primary keys depend on the settings (app_ids), so discovery reads them.
     dynamic_catalog = True
     message_writer_class = StateFlushingWriter
+    message_writer: StateFlushingWriter
     # BATCH is left out: series streams emit per-partition records and state, which
     # the SDK's batch path would bypass.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
@@ -263,6 +266,21 @@ class TapBrazeSeries(Tap):
     def load_state(self, state: dict[str, Any]) -> None:
         validate_state(state)
         super().load_state(state)
+
+    @override
+    def load_streams(self) -> list[Stream]:
+        # The SDK syncs streams by name. A family's members take the places its names
+        # give them, in the family's own order (most rows first, see streams.SERIES):
+        # the first to sync drives the requests, the others wait in its spool.
+        streams = super().load_streams()
+        for family in self.runtime.families.values():
+            names = {member.name for member in family.members}
+            places = [i for i, stream in enumerate(streams) if stream.name in names]
+            by_name = {streams[i].name: streams[i] for i in places}
+            ordered = [by_name[m.name] for m in family.members if m.name in by_name]
+            for place, stream in zip(places, ordered, strict=True):
+                streams[place] = stream
+        return streams
 
     @override
     def discover_streams(self) -> list[Stream]:
