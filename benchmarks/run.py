@@ -1245,8 +1245,46 @@ class _Replay:
         return wrapped
 
 
+@contextlib.contextmanager
+def record_path(variant: str) -> Any:
+    """Run the tap with the writer, conformance level and per-record path of `variant`."""
+    from singer_sdk.contrib.msgspec import MsgSpecWriter
+    from singer_sdk.helpers.conform import TypeConformanceLevel
+    from singer_sdk.io_base import SingerWriter
+
+    from tap_braze_series.streams import BrazeStream
+    from tap_braze_series.tap import TapBrazeSeries
+
+    writer, level, sdk_path = RECORD_PATHS[variant]
+    saved = (TapBrazeSeries.message_writer_class, BrazeStream.TYPE_CONFORMANCE_LEVEL,
+             BrazeStream.records_pass_through)
+    TapBrazeSeries.message_writer_class = {"simplejson": SingerWriter, "msgspec": MsgSpecWriter,
+                                           "tap": saved[0]}[writer]
+    BrazeStream.TYPE_CONFORMANCE_LEVEL = getattr(TypeConformanceLevel, level)
+    if sdk_path:
+        BrazeStream.records_pass_through = lambda self: False  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        (TapBrazeSeries.message_writer_class, BrazeStream.TYPE_CONFORMANCE_LEVEL,
+         BrazeStream.records_pass_through) = saved
+
+
+# variant: (writer, TYPE_CONFORMANCE_LEVEL, whether every record takes the SDK's full path)
+RECORD_PATHS: dict[str, tuple[str, str, bool]] = {
+    "SDK defaults: simplejson writer (flush per line), RECURSIVE conformance": (
+        "simplejson", "RECURSIVE", True),
+    "msgspec writer (flush per line), RECURSIVE conformance": ("msgspec", "RECURSIVE", True),
+    "msgspec writer (flush per line), conformance NONE": ("msgspec", "NONE", True),
+    "tap writer (chunks flushed at STATE), conformance NONE": ("tap", "NONE", True),
+    "the tap as shipped: + records written directly when the SDK's steps change nothing": (
+        "tap", "NONE", False),
+}
+
+
 def profile_workload(label: str, family: str, n: int, days: int, workers: int,
-                     workdir: Path, top: int, per: str = "record") -> dict[str, Any]:
+                     workdir: Path, top: int, per: str = "record",
+                     variants: bool = False) -> dict[str, Any]:
     import cProfile
     import pstats
 
@@ -1303,6 +1341,16 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
         # The worker threads' side: client.get() of a full window, sequentially.
         client_result = profile_client(config, catalog, family, top) if per == "record" else None
     replayed = min((once("replay") for _ in range(3)), key=lambda r: r["main"])
+    if variants:
+        rows = []
+        for variant in RECORD_PATHS:
+            with record_path(variant):
+                best = min((once("replay") for _ in range(2)), key=lambda r: r["main"])
+            us = 1e6 * best["main"] / max(best["records"], 1)
+            rows.append([variant, us, 1e6 / us])
+        result["record_paths"] = table(
+            ["writer and record path (replayed, main thread)", "µs/record",
+             "records per main-thread CPU-s"], rows)
     profiler = cProfile.Profile()  # wall clock; in a replay, main-thread wall ≈ its CPU
     profiled = once("replay", profiler)
     prof_path = HERE / "results" / f"profile-{family}.prof"
@@ -1452,8 +1500,9 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
                 pass
 
     def read(n: int) -> None:
+        # The hours of one year recur for every event, as in a run.
         for i in range(n):
-            read_time(times[i], "hour", tz)
+            read_time(times[i % 8784], "hour", tz)
 
     def pop(n: int) -> None:
         for _ in range(n):
@@ -1499,7 +1548,7 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
 
     steps = [
         ("tap shapes.simple_records incl. windows.read_time, per point", shape),
-        ("  of which windows.read_time", read),
+        ("  of which windows.read_time (a year of hours, recurring per event)", read),
         ("(dict copy, subtracted below)", copy_only),
         ("SDK pop_deselected_record_properties", pop),
         ("SDK conform_record_data_types (level NONE)", conform),
@@ -1557,7 +1606,8 @@ def main_profile(args: argparse.Namespace) -> int:
         (f"many partitions: events daily, {n_parts} events × 3 days, latency 0", "events",
          n_parts, 3, "partition"),
     ):
-        r = profile_workload(label, family, n, days, args.workers, workdir, args.top, per)
+        r = profile_workload(label, family, n, days, args.workers, workdir, args.top, per,
+                             variants=family == "events_hourly")
         results.append(r)
         if family == "events_hourly":
             r["micro"] = micro_costs(tap_config("http://127.0.0.1:1", "k", days, args.workers),
@@ -1584,6 +1634,10 @@ def main_profile(args: argparse.Namespace) -> int:
         print(r["components"] + "\n")
         print(f"Main thread (replayed run), top {args.top} functions by self time:\n")
         print(r["top"] + "\n")
+        if r.get("record_paths"):
+            print("Writers, conformance levels and the record path, on the same replayed "
+                  "responses (main thread only; best of 2 each):\n")
+            print(r["record_paths"] + "\n")
         if r.get("micro"):
             print("Per-record steps timed in isolation (hourly event record):\n")
             print(r["micro"]["table"] + "\n")
