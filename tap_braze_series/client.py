@@ -18,6 +18,7 @@ import http.client
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,10 @@ class BrazeRequestError(BrazeError):
     """Another 4xx: Braze rejected the request itself."""
 
 
+class BrazeTLSError(BrazeError):
+    """The endpoint's TLS certificate is not trusted: a set-up problem, not a passing one."""
+
+
 class BrazeUnavailableError(BrazeError):
     """Transient failures persisted past the retry budget."""
 
@@ -90,8 +95,7 @@ def describe(path: str, params: Mapping[str, Any] | None) -> str:
 
 
 class _RetryableError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    """A failure worth another attempt; its message says what failed."""
 
 
 class BrazePagePaginator(PageNumberPaginator):
@@ -173,13 +177,6 @@ class BrazeClient:
         self._streams_by_path = streams_by_path or {}
         self.retries = 0
 
-    def close(self) -> None:
-        """Close every pooled connection."""
-        if isinstance(self._http, urllib3.ProxyManager):
-            self._http.clear()
-        else:
-            self._http.close()
-
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
         """GET `path` and return its decoded body; retry what is transient."""
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
@@ -196,6 +193,7 @@ class BrazeClient:
             try:
                 response = self._http.urlopen("GET", url, redirect=False)
             except NETWORK_ERRORS as exc:
+                _raise_if_untrusted(exc, self.api_url)
                 error = _RetryableError(_network_reason(exc))
             finally:
                 self.governor.release(
@@ -309,6 +307,17 @@ class _PageView:
 
     def json(self) -> dict[str, Any]:
         return self._body
+
+
+def _raise_if_untrusted(exc: Exception, api_url: str) -> None:
+    """A certificate that fails verification will fail every retry: stop at once."""
+    cause = exc.args[0] if isinstance(exc, urllib3.exceptions.SSLError) and exc.args else exc
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        raise BrazeTLSError(
+            f"The TLS certificate of {api_url} is not trusted ({cause.verify_message}). "
+            "Check api_url; behind a TLS-inspecting proxy, set REQUESTS_CA_BUNDLE to the "
+            "CA bundle that signs its certificates."
+        ) from None
 
 
 def _network_reason(exc: Exception) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tap_braze_series.client import BrazeClient, BrazeRequestError, BrazeUnavailableError
+from tap_braze_series.client import BrazeClient, BrazeRequestError, BrazeTLSError
 from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 
@@ -133,10 +133,12 @@ def client(url: str, **overrides: object) -> BrazeClient:
     return BrazeClient(**{**options, **overrides})  # type: ignore[arg-type]
 
 
-def test_a_certificate_not_in_the_trusted_bundle_is_refused(https_server):
+def test_a_certificate_not_in_the_trusted_bundle_is_refused_at_once(https_server):
     url, log = https_server
-    with pytest.raises(BrazeUnavailableError, match="TLS error"):
-        client(url).get("/kpi/dau/data_series", {"length": 1})
+    tap_client = client(url, max_retries=5, backoff_base=10.0)
+    with pytest.raises(BrazeTLSError, match="not trusted.*REQUESTS_CA_BUNDLE"):
+        tap_client.get("/kpi/dau/data_series", {"length": 1})
+    assert tap_client.retries == 0  # it would fail the same way every time
     assert log == []  # the request (and its key) never reached the server
 
 

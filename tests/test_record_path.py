@@ -149,3 +149,31 @@ def test_flattening_still_applies(config, plain):
         for metric, value in record["extra_metrics"].items():
             assert flat[key][f"extra_metrics__{metric}"] == value
         assert "extra_metrics" not in flat[key]
+
+
+def test_a_family_syncs_its_members_most_rows_first(sb, config):
+    canvas = [
+        "canvas_data_series",
+        "canvas_step_data_series",
+        "canvas_step_message_data_series",
+        "canvas_variant_data_series",
+    ]
+    sb.clear_log()
+    run = run_tap(config, streams=canvas)
+    assert run.returncode == 0, run.stderr[-3000:]
+    order = []
+    for message in map(json.loads, run.stdout.splitlines()):
+        if message["type"] == "RECORD" and message["stream"] not in order:
+            order.append(message["stream"])
+    assert order == [
+        "canvas_step_message_data_series",
+        "canvas_step_data_series",
+        "canvas_variant_data_series",
+        "canvas_data_series",
+    ]
+    counts = {stream: len(run.records[stream]) for stream in order}
+    assert counts[order[0]] >= max(counts[s] for s in order[2:]), counts
+    # One request per canvas window serves all four (16 days: two windows of <= 14).
+    live = [c for c in sb.workspace.canvases if not c.archived]
+    series = [r for r in sb.request_log if r.path == "/canvas/data_series"]
+    assert len(series) == 2 * len(live)

@@ -52,13 +52,13 @@ from tests.reliability.relkit import (
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
 START = dt.date(2024, 2, 1)
 APPS = ["app_ios"]
-# Alphabetical, as the SDK syncs them: the canvas family (one driver, two members fed
-# from its spool), an hourly stream long enough for a STATE message in its middle
-# (the SDK writes one every 10,000 records), then a small daily stream.
+# In the order the tap syncs them: the canvas family (one driver, two members fed
+# from its spool; most rows first), an hourly stream long enough for a STATE message
+# in its middle (the SDK writes one every 10,000 records), then a small daily stream.
 SELECTED = [
-    "canvas_data_series",
-    "canvas_step_data_series",
     "canvas_step_message_data_series",
+    "canvas_step_data_series",
+    "canvas_data_series",
     "event_data_series_hourly",
     "session_data_series",
 ]
