@@ -180,3 +180,27 @@ def test_read_time_equals_parse_then_format(instant, tz, unit):
         got = read_time(text, unit, tz)
         want = parse_time(text, unit, tz)
         assert got == (want, format_bucket(want, unit, tz))
+
+
+def test_read_time_memo_is_bounded_and_answers_alike_past_its_bound():
+    from tap_braze_series import windows
+
+    tz = ZoneInfo("America/New_York")
+    start = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    texts = [
+        (start + dt.timedelta(hours=h)).astimezone(tz).isoformat()
+        for h in range(windows.READ_TIMES_KEPT + 500)
+    ]
+    for text in texts:
+        assert read_time(text, "hour", tz)[1] == text
+    assert len(windows._READ_TIMES) <= windows.READ_TIMES_KEPT
+    # Past the bound, times are still read right (just not kept), twice alike.
+    last = texts[-1]
+    assert read_time(last, "hour", tz) == read_time(last, "hour", tz)
+    assert read_time(last, "hour", tz)[0] == dt.datetime.fromisoformat(last).astimezone(dt.UTC)
+
+
+@pytest.mark.parametrize("value", [None, 20240301, ["2024-03-01"], {"t": 1}, ""])
+def test_read_time_refuses_what_is_not_a_time_string(value):
+    with pytest.raises(ValueError):
+        read_time(value, "day", ZoneInfo("UTC"))
