@@ -255,13 +255,6 @@ class Family:
                 stats.issues.examples.get(reason, ""),
             )
 
-    def close(self) -> None:
-        """Stop fetching and drop the spools (end of run or error)."""
-        self._close_results()
-        for spool in self._spools.values():
-            spool.close()
-        self._spools.clear()
-
     def _close_results(self) -> None:
         if self._results is not None:
             self._results.close()  # type: ignore[attr-defined]

@@ -136,7 +136,7 @@ def client(url: str, **overrides: object) -> BrazeClient:
 def test_a_certificate_not_in_the_trusted_bundle_is_refused_at_once(https_server):
     url, log = https_server
     tap_client = client(url, max_retries=5, backoff_base=10.0)
-    with pytest.raises(BrazeTLSError, match="not trusted.*REQUESTS_CA_BUNDLE"):
+    with pytest.raises(BrazeTLSError, match=r"not trusted.*REQUESTS_CA_BUNDLE"):
         tap_client.get("/kpi/dau/data_series", {"length": 1})
     assert tap_client.retries == 0  # it would fail the same way every time
     assert log == []  # the request (and its key) never reached the server

@@ -202,5 +202,5 @@ def test_read_time_memo_is_bounded_and_answers_alike_past_its_bound():
 
 @pytest.mark.parametrize("value", [None, 20240301, ["2024-03-01"], {"t": 1}, ""])
 def test_read_time_refuses_what_is_not_a_time_string(value):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an ISO-8601 string"):
         read_time(value, "day", ZoneInfo("UTC"))
