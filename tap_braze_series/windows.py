@@ -183,6 +183,8 @@ _READ_TIMES: dict[tuple[str, Unit, ZoneInfo], tuple[Bucket, str]] = {}
 
 
 def _read_time(value: str, unit: Unit, tz: ZoneInfo) -> tuple[Bucket, str]:
+    """One parse and one conversion when Braze's value is already a bucket start (it
+    always is); the general route otherwise."""
     if unit == "day":
         bucket = parse_time(value, "day", tz)
         return bucket, format_bucket(bucket, "day", tz)
