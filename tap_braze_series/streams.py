@@ -10,11 +10,10 @@ flattens a response into its rows. Streams that one request serves share a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from singer_sdk import Stream
+from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -44,17 +43,22 @@ from tap_braze_series.endpoints import (
 )
 from tap_braze_series.entities import entity_id
 from tap_braze_series.feed import Family, Partition, PlannedPartition, fetch_ordered
+from tap_braze_series.runtime import Runtime
+from tap_braze_series.series import SeriesSpec, Shaper
 from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
 from tap_braze_series.windows import Bucket, Unit, Window, lookback_start, parse_time
+from tap_braze_series.writer import StateFlushingWriter
 
-if TYPE_CHECKING:
-    from tap_braze_series.tap import Runtime, TapBrazeSeries
 
-# Rows of one response: (body, partition, window, first bucket, runtime, issues) -> rows.
-Shaper = Callable[
-    [Mapping[str, Any], Partition, Window, Bucket, "Runtime", shapes.Issues],
-    Iterator[dict[str, Any]],
-]
+class RunningTap(Protocol):
+    """What a stream needs of its tap: the run's runtime and message writer."""
+
+    runtime: Runtime
+    message_writer: StateFlushingWriter
+
+
+def _running(tap: Tap) -> RunningTap:
+    return tap  # type: ignore[return-value]
 
 
 class BrazeStream(Stream):
@@ -68,8 +72,7 @@ class BrazeStream(Stream):
 
     @property
     def runtime(self) -> Runtime:
-        tap: TapBrazeSeries = self._tap  # type: ignore[assignment]
-        return tap.runtime
+        return _running(self._tap).runtime
 
     def records_pass_through(self) -> bool:
         """Whether the SDK's per-record steps would leave every record as it is.
@@ -100,8 +103,9 @@ class BrazeStream(Stream):
             return
         # What the SDK's path writes for such a stream, without the steps that change
         # nothing.
-        tap: TapBrazeSeries = self._tap  # type: ignore[assignment]
-        tap.message_writer.write_record(self.name, record, self._stream_version, utc_now())
+        _running(self._tap).message_writer.write_record(
+            self.name, record, self._stream_version, utc_now()
+        )
         self.state_manager.is_flushed = False
 
 
@@ -349,32 +353,16 @@ ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
 # --- series streams ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesSpec:
-    """Everything that distinguishes one series stream from another."""
-
-    name: str
-    endpoint: SeriesEndpoint
-    unit: Unit
-    family: str
-    identity: tuple[th.Property, ...]  # key columns before `time`
-    columns: tuple[th.Property, ...]  # non-key columns
-    shaper: Shaper
-    extra_keys: tuple[str, ...] = ()  # key columns after `time`
-    app_keyed: bool = False  # `app_id` joins the key when app_ids is set
-    description: str = ""
-
-
 def _simple(
     spec_fields: tuple[str, ...], unit: Unit, identity_of: Callable[[Partition], dict]
 ) -> Shaper:
-    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
         return shapes.simple_records(
             shapes.data_list(body),
             window,
             start,
             unit,
-            runtime.tz,
+            tz,
             identity_of(partition),
             spec_fields,
             issues,
@@ -384,20 +372,20 @@ def _simple(
 
 
 def _canvas(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
-    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
         name, stats = shapes.canvas_data(body)
-        return rows(name, stats, window, start, runtime.tz, partition.context["canvas_id"], issues)
+        return rows(name, stats, window, start, tz, partition.context["canvas_id"], issues)
 
     return shape
 
 
 def _campaign(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
-    def shape(body, partition, window, start, runtime, issues):  # noqa: ANN001
+    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
         return rows(
             shapes.data_list(body),
             window,
             start,
-            runtime.tz,
+            tz,
             partition.context["campaign_id"],
             issues,
         )
@@ -592,17 +580,17 @@ class SeriesStream(BrazeStream):
     is_sorted = True  # bookmarks advance record by record: resumable after a kill
     check_sorted = False  # the lookback re-reads older buckets on purpose
 
-    def __init__(self, tap: TapBrazeSeries, spec: SeriesSpec) -> None:
+    def __init__(self, tap: Tap, spec: SeriesSpec) -> None:
         self.spec = spec
         super().__init__(tap, schema=self._schema(spec, tap), name=spec.name)
         self.family: Family  # attached by the tap once every member exists
         key_names = [p.name for p in spec.identity]
-        if spec.app_keyed and tap.runtime.settings.app_ids:
+        if spec.app_keyed and _running(tap).runtime.settings.app_ids:
             key_names.append("app_id")
         self.primary_keys = [*key_names, "time", *spec.extra_keys]
 
     @staticmethod
-    def _schema(spec: SeriesSpec, tap: TapBrazeSeries) -> dict:
+    def _schema(spec: SeriesSpec, tap: Tap) -> dict:
         return sc.schema(*spec.identity, sc.time_column(spec.unit), *spec.columns)
 
     @property
@@ -691,4 +679,4 @@ class SeriesStream(BrazeStream):
         start = planned.starts.get(self.name)
         if start is None:
             return iter(())
-        return self.spec.shaper(body, planned.partition, window, start, self.runtime, issues)
+        return self.spec.shaper(body, planned.partition, window, start, self.runtime.tz, issues)

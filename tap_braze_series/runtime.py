@@ -1,0 +1,226 @@
+"""What every stream of one run shares: settings, client, entities, thread pool, families.
+
+The tap builds one `Runtime` per run. It answers the questions a series family
+asks (which partitions, which windows, which request parameters) from the
+endpoint descriptions of endpoints.py and the settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Protocol
+
+from tap_braze_series import shapes
+from tap_braze_series.client import BrazeClient
+from tap_braze_series.config import Settings
+from tap_braze_series.entities import EntityDirectory, entity_id
+from tap_braze_series.feed import Family, Member, Partition
+from tap_braze_series.ratelimit import RateGovernor
+from tap_braze_series.series import SeriesSpec
+from tap_braze_series.windows import EPSILON, Bucket, Unit, Window, bucket_of, plan_windows
+
+logger = logging.getLogger("tap-braze-series")
+
+
+class SeriesMember(Member, Protocol):
+    """A series stream, as the runtime sees it: a family member with its description."""
+
+    spec: SeriesSpec
+    family: Family
+
+
+ALL = "*"  # app_id / product of the series over all apps / products
+
+
+class Runtime:
+    """What every stream of one run shares: settings, client, entities, thread pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        streams_by_path: Mapping[str, list[str]] | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tz = settings.timezone
+        self.now = now or dt.datetime.now(dt.UTC)
+        self.governor = RateGovernor(settings.max_requests_per_hour)
+        self.client = BrazeClient(
+            api_url=settings.api_url,
+            api_key=settings.api_key,
+            timeout=settings.request_timeout,
+            governor=self.governor,
+            max_retries=settings.max_retries,
+            backoff_base=settings.retry_backoff_seconds,
+            # The workers, and the main thread that lists entities.
+            connections=settings.max_workers + 1,
+            streams_by_path=streams_by_path,
+        )
+        self.directory = EntityDirectory(self.client, settings)
+        self._executor: ThreadPoolExecutor | None = None
+        self._partition_count: int | None = None
+        self._bounds: dict[str, tuple[Bucket, Bucket] | None] = {}
+        self.families: dict[str, Family] = {}
+
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.settings.max_workers, thread_name_prefix="braze"
+            )
+        return self._executor
+
+    def fetch(self, path: str, params: dict[str, Any]) -> Mapping[str, Any]:
+        return self.client.get(path, params).body
+
+    def add_families(self, streams: Sequence[SeriesMember]) -> None:
+        """Group series streams into families (streams one request serves) and attach them."""
+        by_family: dict[str, list[SeriesMember]] = {}
+        for stream in streams:
+            by_family.setdefault(stream.spec.family, []).append(stream)
+        for name, members in by_family.items():
+            spec = members[0].spec
+            family = Family(
+                name=name,
+                path=spec.endpoint.path,
+                members=members,
+                partitions=partial(self.partitions, spec),
+                plan=partial(self.plan_partition, spec),
+                params=partial(self.params, spec),
+                fetch=self.fetch,
+                count_points=shapes.point_count,
+                executor=self.executor,
+                lookahead=2 * self.settings.max_workers,
+            )
+            self.families[name] = family
+            for stream in members:
+                stream.family = family
+
+    # Time range of the run, the same for every partition but the bookmarks.
+
+    def bounds(self, unit: Unit) -> tuple[Bucket, Bucket] | None:
+        """(first, last) bucket of the run, or None for an empty range.
+
+        The same for every partition (only bookmarks differ), so it is derived once
+        per unit rather than for every member of every partition.
+        """
+        if unit not in self._bounds:
+            start = self.settings.start_instant()
+            end = self.settings.end_instant(self.now)
+            self._bounds[unit] = (
+                (bucket_of(start, unit, self.tz), bucket_of(end - EPSILON, unit, self.tz))
+                if start < end
+                else None
+            )
+        return self._bounds[unit]
+
+    def first_bucket(self, unit: Unit) -> Bucket | None:
+        bounds = self.bounds(unit)
+        return bounds[0] if bounds else None
+
+    def last_bucket(self, unit: Unit) -> Bucket | None:
+        bounds = self.bounds(unit)
+        return bounds[1] if bounds else None
+
+    def plan_partition(
+        self, spec: SeriesSpec, _partition: Partition, starts: Mapping[str, Bucket]
+    ) -> list[Window]:
+        """Windows of one partition: every partition of a run is planned alike."""
+        return self.plan(spec, starts)
+
+    def plan(self, spec: SeriesSpec, starts: Mapping[str, Bucket]) -> list[Window]:
+        last = self.last_bucket(spec.unit)
+        if last is None or not starts:
+            return []
+        return plan_windows(
+            min(starts.values()), last, spec.unit, spec.endpoint.max_length, self.tz
+        )
+
+    def partition_count(self) -> int:
+        if self._partition_count is None:
+            # Only families that sync this run: listing the others would cost requests.
+            self._partition_count = sum(
+                len(family.partitions())
+                for family in self.families.values()
+                if any(member.selected for member in family.members)  # type: ignore[attr-defined]
+            )
+        return self._partition_count
+
+    # Partitions: which entities (and apps) each endpoint is read for.
+
+    def apps(self) -> list[str]:
+        return [ALL, *self.settings.app_ids]
+
+    def partitions(self, spec: SeriesSpec) -> list[Partition]:
+        endpoint = spec.endpoint
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (context, params)
+        if endpoint.entity == "segments":
+            for segment in self.directory.entities("segments"):
+                segment_id = entity_id("segments", segment)
+                if segment.get("analytics_tracking_enabled") is False:
+                    logger.info(
+                        "Segment %s (%s) has analytics tracking disabled: it has no size "
+                        "series, so %s skips it.",
+                        segment_id,
+                        segment.get("name"),
+                        spec.name,
+                    )
+                    continue
+                rows.append(({"segment_id": segment_id}, {"segment_id": segment_id}))
+        elif endpoint.entity in ("canvases", "campaigns"):
+            key = endpoint.id_param or ""
+            for identifier in self.directory.ids(endpoint.entity):
+                rows.append(({key: identifier}, {key: identifier}))
+        elif endpoint.entity == "events":
+            for name in self.directory.ids("events"):
+                for app in self.apps():
+                    rows.append(
+                        (
+                            {"event_name": name, "app_id": app},
+                            {"event": name, "app_id": None if app == ALL else app},
+                        )
+                    )
+        elif endpoint.entity == "products":
+            products = [ALL]
+            if self.settings.entity_filters.get("products"):
+                products += self.directory.ids("products")
+            for product in products:
+                for app in self.apps():
+                    rows.append(
+                        (
+                            {"product": product, "app_id": app},
+                            {
+                                "product": None if product == ALL else product,
+                                "app_id": None if app == ALL else app,
+                            },
+                        )
+                    )
+        else:
+            for app in self.apps():
+                rows.append(({"app_id": app}, {"app_id": None if app == ALL else app}))
+        return [
+            Partition(index=i, context=context, params=params)
+            for i, (context, params) in enumerate(rows)
+        ]
+
+    def params(
+        self, spec: SeriesSpec, partition: Partition, window: Window, selected: set[str]
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            **partition.params,
+            "length": window.length,
+            "ending_at": window.ending_at,
+        }
+        if len(spec.endpoint.units) > 1:
+            params["unit"] = spec.unit
+        if spec.family == "canvas":
+            # Breakdowns cost Braze work and bytes: ask only for what a selected stream uses.
+            if "canvas_variant_data_series" in selected:
+                params["include_variant_breakdown"] = True
+            if selected & {"canvas_step_data_series", "canvas_step_message_data_series"}:
+                params["include_step_breakdown"] = True
+                params["include_deleted_step_data"] = True
+        return params

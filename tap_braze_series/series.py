@@ -1,0 +1,41 @@
+"""The description of one series stream: what the SERIES table (streams.py) holds.
+
+It lives apart from the stream classes so that the run's shared machinery
+(runtime.py) can read a stream's description without importing the streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from singer_sdk import typing as th
+
+from tap_braze_series import shapes
+from tap_braze_series.endpoints import SeriesEndpoint
+from tap_braze_series.feed import Partition
+from tap_braze_series.windows import Bucket, Unit, Window
+
+# Rows of one response: (body, partition, window, first bucket, time zone, issues) -> rows.
+Shaper = Callable[
+    [Mapping[str, Any], Partition, Window, Bucket, ZoneInfo, shapes.Issues],
+    Iterator[dict[str, Any]],
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSpec:
+    """Everything that distinguishes one series stream from another."""
+
+    name: str
+    endpoint: SeriesEndpoint
+    unit: Unit
+    family: str
+    identity: tuple[th.Property, ...]  # key columns before `time`
+    columns: tuple[th.Property, ...]  # non-key columns
+    shaper: Shaper
+    extra_keys: tuple[str, ...] = ()  # key columns after `time`
+    app_keyed: bool = False  # `app_id` joins the key when app_ids is set
+    description: str = ""
