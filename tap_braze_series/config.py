@@ -271,6 +271,12 @@ class Settings:
         }
         return {name: value for name, value in values.items() if name in config}
 
+    def ids(self, setting: str) -> tuple[str, ...]:
+        """The values a list setting (canvas_ids, ..., app_ids) names; empty if unset."""
+        if setting in LIST_SETTINGS:
+            return self.entity_filters[LIST_SETTINGS[setting]]
+        return getattr(self, setting)
+
     def start_instant(self) -> dt.datetime:
         """The first instant to export."""
         return _as_instant(self.start, self.timezone)

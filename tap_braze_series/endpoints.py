@@ -1,9 +1,9 @@
 """Every Braze endpoint the tap calls, described once, as data.
 
-A reader looking for how an endpoint behaves (path, id parameter, value
-fields, units, maximum length, rate-limit pool, key permission, filters)
-finds it here and nowhere else. Streams and the client read these records;
-they do not repeat any of it.
+A reader looking for how an endpoint behaves (path, parameters, what it is read
+for, value fields, units, maximum length, rate-limit pool, key permission) finds
+it here and nowhere else. Streams, the runtime and the client read these
+records; they do not repeat any of it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ POOL_LIMITS: dict[str, tuple[int, float]] = {
     SMALL_LISTS_POOL: (1_000, 3600.0),
 }
 
+#: The value of an axis's row over all its values (all apps, all products).
+ALL = "*"
+
 
 @dataclass(frozen=True, slots=True)
 class ListEndpoint:
@@ -39,6 +42,56 @@ class ListEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class DetailsEndpoint:
+    """The details of one entity, read for each listed entity of `kind`."""
+
+    kind: str
+    path: str
+    permission: str
+    id_param: str
+    pool: str = DEFAULT_POOL
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRule:
+    """Listed entities an endpoint keeps no series for, told by a field of the list item."""
+
+    field: str
+    value: object
+    reason: str  # why, for the log line that names the skipped entity
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One dimension an endpoint is read along: a partition takes one value of each axis.
+
+    The values are the ids of the listed entities of `kind` (as the kind's own
+    filter setting selects them, all by default) or, with `setting`, only the
+    values that setting names (none by default), checked against Braze's list
+    of `kind` when there is one. `all_row` puts first the series over all values,
+    requested without `param`.
+    """
+
+    column: str  # the rows' column, and the partition's key in the state
+    param: str  # the request parameter carrying the value
+    kind: str | None = None
+    setting: str | None = None
+    skip: SkipRule | None = None
+    all_row: bool = False
+    # The column joins the primary key only when `setting` names values: a stream
+    # read without the setting keeps the key it had before the setting existed.
+    key_when_set: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFlag:
+    """A request parameter set to true only when a selected stream uses what it adds."""
+
+    param: str
+    streams: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class SeriesEndpoint:
     """A `*/data_series` (or purchases series) export endpoint."""
 
@@ -46,13 +99,11 @@ class SeriesEndpoint:
     permission: str
     max_length: int
     units: tuple[Unit, ...]
-    entity: str | None = None  # entity kind whose ids feed `id_param`
-    id_param: str | None = None
-    id_required: bool = True
-    value_fields: tuple[str, ...] = ()
-    app_filter: bool = False  # accepts app_id
+    axes: tuple[Axis, ...]  # what it is read for: one partition per combination of values
+    value_fields: tuple[str, ...] = ()  # simple series: the point's value field(s)
+    value_kind: str = "integer"  # JSON type of the value fields: "integer" or "number"
+    flags: tuple[RequestFlag, ...] = ()
     pool: str = DEFAULT_POOL
-    nested: bool = False  # `data` is an object with breakdowns (canvas) or carries messages
 
 
 CANVAS_LIST = ListEndpoint(
@@ -99,42 +150,68 @@ LISTS: dict[str, ListEndpoint] = {
     e.kind: e for e in (CANVAS_LIST, CAMPAIGN_LIST, SEGMENT_LIST, EVENT_LIST, PRODUCT_LIST)
 }
 
+CANVAS_DETAILS = DetailsEndpoint(
+    kind="canvases", path="/canvas/details", permission="canvas.details", id_param="canvas_id"
+)
+CAMPAIGN_DETAILS = DetailsEndpoint(
+    kind="campaigns",
+    path="/campaigns/details",
+    permission="campaigns.details",
+    id_param="campaign_id",
+)
+
+# Axes. A setting's axis has its '*' row: the series of all apps / products.
+APPS = Axis(column="app_id", param="app_id", setting="app_ids", all_row=True, key_when_set=True)
+PRODUCTS = Axis(
+    column="product", param="product", kind="products", setting="product_names", all_row=True
+)
+TRACKED_SEGMENTS = Axis(
+    column="segment_id",
+    param="segment_id",
+    kind="segments",
+    skip=SkipRule(
+        field="analytics_tracking_enabled",
+        value=False,
+        reason="it has analytics tracking disabled, so Braze keeps no series for it",
+    ),
+)
+
+# Breakdowns cost Braze work and bytes: ask only for what a selected stream uses.
+_STEP_STREAMS = frozenset({"canvas_step_data_series", "canvas_step_message_data_series"})
 CANVAS_SERIES = SeriesEndpoint(
     path="/canvas/data_series",
     permission="canvas.data_series",
     max_length=14,
     units=("day",),
-    entity="canvases",
-    id_param="canvas_id",
-    nested=True,
+    axes=(Axis(column="canvas_id", param="canvas_id", kind="canvases"),),
+    flags=(
+        RequestFlag("include_variant_breakdown", frozenset({"canvas_variant_data_series"})),
+        RequestFlag("include_step_breakdown", _STEP_STREAMS),
+        RequestFlag("include_deleted_step_data", _STEP_STREAMS),
+    ),
 )
 CAMPAIGN_SERIES = SeriesEndpoint(
     path="/campaigns/data_series",
     permission="campaigns.data_series",
     max_length=100,
     units=("day",),
-    entity="campaigns",
-    id_param="campaign_id",
+    axes=(Axis(column="campaign_id", param="campaign_id", kind="campaigns"),),
     pool=CAMPAIGN_SERIES_POOL,
-    nested=True,
 )
 EVENT_SERIES = SeriesEndpoint(
     path="/events/data_series",
     permission="events.data_series",
     max_length=100,
     units=("day", "hour"),
-    entity="events",
-    id_param="event",
+    axes=(Axis(column="event_name", param="event", kind="events"), APPS),
     value_fields=("count",),
-    app_filter=True,
 )
 SEGMENT_SERIES = SeriesEndpoint(
     path="/segments/data_series",
     permission="segments.data_series",
     max_length=100,
     units=("day",),
-    entity="segments",
-    id_param="segment_id",
+    axes=(TRACKED_SEGMENTS,),
     value_fields=("size",),
 )
 SESSION_SERIES = SeriesEndpoint(
@@ -142,40 +219,40 @@ SESSION_SERIES = SeriesEndpoint(
     permission="sessions.data_series",
     max_length=100,
     units=("day", "hour"),
+    axes=(APPS,),
     value_fields=("sessions",),
-    app_filter=True,
 )
 KPI_DAU_SERIES = SeriesEndpoint(
     path="/kpi/dau/data_series",
     permission="kpi.dau.data_series",
     max_length=100,
     units=("day",),
+    axes=(APPS,),
     value_fields=("dau",),
-    app_filter=True,
 )
 KPI_MAU_SERIES = SeriesEndpoint(
     path="/kpi/mau/data_series",
     permission="kpi.mau.data_series",
     max_length=100,
     units=("day",),
+    axes=(APPS,),
     value_fields=("mau",),
-    app_filter=True,
 )
 KPI_NEW_USERS_SERIES = SeriesEndpoint(
     path="/kpi/new_users/data_series",
     permission="kpi.new_users.data_series",
     max_length=100,
     units=("day",),
+    axes=(APPS,),
     value_fields=("new_users",),
-    app_filter=True,
 )
 KPI_UNINSTALLS_SERIES = SeriesEndpoint(
     path="/kpi/uninstalls/data_series",
     permission="kpi.uninstalls.data_series",
     max_length=100,
     units=("day",),
+    axes=(APPS,),
     value_fields=("uninstalls",),
-    app_filter=True,
 )
 # Some Braze pages put the purchase series in the 1,000/hour pool with the
 # product list; we budget them there, which is never wrong, only slower.
@@ -184,11 +261,8 @@ PURCHASE_QUANTITY_SERIES = SeriesEndpoint(
     permission="purchases.quantity_series",
     max_length=100,
     units=("day", "hour"),
-    entity="products",
-    id_param="product",
-    id_required=False,
+    axes=(PRODUCTS, APPS),
     value_fields=("purchase_quantity",),
-    app_filter=True,
     pool=SMALL_LISTS_POOL,
 )
 PURCHASE_REVENUE_SERIES = SeriesEndpoint(
@@ -196,48 +270,35 @@ PURCHASE_REVENUE_SERIES = SeriesEndpoint(
     permission="purchases.revenue_series",
     max_length=100,
     units=("day", "hour"),
-    entity="products",
-    id_param="product",
-    id_required=False,
+    axes=(PRODUCTS, APPS),
     value_fields=("revenue",),
-    app_filter=True,
+    value_kind="number",
     pool=SMALL_LISTS_POOL,
 )
 
-DETAILS_PATHS = {"canvases": "/canvas/details", "campaigns": "/campaigns/details"}
-DETAILS_PERMISSIONS = {"canvases": "canvas.details", "campaigns": "campaigns.details"}
-DETAILS_ID_PARAMS = {"canvases": "canvas_id", "campaigns": "campaign_id"}
+#: Every endpoint the tap calls.
+ENDPOINTS: tuple[ListEndpoint | DetailsEndpoint | SeriesEndpoint, ...] = (
+    *LISTS.values(),
+    CANVAS_DETAILS,
+    CAMPAIGN_DETAILS,
+    CANVAS_SERIES,
+    CAMPAIGN_SERIES,
+    EVENT_SERIES,
+    SEGMENT_SERIES,
+    SESSION_SERIES,
+    KPI_DAU_SERIES,
+    KPI_MAU_SERIES,
+    KPI_NEW_USERS_SERIES,
+    KPI_UNINSTALLS_SERIES,
+    PURCHASE_QUANTITY_SERIES,
+    PURCHASE_REVENUE_SERIES,
+)
 
-#: path -> permission, for every endpoint, to name what a 403 lacks.
-PERMISSIONS: dict[str, str] = {
-    **{e.path: e.permission for e in LISTS.values()},
-    **{
-        e.path: e.permission
-        for e in (
-            CANVAS_SERIES,
-            CAMPAIGN_SERIES,
-            EVENT_SERIES,
-            SEGMENT_SERIES,
-            SESSION_SERIES,
-            KPI_DAU_SERIES,
-            KPI_MAU_SERIES,
-            KPI_NEW_USERS_SERIES,
-            KPI_UNINSTALLS_SERIES,
-            PURCHASE_QUANTITY_SERIES,
-            PURCHASE_REVENUE_SERIES,
-        )
-    },
-    DETAILS_PATHS["canvases"]: DETAILS_PERMISSIONS["canvases"],
-    DETAILS_PATHS["campaigns"]: DETAILS_PERMISSIONS["campaigns"],
-}
+#: path -> permission, to name what a 403 lacks.
+PERMISSIONS: dict[str, str] = {e.path: e.permission for e in ENDPOINTS}
 
 #: path -> pool, for the rate governor.
-POOLS: dict[str, str] = {
-    **{e.path: e.pool for e in LISTS.values()},
-    CAMPAIGN_SERIES.path: CAMPAIGN_SERIES.pool,
-    PURCHASE_QUANTITY_SERIES.path: PURCHASE_QUANTITY_SERIES.pool,
-    PURCHASE_REVENUE_SERIES.path: PURCHASE_REVENUE_SERIES.pool,
-}
+POOLS: dict[str, str] = {e.path: e.pool for e in ENDPOINTS}
 
 
 def pool_of(path: str) -> str:

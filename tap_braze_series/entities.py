@@ -49,25 +49,32 @@ class EntityDirectory:
     def __init__(self, client: BrazeClient, settings: Settings) -> None:
         self._client = client
         self._settings = settings
-        self._cache: dict[str, list[Any]] = {}
+        self._listed: dict[str, list[Any]] = {}  # kind -> every entity Braze lists
+        self._selected: dict[tuple[str, str], list[Any]] = {}  # (kind, setting) -> entities
         self._lock = threading.Lock()
 
-    def entities(self, kind: str) -> list[Any]:
-        """Every listed entity of `kind` the settings select, in Braze's order."""
+    def entities(self, kind: str, setting: str | None = None) -> list[Any]:
+        """The listed entities of `kind` a setting names, in its order; all if it names none.
+
+        The setting is the kind's own filter (canvas_ids, ...) unless another is given.
+        """
+        setting = setting or FILTER_SETTING[kind]
         with self._lock:
-            if kind not in self._cache:
-                self._cache[kind] = self._load(kind)
-            return self._cache[kind]
+            if kind not in self._listed:
+                self._listed[kind] = self._load(kind)
+            if (kind, setting) not in self._selected:
+                self._selected[kind, setting] = self._select(kind, setting)
+            return self._selected[kind, setting]
 
     def ids(self, kind: str) -> list[str]:
         return [i for i in (entity_id(kind, item) for item in self.entities(kind)) if i]
 
     def _load(self, kind: str) -> list[Any]:
         endpoint = LISTS[kind]
-        wanted = self._settings.entity_filters.get(kind, ())
         params: dict[str, Any] = {}
         if endpoint.supports_archived:
             # Configured ids are wanted whether archived or not.
+            wanted = self._settings.entity_filters.get(kind, ())
             params["include_archived"] = bool(wanted) or self._settings.include_archived
             params["sort_direction"] = "asc"
         items: list[Any] = []
@@ -89,6 +96,11 @@ class EntityDirectory:
                 skipped,
                 kind,
             )
+        return items
+
+    def _select(self, kind: str, setting: str) -> list[Any]:
+        items = self._listed[kind]
+        wanted = self._settings.ids(setting)
         if not wanted:
             return items
         by_id = {entity_id(kind, item): item for item in items}
@@ -96,7 +108,7 @@ class EntityDirectory:
         if missing:
             logger.warning(
                 "%s names %d %s that Braze does not list (%s); they are skipped.",
-                FILTER_SETTING[kind],
+                setting,
                 len(missing),
                 kind,
                 ", ".join(repr(m) for m in missing[:10]),

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from tap_braze_series import shapes
 from tap_braze_series.client import BrazeClient
 from tap_braze_series.config import Settings
+from tap_braze_series.endpoints import ALL, Axis
 from tap_braze_series.entities import EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Member, Partition
 from tap_braze_series.ratelimit import RateGovernor
@@ -31,9 +32,6 @@ class SeriesMember(Member, Protocol):
 
     spec: SeriesSpec
     family: Family
-
-
-ALL = "*"  # app_id / product of the series over all apps / products
 
 
 class Runtime:
@@ -64,6 +62,7 @@ class Runtime:
         self._executor: ThreadPoolExecutor | None = None
         self._partition_count: int | None = None
         self._bounds: dict[str, tuple[Bucket, Bucket] | None] = {}
+        self._axis_values: dict[Axis, list[str]] = {}
         self.families: dict[str, Family] = {}
 
     def executor(self) -> ThreadPoolExecutor:
@@ -149,78 +148,69 @@ class Runtime:
             )
         return self._partition_count
 
-    # Partitions: which entities (and apps) each endpoint is read for.
-
-    def apps(self) -> list[str]:
-        return [ALL, *self.settings.app_ids]
+    # Partitions: the values of each axis an endpoint declares, combined.
 
     def partitions(self, spec: SeriesSpec) -> list[Partition]:
-        endpoint = spec.endpoint
-        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (context, params)
-        if endpoint.entity == "segments":
-            for segment in self.directory.entities("segments"):
-                segment_id = entity_id("segments", segment)
-                if segment.get("analytics_tracking_enabled") is False:
-                    logger.info(
-                        "Segment %s (%s) has analytics tracking disabled: it has no size "
-                        "series, so %s skips it.",
-                        segment_id,
-                        segment.get("name"),
-                        spec.name,
-                    )
-                    continue
-                rows.append(({"segment_id": segment_id}, {"segment_id": segment_id}))
-        elif endpoint.entity in ("canvases", "campaigns"):
-            key = endpoint.id_param or ""
-            for identifier in self.directory.ids(endpoint.entity):
-                rows.append(({key: identifier}, {key: identifier}))
-        elif endpoint.entity == "events":
-            for name in self.directory.ids("events"):
-                for app in self.apps():
-                    rows.append(
-                        (
-                            {"event_name": name, "app_id": app},
-                            {"event": name, "app_id": None if app == ALL else app},
-                        )
-                    )
-        elif endpoint.entity == "products":
-            products = [ALL]
-            if self.settings.entity_filters.get("products"):
-                products += self.directory.ids("products")
-            for product in products:
-                for app in self.apps():
-                    rows.append(
-                        (
-                            {"product": product, "app_id": app},
-                            {
-                                "product": None if product == ALL else product,
-                                "app_id": None if app == ALL else app,
-                            },
-                        )
-                    )
-        else:
-            for app in self.apps():
-                rows.append(({"app_id": app}, {"app_id": None if app == ALL else app}))
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, {})]  # (context, params)
+        for axis in spec.endpoint.axes:
+            values = self.axis_values(axis)
+            rows = [
+                (
+                    {**context, axis.column: value},
+                    params if value == ALL else {**params, axis.param: value},
+                )
+                for context, params in rows
+                for value in values
+            ]
         return [
             Partition(index=i, context=context, params=params)
             for i, (context, params) in enumerate(rows)
         ]
 
+    def axis_values(self, axis: Axis) -> list[str]:
+        """The values an axis takes this run, worked out (and logged) once per run."""
+        if axis not in self._axis_values:
+            self._axis_values[axis] = self._find_axis_values(axis)
+        return self._axis_values[axis]
+
+    def _find_axis_values(self, axis: Axis) -> list[str]:
+        values = [ALL] if axis.all_row else []
+        named = self.settings.ids(axis.setting) if axis.setting else ()
+        if axis.kind is None:
+            return [*values, *named]
+        if axis.setting and not named:
+            return values  # nothing named: the list need not be read
+        for item in self.directory.entities(axis.kind, axis.setting):
+            identifier = entity_id(axis.kind, item)
+            skip = axis.skip
+            if isinstance(item, Mapping) and skip and item.get(skip.field) is skip.value:
+                # Named by a setting, a skipped entity is the user's mistake: a warning.
+                logger.log(
+                    logging.WARNING if axis.setting else logging.INFO,
+                    "%s%s %s (%s) is skipped: %s.",
+                    f"{axis.setting}: " if axis.setting else "",
+                    axis.column,
+                    identifier,
+                    item.get("name"),
+                    skip.reason,
+                )
+                continue
+            if identifier:
+                values.append(identifier)
+        return values
+
     def params(
         self, spec: SeriesSpec, partition: Partition, window: Window, selected: set[str]
     ) -> dict[str, Any]:
+        endpoint = spec.endpoint
         params: dict[str, Any] = {
             **partition.params,
             "length": window.length,
             "ending_at": window.ending_at,
         }
-        if len(spec.endpoint.units) > 1:
+        if len(endpoint.units) > 1:
             params["unit"] = spec.unit
-        if spec.family == "canvas":
-            # Breakdowns cost Braze work and bytes: ask only for what a selected stream uses.
-            if "canvas_variant_data_series" in selected:
-                params["include_variant_breakdown"] = True
-            if selected & {"canvas_step_data_series", "canvas_step_message_data_series"}:
-                params["include_step_breakdown"] = True
-                params["include_deleted_step_data"] = True
+        for flag in endpoint.flags:
+            if selected & flag.streams:
+                params[flag.param] = True
         return params

@@ -37,5 +37,6 @@ class SeriesSpec:
     columns: tuple[th.Property, ...]  # non-key columns
     shaper: Shaper
     extra_keys: tuple[str, ...] = ()  # key columns after `time`
-    app_keyed: bool = False  # `app_id` joins the key when app_ids is set
+    # (column, setting): the column joins the key when the setting names values (app_ids).
+    setting_keys: tuple[tuple[str, str], ...] = ()
     description: str = ""

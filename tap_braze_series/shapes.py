@@ -224,12 +224,12 @@ def simple_records(
     identity: Mapping[str, Any],
     value_fields: tuple[str, ...],
     issues: Issues,
+    kind: str = "integer",
 ) -> Iterator[dict[str, Any]]:
-    """Rows of a simple series: identity, time and the value field(s)."""
-    kinds = [(name, "number" if name == "revenue" else "integer") for name in value_fields]
+    """Rows of a simple series: identity, time and the value field(s), of JSON type `kind`."""
     for time, point in points(items, window, start, unit, tz, issues):
         record: dict[str, Any] = {**identity, "time": time}
-        for name, kind in kinds:
+        for name in value_fields:
             value = point.get(name)
             if type(value) is int:  # the common case, first
                 record[name] = value

@@ -26,10 +26,10 @@ from tap_braze_series import schemas as sc
 from tap_braze_series import shapes
 from tap_braze_series.client import BrazeError
 from tap_braze_series.endpoints import (
+    CAMPAIGN_DETAILS,
     CAMPAIGN_SERIES,
+    CANVAS_DETAILS,
     CANVAS_SERIES,
-    DETAILS_ID_PARAMS,
-    DETAILS_PATHS,
     EVENT_SERIES,
     KPI_DAU_SERIES,
     KPI_MAU_SERIES,
@@ -39,6 +39,7 @@ from tap_braze_series.endpoints import (
     PURCHASE_REVENUE_SERIES,
     SEGMENT_SERIES,
     SESSION_SERIES,
+    DetailsEndpoint,
     SeriesEndpoint,
 )
 from tap_braze_series.entities import entity_id
@@ -219,7 +220,7 @@ def _id_list(entries: Any, id_field: str) -> list[dict[str, Any]] | None:
 class DetailsStream(BrazeStream):
     """One /*/details row per canvas or campaign: names and structure to join series to."""
 
-    kind: str
+    endpoint: DetailsEndpoint
     id_column: str
     replication_key = None
     columns: tuple[str, ...]
@@ -230,9 +231,9 @@ class DetailsStream(BrazeStream):
     @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         runtime = self.runtime
-        path = DETAILS_PATHS[self.kind]
-        param = DETAILS_ID_PARAMS[self.kind]
-        ids = runtime.directory.ids(self.kind)
+        path = self.endpoint.path
+        param = self.endpoint.id_param
+        ids = runtime.directory.ids(self.endpoint.kind)
         results = fetch_ordered(
             runtime.executor(),
             lambda entity: runtime.fetch(path, {param: entity}),
@@ -273,7 +274,7 @@ DETAIL_COMMON = (
 
 class CanvasDetailsStream(DetailsStream):
     name = "canvas_details"
-    kind = "canvases"
+    endpoint = CANVAS_DETAILS
     id_column = "canvas_id"
     primary_keys = ("canvas_id",)
     columns = (
@@ -314,7 +315,7 @@ class CanvasDetailsStream(DetailsStream):
 
 class CampaignDetailsStream(DetailsStream):
     name = "campaign_details"
-    kind = "campaigns"
+    endpoint = CAMPAIGN_DETAILS
     id_column = "campaign_id"
     primary_keys = ("campaign_id",)
     columns = (*(p.name for p in DETAIL_COMMON), "first_sent", "last_sent", "messages")
@@ -353,9 +354,9 @@ ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
 # --- series streams ---------------------------------------------------------------
 
 
-def _simple(
-    spec_fields: tuple[str, ...], unit: Unit, identity_of: Callable[[Partition], dict]
-) -> Shaper:
+def _simple(endpoint: SeriesEndpoint, unit: Unit) -> Shaper:
+    columns = tuple(axis.column for axis in endpoint.axes)
+
     def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
         return shapes.simple_records(
             shapes.data_list(body),
@@ -363,9 +364,10 @@ def _simple(
             start,
             unit,
             tz,
-            identity_of(partition),
-            spec_fields,
+            {column: partition.context[column] for column in columns},
+            endpoint.value_fields,
             issues,
+            endpoint.value_kind,
         )
 
     return shape
@@ -393,20 +395,13 @@ def _campaign(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
     return shape
 
 
-def _context(*names: str) -> Callable[[Partition], dict]:
-    return lambda partition: {n: partition.context[n] for n in names}
-
-
 EVENT_NAME = sc.key("event_name", "Custom event name.")
 SEGMENT_ID = sc.key("segment_id", "Segment API identifier.")
 PRODUCT = sc.key("product", "Product name, or '*' for all products.")
 
 
-def _value_columns(endpoint: SeriesEndpoint) -> tuple[th.Property, ...]:
-    return tuple(
-        th.Property(f, th.NumberType if f == "revenue" else th.IntegerType)
-        for f in endpoint.value_fields
-    )
+# Columns of the axes a setting adds (app_ids): on every row, in the key when it is set.
+SETTING_COLUMNS = {"app_id": sc.APP_ID}
 
 
 def _simple_spec(
@@ -416,18 +411,17 @@ def _simple_spec(
     identity: tuple[th.Property, ...],
     description: str,
 ) -> SeriesSpec:
-    names = tuple(p.name for p in identity)
-    app_keyed = endpoint.app_filter
-    context_names = (*names, "app_id") if app_keyed else names
+    optional = [axis for axis in endpoint.axes if axis.key_when_set]
+    values = sc.metric_columns({field: endpoint.value_kind for field in endpoint.value_fields})
     return SeriesSpec(
         name=name,
         endpoint=endpoint,
         unit=unit,
         family=name,
         identity=identity,
-        columns=(sc.APP_ID, *_value_columns(endpoint)) if app_keyed else _value_columns(endpoint),
-        shaper=_simple(endpoint.value_fields, unit, _context(*context_names)),
-        app_keyed=app_keyed,
+        columns=(*(SETTING_COLUMNS[axis.column] for axis in optional), *values),
+        shaper=_simple(endpoint, unit),
+        setting_keys=tuple((axis.column, axis.setting or "") for axis in optional),
         description=description,
     )
 
@@ -583,10 +577,10 @@ class SeriesStream(BrazeStream):
     def __init__(self, tap: Tap, spec: SeriesSpec) -> None:
         self.spec = spec
         super().__init__(tap, schema=self._schema(spec, tap), name=spec.name)
-        self.family: Family  # attached by the tap once every member exists
+        self.family: Family  # attached by Runtime.add_families once every member exists
         key_names = [p.name for p in spec.identity]
-        if spec.app_keyed and _running(tap).runtime.settings.app_ids:
-            key_names.append("app_id")
+        settings = _running(tap).runtime.settings
+        key_names += [column for column, setting in spec.setting_keys if settings.ids(setting)]
         self.primary_keys = [*key_names, "time", *spec.extra_keys]
 
     @staticmethod

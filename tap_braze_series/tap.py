@@ -20,10 +20,10 @@ from typing_extensions import override
 
 from tap_braze_series.client import BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError
-from tap_braze_series.endpoints import DETAILS_PATHS, LISTS
+from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES, SeriesStream
+from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
 from tap_braze_series.writer import StateFlushingWriter
 
 
@@ -120,13 +120,16 @@ def streams_by_path() -> dict[str, list[str]]:
     """Which streams read each path: what to deselect when the key lacks a permission."""
     result: dict[str, list[str]] = {}
     for cls in ENTITY_STREAMS:
-        result.setdefault(LISTS[cls.kind].path, []).append(cls.name)
-        if cls.kind in DETAILS_PATHS and cls.name.endswith("_details"):
-            result.setdefault(DETAILS_PATHS[cls.kind], []).append(cls.name)
+        if issubclass(cls, DetailsStream):
+            result.setdefault(LISTS[cls.endpoint.kind].path, []).append(cls.name)
+            result.setdefault(cls.endpoint.path, []).append(cls.name)
+        else:
+            result.setdefault(LISTS[cls.kind].path, []).append(cls.name)
     for spec in SERIES:
         result.setdefault(spec.endpoint.path, []).append(spec.name)
-        if spec.endpoint.entity and (spec.endpoint.entity != "products"):
-            result.setdefault(LISTS[spec.endpoint.entity].path, []).append(spec.name)
+        for axis in spec.endpoint.axes:
+            if axis.kind and not axis.setting:  # listed whatever the settings
+                result.setdefault(LISTS[axis.kind].path, []).append(spec.name)
     return result
 
 
