@@ -129,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds added to every response (default: %(default)s)",
     )
     p.add_argument(
+        "--tail-rate",
+        type=float,
+        default=d.tail_rate,
+        help="fraction 0..1 of requests (the same ones every run) that take --tail-latency "
+        "longer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tail-latency",
+        type=float,
+        default=d.tail_latency,
+        help="seconds a request of the tail takes on top of --latency (default: %(default)s)",
+    )
+    p.add_argument(
         "--rate-limit",
         type=_rate_limit,
         action="append",
@@ -199,6 +212,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         api_key=args.api_key,
         denied_permissions=frozenset(args.deny),
         latency=args.latency,
+        tail_rate=args.tail_rate,
+        tail_latency=args.tail_latency,
         rate_limits=dict(args.rate_limit) or None,
         fault_rate=args.fault_rate,
         fault_kinds=tuple(args.fault_kinds),

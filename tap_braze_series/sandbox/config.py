@@ -47,6 +47,10 @@ class SandboxConfig:
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     fault_max_repeats: int = 2
     slow_seconds: float = 5.0
+    # A heavy tail of response times: this fraction of requests (chosen by a hash of
+    # seed and request, so the same ones every run) take `tail_latency` s more.
+    tail_rate: float = 0.0
+    tail_latency: float = 1.0
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -76,6 +80,8 @@ class SandboxConfig:
             raise ValueError("api_key must not be empty")
         if self.latency < 0 or self.slow_seconds < 0:
             raise ValueError("latency and slow_seconds must be >= 0")
+        if not 0.0 <= self.tail_rate <= 1.0 or not self.tail_latency >= 0:
+            raise ValueError("tail_rate must be between 0 and 1 and tail_latency >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
         unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]

@@ -35,7 +35,9 @@ class RequestRecord:
     written (or the connection dropped) -- the record is appended at that moment,
     so a client holding a response always finds it in the log; ``in_flight``
     counts requests being served when this one started, itself included;
-    ``status`` is 0 for a dropped connection.
+    ``status`` is 0 for a dropped connection; ``latency`` is the delay the
+    sandbox added on purpose (``latency``, plus ``tail_latency`` for a request of
+    the tail).
     """
 
     path: str
@@ -47,6 +49,7 @@ class RequestRecord:
     fault: str | None = None
     pool: str = "default"
     client_port: int = 0  # the client's TCP port: equal ports = a reused keep-alive connection
+    latency: float = 0.0
 
     @property
     def ended(self) -> float:
@@ -181,6 +184,14 @@ class FaultInjector:
                 return None
             counters[1] += 1
             return self.kinds[int.from_bytes(raw[8:], "big") % len(self.kinds)]
+
+
+def tail_delay(seed: int, identity: str, rate: float, seconds: float) -> float:
+    """Extra seconds for a request of the latency tail: the same requests every run."""
+    if rate <= 0:
+        return 0.0
+    raw = hashlib.blake2b(repr(("tail", seed, identity)).encode("utf-8"), digest_size=8).digest()
+    return seconds if int.from_bytes(raw, "big") / 2**64 < rate else 0.0
 
 
 _HTML_502 = (
@@ -412,9 +423,19 @@ class Sandbox:
             )
             self._limiter.configure(resolved)
 
-    def set_latency(self, seconds: float) -> None:
+    def set_latency(
+        self,
+        seconds: float | None = None,
+        *,
+        tail_rate: float | None = None,
+        tail_latency: float | None = None,
+    ) -> None:
+        """Change the delay of every response and the heavy tail (None: unchanged)."""
+        changes = {"latency": seconds, "tail_rate": tail_rate, "tail_latency": tail_latency}
         with self._lock:
-            self._config = dataclasses.replace(self._config, latency=seconds)
+            self._config = dataclasses.replace(
+                self._config, **{k: v for k, v in changes.items() if v is not None}
+            )
 
     def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
         with self._lock:
@@ -438,7 +459,12 @@ class Sandbox:
         params = dict(parse_qsl(split.query, keep_blank_values=True, errors="replace"))
         pool = pool_for(path)
         ex = _Exchange(self, h, path, params, pool, in_flight)
+        tail = tail_delay(
+            cfg.seed, FaultInjector.identity(path, params), cfg.tail_rate, cfg.tail_latency
+        )
+        ex.latency = cfg.latency + tail
         try:
+            self._sleep(tail)
             self._respond(ex, cfg, path, params, pool, method_allowed)
         except OSError:
             h.close_connection = True  # client went away
@@ -589,6 +615,7 @@ class _Exchange:
         self.started = time.time()
         self._t0 = time.monotonic()
         self.done = False
+        self.latency = 0.0
 
     def finish(self, status: int, fault: str | None) -> None:
         if self.done:
@@ -609,6 +636,7 @@ class _Exchange:
                 fault=fault,
                 pool=self.pool,
                 client_port=int(addr[1]) if len(addr) > 1 else 0,
+                latency=self.latency,
             )
         )
 

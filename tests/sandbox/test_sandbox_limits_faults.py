@@ -248,3 +248,34 @@ def test_keep_alive_reuses_connections(fresh):
     assert len(log) == 5
     assert all(r.status == 200 and r.in_flight == 1 for r in log)
     assert len({r.client_port for r in log}) == 1  # one keep-alive connection
+
+
+# ------------------------------------------------------------------- latency tail
+
+
+def test_a_latency_tail_slows_the_same_requests_every_time_and_logs_their_latency(fresh):
+    sb, client = fresh(latency=0.01, tail_rate=0.3, tail_latency=0.15)
+    for _ in range(2):
+        for length in range(1, 21):
+            assert client.get("/kpi/dau/data_series", length=length).status_code == 200
+    log = sb.request_log.snapshot()
+    slow = [r.params["length"] for r in log if r.latency > 0.1]
+    assert sorted({round(r.latency, 6) for r in log}) == [0.01, 0.16]
+    assert all(r.duration >= r.latency for r in log)
+    # The same requests are slow on each pass (a hash of the request, not a draw).
+    assert slow[: len(slow) // 2] == slow[len(slow) // 2 :]
+    assert 0 < len(slow) // 2 < 20
+    sb.set_latency(tail_rate=0.0)
+    sb.clear_log()
+    client.get("/kpi/dau/data_series", length=1)
+    assert [r.latency for r in sb.request_log] == [0.01]
+
+
+def test_the_latency_tail_on_the_command_line():
+    from tap_braze_series.sandbox.__main__ import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--tail-rate", "0.05", "--tail-latency", "2"])
+    cfg = config_from_args(args)
+    assert (cfg.tail_rate, cfg.tail_latency) == (0.05, 2.0)
+    with pytest.raises(ValueError, match="tail_rate"):
+        config_from_args(build_parser().parse_args(["--tail-rate", "1.5"]))
