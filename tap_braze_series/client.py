@@ -1,9 +1,9 @@
 """The one HTTP client every stream uses: auth, URL, errors, retries, rate limits.
 
-Thread-safe: all worker threads share one urllib3 connection pool (one
-keep-alive connection per worker) and one `RateGovernor`. The API key travels
-only in the Authorization header; it is never put in a URL, a log line or an
-error.
+Thread-safe: all threads share one urllib3 connection pool (one keep-alive
+connection per request in flight), one bound on requests in flight and one
+`RateGovernor`. The API key travels only in the Authorization header; it is
+never put in a URL, a log line or an error.
 
 Why urllib3 and not a `requests.Session`: requests is a convenience layer over
 urllib3 whose per-request work (merging settings, hooks, cookie jars, building a
@@ -19,9 +19,9 @@ import logging
 import os
 import random
 import ssl
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -78,13 +78,37 @@ class BrazeResponseError(BrazeError):
     """A 200 whose body contradicts the documented shape."""
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A decoded successful response."""
+# A body checked to be one JSON object, its values left undecoded: much cheaper
+# than decoding it all, and what a worker needs to know to retry or not.
+_JSON_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
-    path: str
-    params: Mapping[str, str]
-    body: dict[str, Any]
+
+class Response:
+    """A successful response: its body as received, decoded when first read.
+
+    Undecoded bytes are several times smaller than the objects they decode to:
+    responses that wait their turn (see scheduler.py) are kept as bytes.
+    """
+
+    __slots__ = ("_body", "params", "path", "raw")
+
+    def __init__(self, path: str, params: Mapping[str, str], raw: bytes) -> None:
+        self.path = path
+        self.params = params
+        self.raw = raw
+        self._body: dict[str, Any] | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            try:
+                self._body = msgspec.json.decode(self.raw)
+            except msgspec.DecodeError as exc:  # e.g. bad UTF-8: the arrival check skips strings
+                raise BrazeResponseError(
+                    f"{describe(self.path, self.params)} answered a 200 whose JSON cannot be "
+                    f"decoded ({exc})."
+                ) from None
+        return self._body
 
 
 def describe(path: str, params: Mapping[str, Any] | None) -> str:
@@ -154,7 +178,7 @@ class BrazeClient:
         governor: RateGovernor,
         max_retries: int,
         backoff_base: float,
-        connections: int = 8,
+        max_in_flight: int = 8,
         streams_by_path: Mapping[str, Sequence[str]] | None = None,
         user_agent: str = "tap-braze-series",
     ) -> None:
@@ -162,7 +186,7 @@ class BrazeClient:
         auth = BearerTokenAuthenticator(token=api_key)
         self._http, self._url_prefix = connection_pool(
             api_url,
-            connections=connections,
+            connections=max_in_flight,
             timeout=timeout,
             headers={
                 **auth.auth_headers,
@@ -172,6 +196,9 @@ class BrazeClient:
             },
         )
         self.governor = governor
+        # `max_workers` means requests in flight, whichever thread asks (the workers,
+        # and the main thread listing entities): one bound for every caller.
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._max_tries = max_retries + 1
         self._backoff_base = backoff_base
         self._streams_by_path = streams_by_path or {}
@@ -187,25 +214,24 @@ class BrazeClient:
         failures = 0
         rate_limited = 0
         while True:
-            self.governor.acquire(pool)
             response: urllib3.BaseHTTPResponse | None = None
             error: _RetryableError
-            try:
-                response = self._http.urlopen("GET", url, redirect=False)
-            except NETWORK_ERRORS as exc:
-                _raise_if_untrusted(exc, self.api_url)
-                error = _RetryableError(_network_reason(exc))
-            finally:
-                self.governor.release(
-                    pool,
-                    response.headers if response is not None else None,
-                    response.status if response is not None else None,
-                )
+            with self._in_flight:
+                self.governor.acquire(pool)
+                try:
+                    response = self._http.urlopen("GET", url, redirect=False)
+                except NETWORK_ERRORS as exc:
+                    _raise_if_untrusted(exc, self.api_url)
+                    error = _RetryableError(_network_reason(exc))
+                finally:
+                    self.governor.release(
+                        pool,
+                        response.headers if response is not None else None,
+                        response.status if response is not None else None,
+                    )
             if response is not None:
                 try:
-                    return Response(
-                        path=path, params=query, body=self._check(path, query, response)
-                    )
+                    return Response(path, query, self._check(path, query, response))
                 except _RetryableError as exc:
                     error = exc
             if response is not None and response.status == 429:
@@ -240,7 +266,7 @@ class BrazeClient:
 
     def _check(
         self, path: str, query: Mapping[str, str], response: urllib3.BaseHTTPResponse
-    ) -> dict[str, Any]:
+    ) -> bytes:
         """Classify a response: return its body, raise a retryable or a final error."""
         status = response.status
         if status == 429 or status in TRANSIENT_STATUSES or status >= 500:
@@ -276,13 +302,14 @@ class BrazeClient:
                 f"Braze answered {describe(path, query)} with a redirect ({status}) to "
                 f"{response.headers.get('Location')!r}; set api_url to the REST endpoint itself."
             )
+        raw = response.data
         try:
-            body = msgspec.json.decode(response.data)
+            _JSON_OBJECT.decode(raw)
+        except msgspec.ValidationError:
+            raise _RetryableError("a 200 response whose JSON is not an object") from None
         except msgspec.DecodeError:
             raise _RetryableError("invalid JSON in a 200 response") from None
-        if not isinstance(body, dict):
-            raise _RetryableError("a 200 response whose JSON is not an object")
-        return body
+        return raw
 
     def paginate(self, endpoint: ListEndpoint, params: Mapping[str, Any]) -> Iterator[Any]:
         """Yield every item of a paged list endpoint."""

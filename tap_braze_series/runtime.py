@@ -54,8 +54,7 @@ class Runtime:
             governor=self.governor,
             max_retries=settings.max_retries,
             backoff_base=settings.retry_backoff_seconds,
-            # The workers, and the main thread that lists entities.
-            connections=settings.max_workers + 1,
+            max_in_flight=settings.max_workers,
             streams_by_path=streams_by_path,
         )
         self.directory = EntityDirectory(self.client, settings)

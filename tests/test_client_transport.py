@@ -194,3 +194,28 @@ def test_a_redirect_is_not_followed_and_says_where_it_points():
         with pytest.raises(BrazeRequestError, match=r"redirect.*elsewhere"):
             client(url).get("/kpi/dau/data_series", {"length": 1})
         assert len(handler.log) == 1
+
+
+def test_max_in_flight_bounds_every_caller_and_the_connections_kept():
+    # max_workers is "requests in flight at once": worker threads and the main
+    # thread (listing entities) share one bound.
+    config = SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC), latency=0.05)
+    with Sandbox(config) as sb:
+        tap_client = client(sb.url, api_key=sb.api_key, max_in_flight=2)
+        start = threading.Barrier(6)
+
+        def ask(length: int) -> None:
+            start.wait()
+            tap_client.get("/kpi/dau/data_series", {"length": length})
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(1, 6)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        tap_client.get("/canvas/list", {"page": 0})
+        for thread in threads:
+            thread.join(30)
+        log = sb.request_log.snapshot()
+    assert len(log) == 6
+    assert max(r.in_flight for r in log) <= 2
+    assert len({r.client_port for r in log}) <= 2  # one keep-alive connection per slot
