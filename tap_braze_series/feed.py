@@ -6,7 +6,8 @@ canvas streams share /canvas/data_series; every other endpoint and unit is a
 family of one). The first selected member the SDK syncs becomes the *driver*:
 
 - it plans every partition's windows from the members' bookmarks and fetches
-  them on a bounded thread pool, `lookahead` requests ahead, across partitions;
+  them on a bounded thread pool across partitions, a new request as soon as a
+  worker is free (scheduler.py: a slow response stalls no other worker);
 - results come back in plan order, so records are emitted in a deterministic
   order, on the SDK's thread, which alone touches records and state;
 - the rows a response holds for the other members are written to an on-disk
@@ -19,18 +20,21 @@ spool incomplete from that partition on and drives the rest itself.
 
 from __future__ import annotations
 
-import collections
 import logging
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
 from tap_braze_series.shapes import Issues, PayloadError
 from tap_braze_series.state import partition_key
 from tap_braze_series.windows import Bucket, Window
+
+if TYPE_CHECKING:
+    from tap_braze_series.client import Response
 
 logger = logging.getLogger("tap-braze-series.feed")
 
@@ -63,28 +67,17 @@ class _Job:
 
 
 def fetch_ordered(
-    executor: ThreadPoolExecutor,
-    fetch: Callable[[Any], Any],
+    executor: Executor,
+    fetch: Callable[[Any], Response],
     items: Iterable[Any],
-    lookahead: int,
-) -> Iterator[tuple[Any, Any]]:
-    """(item, fetch(item)) in item order, with up to `lookahead` fetches running."""
-    queue: collections.deque[tuple[Any, Future]] = collections.deque()
-    iterator = iter(items)
-    try:
-        for item in iterator:
-            queue.append((item, executor.submit(fetch, item)))
-            if len(queue) >= lookahead:
-                break
-        while queue:
-            item, future = queue.popleft()
-            for following in iterator:
-                queue.append((following, executor.submit(fetch, following)))
-                break
-            yield item, future.result()
-    finally:
-        for _, future in queue:
-            future.cancel()
+    workers: int,
+) -> Iterator[tuple[Any, Response]]:
+    """(item, fetch(item)) in item order, `workers` fetches running (see scheduler.py)."""
+    yield from OrderedFetcher(executor, fetch, items, workers=workers, size=_response_size)  # type: ignore[misc]
+
+
+def _response_size(response: Response) -> int:
+    return len(response.raw)
 
 
 class Member(Protocol):
@@ -173,10 +166,11 @@ class Family:
         partitions: Callable[[], list[Partition]],
         plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
         params: Callable[[Partition, Window, set[str]], dict[str, Any]],
-        fetch: Callable[[str, dict[str, Any]], Mapping[str, Any]],
+        fetch: Callable[[str, dict[str, Any]], Response],
         count_points: Callable[[Mapping[str, Any]], int],
-        executor: Callable[[], ThreadPoolExecutor],
-        lookahead: int,
+        executor: Callable[[], Executor],
+        workers: int,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self.name = name
         self.path = path
@@ -187,7 +181,9 @@ class Family:
         self._fetch = fetch
         self._count_points = count_points
         self._executor = executor
-        self._lookahead = lookahead
+        self._workers = workers
+        self._max_buffered_bytes = max_buffered_bytes
+        self.fetcher: OrderedFetcher[_Job, Response] | None = None  # the latest, for its counters
         self._partitions: list[Partition] | None = None
         self._index: dict[tuple, int] = {}
         self._pending: list[str] | None = None  # selected members not finished yet
@@ -358,44 +354,35 @@ class Family:
     def _fetch_in_order(
         self, jobs: Iterator[_Job]
     ) -> Iterator[tuple[_Job, Mapping[str, Any] | None]]:
-        """Run jobs' requests concurrently, `lookahead` ahead; yield results in job order."""
-        executor = self._executor()
-        queue: collections.deque[tuple[_Job, Future | None]] = collections.deque()
-        in_flight = 0
+        """Run jobs' requests concurrently; yield their decoded bodies in job order.
+
+        A request starts as soon as a worker is free; responses that come before
+        their turn wait undecoded, within a byte budget (see scheduler.py). None
+        for a partition's end marker and for windows of a partition found broken
+        before their request started.
+        """
         selected = set(self._pending or [])
 
-        def fill() -> bool:
-            nonlocal in_flight
-            for job in jobs:
-                if job.window is None:
-                    queue.append((job, None))
-                else:
-                    params = self._params(job.planned.partition, job.window, selected)
-                    queue.append((job, executor.submit(self._fetch, self.path, params)))
-                    in_flight += 1
-                    self.stats.requests += 1
-                if in_flight >= self._lookahead:
-                    return True
-            return False
+        def fetch(job: _Job) -> Response:
+            assert job.window is not None
+            return self._fetch(self.path, self._params(job.planned.partition, job.window, selected))
 
-        more = fill()
+        def count(_job: _Job) -> None:
+            self.stats.requests += 1
+
+        fetcher: OrderedFetcher[_Job, Response] = OrderedFetcher(
+            self._executor(),
+            fetch,
+            jobs,
+            workers=self._workers,
+            max_buffered_bytes=self._max_buffered_bytes,
+            size=_response_size,
+            wants=lambda job: job.window is not None and not job.planned.broken,
+            on_start=count,
+        )
+        self.fetcher = fetcher
         try:
-            while queue:
-                job, future = queue.popleft()
-                if future is None:
-                    yield job, None
-                else:
-                    in_flight -= 1
-                    if more:
-                        more = fill()
-                    if job.planned.broken:
-                        future.cancel()
-                        yield job, None
-                        continue
-                    yield job, future.result()
-                if more and in_flight < self._lookahead:
-                    more = fill()
+            for job, response in fetcher:
+                yield job, None if response is None else response.body
         finally:
-            for _, future in queue:
-                if future is not None:
-                    future.cancel()
+            fetcher.close()

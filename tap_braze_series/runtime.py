@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from tap_braze_series import shapes
-from tap_braze_series.client import BrazeClient
+from tap_braze_series.client import BrazeClient, Response
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ALL, Axis
 from tap_braze_series.entities import EntityDirectory, entity_id
@@ -71,8 +71,8 @@ class Runtime:
             )
         return self._executor
 
-    def fetch(self, path: str, params: dict[str, Any]) -> Mapping[str, Any]:
-        return self.client.get(path, params).body
+    def fetch(self, path: str, params: dict[str, Any]) -> Response:
+        return self.client.get(path, params)
 
     def add_families(self, streams: Sequence[SeriesMember]) -> None:
         """Group series streams into families (streams one request serves) and attach them."""
@@ -91,7 +91,7 @@ class Runtime:
                 fetch=self.fetch,
                 count_points=shapes.point_count,
                 executor=self.executor,
-                lookahead=2 * self.settings.max_workers,
+                workers=self.settings.max_workers,
             )
             self.families[name] = family
             for stream in members:

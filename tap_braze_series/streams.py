@@ -238,9 +238,10 @@ class DetailsStream(BrazeStream):
             runtime.executor(),
             lambda entity: runtime.fetch(path, {param: entity}),
             ids,
-            2 * runtime.settings.max_workers,
+            runtime.settings.max_workers,
         )
-        for entity, body in results:
+        for entity, response in results:
+            body = response.body
             if body.get("message") != "success":
                 self.logger.warning(
                     "Skipping %s for %s: Braze answered message=%r.",
