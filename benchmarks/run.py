@@ -20,6 +20,13 @@ Cases:
               STATE bytes, STATE messages and tap CPU, and whether they grow linearly
   ratelimit   a sandbox limit (default 200 requests / 5 s): 429s, requests per window,
               wall vs the limit-imposed ideal
+  tail        slow responses: canvas_data_series alone, the 4 canvas streams, events
+              hourly and daily (1,000 events), each with uniform latency, 1 response in
+              10 taking 1 s more and 1 in 20 taking 2 s more (the sandbox's latency tail:
+              the same requests every run); wall vs the ideal computed from the
+              sandbox's request log, and whether the records (and their order) match
+  memory_large  (only with --cases) 1,000 canvases × 2 years, the 4 canvas streams with
+              breakdowns, with and without slow responses: peak RSS
 
 Other processes skew every figure: before each case the script waits for the machine
 to go quiet, measures the CPU other processes used during the case, and measures the
@@ -46,10 +53,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -113,6 +122,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
+        "tail_canvases": 10, "tail_events_hourly": 3, "tail_events": 100, "big_canvases": 100,
         "scale_entities": [10, 100], "canvas_days": 56, "event_days": 365,
         "thr_events": 20, "thr_days": 365, "thr_repeat": 1,
         "mem_canvases": 20, "mem_events": 5, "mem_days": [30, 730],
@@ -120,6 +130,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rl_events": 100, "rl_days": 365,
     },
     "default": {
+        "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
         "scale_entities": [10, 100, 1000], "canvas_days": 56, "event_days": 365,
         "thr_events": 100, "thr_days": 365, "thr_repeat": 3,
         "mem_canvases": 100, "mem_events": 10, "mem_days": [30, 730],
@@ -127,6 +138,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rl_events": 250, "rl_days": 365,
     },
     "full": {
+        "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
         "scale_entities": [10, 100, 1000], "canvas_days": 91, "event_days": 365,
         "thr_events": 1000, "thr_days": 365, "thr_repeat": 2,
         "mem_canvases": 500, "mem_events": 100, "mem_days": [30, 730],
@@ -134,7 +146,14 @@ SIZES: dict[str, dict[str, Any]] = {
         "rl_events": 500, "rl_days": 365,
     },
 }
-ALL_CASES = ("scaling", "throughput", "memory", "state", "ratelimit")
+ALL_CASES = ("scaling", "throughput", "memory", "state", "ratelimit", "tail", "memory_large")
+DEFAULT_CASES = ALL_CASES[:-1]  # memory_large takes minutes of both cores: on request only
+# Response-time distributions of the tail cases: (label, tail_rate, tail_latency s).
+TAILS: tuple[tuple[str, float, float], ...] = (
+    ("uniform", 0.0, 0.0),
+    ("1 in 10 +1 s", 0.1, 1.0),
+    ("1 in 20 +2 s", 0.05, 2.0),
+)
 
 
 # --------------------------------------------------------------------------- sandbox process
@@ -159,6 +178,8 @@ def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
         now=dt.datetime.fromisoformat(spec["now"]),
         history_start=dt.date.fromisoformat(spec["history_start"]),
         latency=spec.get("latency", 0.0),
+        tail_rate=spec.get("tail_rate", 0.0),
+        tail_latency=spec.get("tail_latency", 1.0),
         rate_limits={k: (int(v[0]), float(v[1])) for k, v in limits.items()} if limits else None,
     )
     stop = threading.Event()
@@ -190,7 +211,8 @@ def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
     sandbox.stop()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log = [
-        [r.path, r.status, round(r.started, 6), round(r.duration, 6), r.in_flight]
+        [r.path, r.status, round(r.started, 6), round(r.duration, 6), r.in_flight,
+         round(r.latency, 6)]
         for r in sandbox.request_log.snapshot()
     ]
     Path(log_path).write_text(json.dumps({
@@ -331,6 +353,7 @@ class TapRun:
     governor_waits_logged: int = 0
     retries_logged: int = 0
     rate_limited_logged: int = 0
+    digests: dict[str, str] = field(default_factory=dict)  # records per stream, in order
 
     @property
     def cpu(self) -> float:
@@ -343,10 +366,19 @@ _STATE = b'{"type":"STATE"'
 _SCHEMA = b'{"type":"SCHEMA","stream":"'
 
 
-class SingerCounter:
-    """Counts Singer messages in a byte stream, chunk by chunk (cheap: bytes.count)."""
+_TIME_EXTRACTED = re.compile(rb',"time_extracted":"[^"]*"')
 
-    def __init__(self) -> None:
+
+class SingerCounter:
+    """Counts Singer messages in a byte stream, chunk by chunk (cheap: bytes.count).
+
+    With `digest`, also a hash per stream of its records in the order written (less
+    `time_extracted`): two runs that wrote the same records in the same order match.
+    """
+
+    def __init__(self, digest: bool = False) -> None:
+        self.digest = digest
+        self.digests: dict[str, Any] = {}
         self.records = 0
         self.by_stream: Counter[str] = Counter()
         self.streams: list[bytes] = []
@@ -372,6 +404,8 @@ class SingerCounter:
 
     def _count(self, chunk: bytes) -> None:
         self.lines += chunk.count(b"\n")
+        if self.digest:
+            self._hash(chunk)
         pos = chunk.find(_SCHEMA)
         while pos >= 0:
             start = pos + len(_SCHEMA)
@@ -391,6 +425,16 @@ class SingerCounter:
             self.state_bytes += end - pos + 1
             self.last_state = chunk[pos:end]
             pos = chunk.find(_STATE, end)
+
+
+    def _hash(self, chunk: bytes) -> None:
+        for line in chunk.split(b"\n"):
+            if line.startswith(_RECORD_STREAM):
+                start = len(_RECORD_STREAM)
+                name = line[start:line.index(b'"', start)].decode()
+                if name not in self.digests:
+                    self.digests[name] = hashlib.blake2b(digest_size=16)
+                self.digests[name].update(_TIME_EXTRACTED.sub(b"", line) + b"\n")
 
 
 _catalog_cache: dict[str, dict] = {}
@@ -420,6 +464,7 @@ def run_tap(
     workdir: Path,
     state: dict | None = None,
     timeout: float = 3600,
+    digest: bool = False,
 ) -> TapRun:
     """Run the tap as a subprocess, count its output here, rusage from wait4()."""
     config_path = workdir / "tap-config.json"
@@ -432,7 +477,7 @@ def run_tap(
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
     stderr_path = workdir / "tap-stderr.log"
-    counter = SingerCounter()
+    counter = SingerCounter(digest=digest)
     run = TapRun()
     samples: list[tuple[float, float]] = []
     hwm_path = workdir / "tap-vmhwm.txt"
@@ -483,6 +528,7 @@ def run_tap(
     run.rusage_maxrss_mb = usage.ru_maxrss / 1024
     run.records = counter.records
     run.by_stream = dict(counter.by_stream)
+    run.digests = {name: d.hexdigest() for name, d in counter.digests.items()}
     run.state_msgs = counter.state_msgs
     run.state_bytes = counter.state_bytes
     run.last_state_bytes = len(counter.last_state)
@@ -563,6 +609,17 @@ def log_stats(log: dict[str, Any], series_path: str) -> dict[str, Any]:
             mean_duration_ms=1000 * statistics.fmean(r[3] for r in series),
         )
     return out
+
+
+def log_ideal(log: dict[str, Any], workers: int) -> float:
+    """The best wall time for the responses the sandbox served: all workers always busy.
+
+    max(sum of response times / workers, the slowest response), from the request log.
+    """
+    durations = [r[3] for r in log.get("requests", [])]
+    if not durations:
+        return float("nan")
+    return max(sum(durations) / workers, max(durations))
 
 
 def rate_limit_ideal(n: int, limit: int, window: float, rate_cap: float, t0: float,
@@ -646,9 +703,12 @@ def run_case(
     workdir: Path,
     rate_limits: dict[str, tuple[int, float]] | None = None,
     tap_extra: dict[str, Any] | None = None,
+    streams: tuple[str, ...] | None = None,
+    sandbox_extra: dict[str, Any] | None = None,
+    digest: bool = False,
 ) -> CaseResult:
     kind = FAMILIES[family]["entity"]
-    spec: dict[str, Any] = {kind: n, "latency": latency}
+    spec: dict[str, Any] = {kind: n, "latency": latency, **(sandbox_extra or {})}
     if rate_limits:
         spec["rate_limits"] = rate_limits
     casedir = workdir / f"{case}-{label}".replace(" ", "_").replace("/", "_")
@@ -663,7 +723,8 @@ def run_case(
             config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
                                 **(tap_extra or {}))
             cpu0, busy0, own0 = sandbox.cpu(), _system_busy(), time.process_time()
-            run = run_tap(config, FAMILIES[family]["streams"], casedir)
+            run = run_tap(config, streams or FAMILIES[family]["streams"], casedir,
+                          digest=digest)
             sandbox_cpu = sandbox.cpu() - cpu0
             # CPU the whole machine spent during the run that was neither the tap's, the
             # sandbox's nor this script's: other processes disturbing the measurement.
@@ -685,7 +746,8 @@ def run_case(
     stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
     ideal = minimum["total"] * latency / workers
     extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts,
-                             "calibration_ms": calibration}
+                             "calibration_ms": calibration,
+                             "log_ideal": log_ideal(sandbox.log, workers)}
     if rate_limits:
         pool, (limit, window) = next(iter(rate_limits.items()))
         rate_cap = workers / latency if latency > 0 else math.inf
@@ -705,7 +767,7 @@ def window_usage(log: dict[str, Any], window: float) -> dict[str, Any]:
     """Requests per aligned rate-limit window (default pool), as the sandbox counted them,
     and how long after each window opened its first and last requests started."""
     per: dict[int, list[float]] = {}
-    for path, status, started, _duration, _ in log.get("requests", []):
+    for path, status, started, _duration, *_ in log.get("requests", []):
         if path in ("/events/list", "/purchases/product_list"):
             continue  # lists_1000 pool
         if status == 429:
@@ -824,6 +886,49 @@ def report_memory(results: list[CaseResult]) -> str:
     return table(
         ["case", "entities", "days", "requests", "records", "stdout MB", "wall s",
          "peak RSS MB", "max RSS 2nd half MB"],
+        rows,
+    )
+
+
+def report_tail(results: list[CaseResult], startup: float) -> str:
+    rows = []
+    uniform: dict[str, dict[str, str]] = {}
+    for r in results:
+        d = r.row(startup)
+        workload, tail = r.extra["workload"], r.extra["tail"]
+        if tail == TAILS[0][0]:
+            uniform[workload] = r.run.digests
+        same = uniform.get(workload)
+        ideal = r.extra["log_ideal"]
+        span = r.log.get("series_span", float("nan"))
+        rows.append([
+            workload, tail, d["entities"], d["requests"], d["minimum"], d["n429"],
+            r.log.get("max_in_flight", 0), d["wall"], ideal, f"{d['wall'] / ideal:.2f}",
+            f"{(d['wall'] - startup) / ideal:.2f}", span, d["records"],
+            "–" if same is None else ("yes" if same == r.run.digests else "NO"),
+            d["rss"], d["foreign"],
+        ])
+    return table(
+        ["workload", "response times", "entities", "requests", "minimum", "429s",
+         "max in flight", "wall s", "ideal s", "wall/ideal", "(wall−startup)/ideal",
+         "fetch span s", "records", "same records, same order as uniform", "peak RSS MB",
+         "other processes' CPU s"],
+        rows,
+    )
+
+
+def report_memory_large(results: list[CaseResult]) -> str:
+    rows = []
+    for r in results:
+        d = r.row(0.0)
+        rows.append([
+            r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
+            r.run.stdout_bytes / 1e6, d["wall"], r.extra["log_ideal"], d["cpu"], d["rss"],
+            d["foreign"],
+        ])
+    return table(
+        ["case", "entities", "days", "requests", "minimum", "records", "stdout MB", "wall s",
+         "ideal s", "tap CPU s", "peak RSS MB", "other processes' CPU s"],
         rows,
     )
 
@@ -949,7 +1054,7 @@ def machine() -> str:
 
 def main_bench(args: argparse.Namespace) -> int:
     size = SIZES["quick" if args.quick else "full" if args.full else "default"]
-    cases = [c.strip() for c in args.cases.split(",")] if args.cases else list(ALL_CASES)
+    cases = [c.strip() for c in args.cases.split(",")] if args.cases else list(DEFAULT_CASES)
     for case in cases:
         if case not in ALL_CASES:
             raise SystemExit(f"unknown case {case!r}; known: {', '.join(ALL_CASES)}")
@@ -1074,6 +1179,44 @@ def main_bench(args: argparse.Namespace) -> int:
             f"{lat * 1000:g} ms, {workers} workers)\n\n" + report_ratelimit(results)
             + "\n\nper-window counts (default pool, aligned windows): "
             + str(r.extra.get("windows", {}).get("per_window"))
+        )
+
+    if "tail" in cases:
+        results = []
+        workloads = (
+            ("canvas_data_series", "canvas", ("canvas_data_series",), size["tail_canvases"]),
+            ("canvas (4 streams)", "canvas", CANVAS_STREAMS, size["tail_canvases"]),
+            ("events hourly", "events_hourly", None, size["tail_events_hourly"]),
+            ("events daily", "events", None, size["tail_events"]),
+        )
+        for workload, family, streams, n in workloads:
+            for tail, rate, seconds in TAILS:
+                r = run_case("tail", f"{workload} {tail}", family, n=n, days=365, latency=lat,
+                             workers=workers, workdir=workdir, streams=streams,
+                             sandbox_extra={"tail_rate": rate, "tail_latency": seconds},
+                             digest=True)
+                r.extra.update(workload=workload, tail=tail)
+                progress(r)
+                results.append(r)
+        sections.append(
+            f"## Slow responses (latency {lat * 1000:g} ms, {workers} workers, 365 days; "
+            "which requests are slow is a hash of the request: the same ones every run)\n\n"
+            + report_tail(results, startup.wall)
+            + "\n\nideal = max(sum of the response times in the sandbox's request log / "
+            f"workers, the slowest response); startup = {startup.wall:.2f} s."
+        )
+    if "memory_large" in cases:
+        results = []
+        for tail, rate, seconds in (TAILS[0], TAILS[-1]):
+            r = run_case("memory_large", f"canvas (4 streams) n={size['big_canvases']} {tail}",
+                         "canvas", n=size["big_canvases"], days=730, latency=0.0,
+                         workers=workers, workdir=workdir,
+                         sandbox_extra={"tail_rate": rate, "tail_latency": seconds})
+            progress(r)
+            results.append(r)
+        sections.append(
+            f"## Memory: {size['big_canvases']:,} canvases × 2 years, the 4 canvas streams "
+            f"with breakdowns (latency 0, {workers} workers)\n\n" + report_memory_large(results)
         )
 
     print()
@@ -1676,7 +1819,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true",
                       help="large sizes (1,000 events × 1 year hourly = 8.8M records, ...)")
     parser.add_argument("--cases", default=None,
-                        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: all)")
+                        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: "
+                        "all but memory_large)")
     parser.add_argument("--rl-limit", type=int, default=200,
                         help="rate-limit case: requests per window (default: %(default)s)")
     parser.add_argument("--rl-window", type=float, default=5.0,
