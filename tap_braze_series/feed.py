@@ -16,6 +16,11 @@ family of one). The first selected member the SDK syncs becomes the *driver*:
 
 If a driver stops early (an error, a record limit) the next member finds its
 spool incomplete from that partition on and drives the rest itself.
+
+Every response is checked once, before any member shapes it (`_check_coverage`):
+its points are put in bucket order, one per bucket, and a window with a bucket
+missing is asked again once; if the bucket is still missing, every member gets
+the rows before it and the partition stops there for this run.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
-from tap_braze_series.shapes import Issues, PayloadError
+from tap_braze_series.shapes import Issues, PayloadError, Points, with_points
 from tap_braze_series.state import partition_key
 from tap_braze_series.windows import Bucket, Window
 
@@ -37,6 +42,9 @@ if TYPE_CHECKING:
     from tap_braze_series.client import Response
 
 logger = logging.getLogger("tap-braze-series.feed")
+
+REREAD_HOLE = "bucket missing from a re-read of buckets already emitted (their rows stand)"
+NOT_YET = "buckets at the run's end without a point yet (the next run reads them)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,8 @@ class PlannedPartition:
     broken: bool = False
     # Whether Braze has had points for this entity: bookmarked before, or seen this run.
     has_data: bool = False
+    # The last bucket every member reading this partition emitted in an earlier run.
+    delivered: Bucket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,24 @@ class Member(Protocol):
 
     def has_bookmark(self, partition: Partition) -> bool:
         """Whether a previous run emitted buckets of this partition."""
+        ...
+
+    def bookmark_bucket(self, partition: Partition) -> Bucket | None:
+        """The last bucket a previous run emitted for this partition."""
+        ...
+
+    def read_points(
+        self, body: Mapping[str, Any], window: Window, issues: Issues, where: str
+    ) -> Points:
+        """A response's usable points, one per bucket, in bucket order."""
+        ...
+
+    def last_bucket(self) -> Bucket | None:
+        """The run's last bucket."""
+        ...
+
+    def open_bucket(self) -> Bucket | None:
+        """The run's last bucket if the run ends inside it (Braze may not have it yet)."""
         ...
 
 
@@ -167,7 +195,6 @@ class Family:
         plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
         params: Callable[[Partition, Window, set[str]], dict[str, Any]],
         fetch: Callable[[str, dict[str, Any]], Response],
-        count_points: Callable[[Mapping[str, Any]], int],
         executor: Callable[[], Executor],
         workers: int,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
@@ -179,7 +206,6 @@ class Family:
         self._plan = plan
         self._params = params
         self._fetch = fetch
-        self._count_points = count_points
         self._executor = executor
         self._workers = workers
         self._max_buffered_bytes = max_buffered_bytes
@@ -282,7 +308,7 @@ class Family:
                 if planned.broken or body is None:
                     continue
                 try:
-                    self._check_not_empty(body, planned, job.window)
+                    body, missing = self._check_coverage(member, body, planned, job.window)
                     own = list(member.shape(body, planned, job.window, self.stats.issues))
                     spooled = {
                         name: list(
@@ -305,32 +331,113 @@ class Family:
                     continue
                 for name, rows in spooled.items():
                     self._spools[name].write(index, rows)
+                if missing is not None:
+                    self._stop_at(planned, missing)
                 yield from own
         finally:
             if not completed:
                 # Stopped early: later members must fetch this partition themselves.
                 self._close_results()
 
-    def _check_not_empty(
-        self, body: Mapping[str, Any], planned: PlannedPartition, window: Window
-    ) -> None:
-        """An empty window is only believable before the entity's first data.
+    def _check_coverage(
+        self, member: Member, body: Mapping[str, Any], planned: PlannedPartition, window: Window
+    ) -> tuple[Mapping[str, Any], Bucket | None]:
+        """The response with one point per bucket in bucket order, and its first hole.
 
-        Windows before an entity existed come back empty and are passed over. Once
-        Braze has had points for it, an empty window is a glitch: accepting it
-        would let the next window move the bookmark past buckets never emitted.
+        A window must hold a point for every bucket it asked for. Two exceptions:
+        before an entity's first data Braze has no points (a leading empty part of
+        a backfill is passed over), and at the run's end Braze may not have
+        produced the last buckets yet (the current one, or more if it lags): no
+        bookmark passes them, since nothing after them is emitted. A window with a
+        hole is asked again once. If the hole stays, the response is cut before it
+        and the hole is returned: the caller emits what comes before it and stops
+        the partition there, so that no bookmark ever passes a bucket that was not
+        emitted. A hole at or before the buckets every member already emitted in
+        earlier runs stops nothing: those rows stand.
         """
-        if self._count_points(body) > 0:
-            planned.has_data = True
-        elif planned.has_data:
-            raise PayloadError(f"no points for the window ending {window.ending_at}")
+        where = f"{self._streams(planned)} {dict(planned.partition.context)}"
+        first_try = Issues()
+        points = member.read_points(body, window, first_try, where)
+        missing = self._hole(member, points, planned, window, first_try, where)
+        if missing is not None:
+            logger.info(
+                "%s answered no point for %s in %s (window ending %s): asking again.",
+                self.path,
+                missing.isoformat(),
+                where,
+                window.ending_at,
+            )
+            body = self._ask_again(planned, window)
+            points = member.read_points(body, window, self.stats.issues, where)
+            missing = self._hole(member, points, planned, window, self.stats.issues, where)
         else:
+            self.stats.issues.merge(first_try)
+        if missing is None:
+            self._count_tail(member, points, planned, window, where)
+        if not points.buckets and not planned.has_data:
             logger.warning(
                 "%s answered no points for %s up to %s: taken as the time before it had data.",
                 self.path,
                 dict(planned.partition.context),
                 window.last,
             )
+        if points.buckets:
+            planned.has_data = True
+        if missing is not None:
+            points = points.before(missing)
+        return with_points(body, points), missing
+
+    def _hole(
+        self,
+        member: Member,
+        points: Points,
+        planned: PlannedPartition,
+        window: Window,
+        issues: Issues,
+        where: str,
+    ) -> Bucket | None:
+        """The first missing bucket that matters (see _check_coverage), or None."""
+        leading_ok = not planned.has_data
+        tail_ok = window.last == member.last_bucket()
+        missing = points.first_missing(window, leading_ok=leading_ok, tail_ok=tail_ok)
+        delivered = planned.delivered
+        if missing is None or delivered is None or missing > delivered:
+            return missing
+        issues.add(REREAD_HOLE, f"{where}: {missing.isoformat()}")
+        return points.first_missing(window, leading_ok=leading_ok, tail_ok=tail_ok, after=delivered)
+
+    def _count_tail(
+        self, member: Member, points: Points, planned: PlannedPartition, window: Window, where: str
+    ) -> None:
+        """Count the buckets at the run's end Braze has no point for yet, but the open one."""
+        if window.last != member.last_bucket() or not (points.buckets or planned.has_data):
+            return
+        tail = points.after_last(window)
+        if tail <= window.last and tail != member.open_bucket():
+            self.stats.issues.add(NOT_YET, f"{where}: from {tail.isoformat()}")
+
+    def _ask_again(self, planned: PlannedPartition, window: Window) -> Mapping[str, Any]:
+        """The same request once more, on the pool, waited for (a rare path)."""
+        params = self._params(planned.partition, window, set(self._pending or []))
+        self.stats.requests += 1
+        return self._executor().submit(self._fetch, self.path, params).result().body
+
+    def _stop_at(self, planned: PlannedPartition, missing: Bucket) -> None:
+        planned.broken = True
+        self.stats.windows_skipped += 1
+        logger.warning(
+            "%s: no point for %s in %s %s, asked twice. The rows before it were emitted; "
+            "the rest of this partition waits for the next run, which reads it again from "
+            "there (the bookmark stays before %s).",
+            self.path,
+            missing.isoformat(),
+            self._streams(planned),
+            dict(planned.partition.context),
+            missing.isoformat(),
+        )
+
+    def _streams(self, planned: PlannedPartition) -> str:
+        return ", ".join(name for name in (self._pending or []) if name in planned.starts)
 
     def _jobs(self, first_index: int) -> Iterator[_Job]:
         by_name = {m.name: m for m in self.members}
@@ -341,11 +448,13 @@ class Family:
                 if start is not None:
                     starts[name] = start
             windows = self._plan(partition, starts) if starts else []
+            bookmarks = [by_name[name].bookmark_bucket(partition) for name in starts]
             planned = PlannedPartition(
                 partition=partition,
                 starts=starts,
                 windows=windows,
-                has_data=any(by_name[name].has_bookmark(partition) for name in starts),
+                has_data=any(bucket is not None for bucket in bookmarks),
+                delivered=None if None in bookmarks or not bookmarks else min(bookmarks),
             )
             for window in windows:
                 yield _Job(planned, window)

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
 
-from tap_braze_series import shapes
 from tap_braze_series.client import BrazeClient, Response
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ALL, Axis
@@ -89,7 +88,6 @@ class Runtime:
                 plan=partial(self.plan_partition, spec),
                 params=partial(self.params, spec),
                 fetch=self.fetch,
-                count_points=shapes.point_count,
                 executor=self.executor,
                 workers=self.settings.max_workers,
             )

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from singer_sdk import typing as th
 
 from tap_braze_series import shapes
-from tap_braze_series.endpoints import SeriesEndpoint
+from tap_braze_series.endpoints import CANVAS_SERIES, SeriesEndpoint
 from tap_braze_series.feed import Partition
 from tap_braze_series.windows import Bucket, Unit, Window
 
@@ -40,3 +40,9 @@ class SeriesSpec:
     # (column, setting): the column joins the key when the setting names values (app_ids).
     setting_keys: tuple[tuple[str, str], ...] = ()
     description: str = ""
+
+    def point_list(self, body: Mapping[str, Any]) -> list[Any]:
+        """The list of points of one response (PayloadError if the body is malformed)."""
+        if self.endpoint is CANVAS_SERIES:
+            return shapes.canvas_data(body)[1]
+        return shapes.data_list(body)

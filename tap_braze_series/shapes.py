@@ -10,14 +10,24 @@ never allowed to crash the sync or take other points with them.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tap_braze_series.windows import Bucket, Unit, Window, parse_instant, read_time
+from tap_braze_series.windows import (
+    Bucket,
+    Unit,
+    Window,
+    count_buckets,
+    next_bucket,
+    parse_instant,
+    read_time,
+)
 
 # Metrics of the canvas/campaign total, variant and step stats.
 CANVAS_STAT_METRICS: dict[str, str] = {
@@ -97,9 +107,20 @@ class Issues:
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
 
-    def add(self, reason: str, example: str) -> None:
-        self.counts[reason] += 1
+    def add(self, reason: str, example: str, count: int = 1) -> None:
+        self.counts[reason] += count
         self.examples.setdefault(reason, example)
+
+    def merge(self, other: Issues) -> None:
+        for reason, count in other.counts.items():
+            self.add(reason, other.examples.get(reason, ""), count)
+
+
+# Reasons shared by the response-level and the point-level checks.
+NOT_AN_OBJECT = "point is not an object"
+NO_VALID_TIME = "point without a valid time"
+OUTSIDE_WINDOW = "bucket outside the requested window"
+DUPLICATE = "point for a bucket already given (the last one is kept)"
 
 
 def data_list(body: Mapping[str, Any]) -> list[Any]:
@@ -128,12 +149,120 @@ def canvas_data(body: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
     return (name if isinstance(name, str) else None), stats
 
 
-def point_count(body: Mapping[str, Any]) -> int:
-    """How many points a series response holds (0 when it holds none or is malformed)."""
+@dataclass(frozen=True, slots=True)
+class Points:
+    """The usable points of one response: one per bucket, in bucket order."""
+
+    items: list[Any]
+    buckets: list[Bucket]  # the bucket of each item: ascending, distinct, inside the window
+    unit: Unit
+    changed: bool  # whether `items` differs from the response's own list
+
+    def first_missing(
+        self,
+        window: Window,
+        *,
+        leading_ok: bool,
+        tail_ok: bool,
+        after: Bucket | None = None,
+    ) -> Bucket | None:
+        """The first bucket of the window without a point, or None when none is missing.
+
+        With `leading_ok`, buckets before the first point are not missing: they are
+        the time before the entity had data. With `tail_ok`, buckets after the last
+        point are not missing: Braze has not produced them yet. Buckets up to
+        `after` are not looked at.
+        """
+        buckets = self.buckets
+        if leading_ok:
+            if not buckets:
+                return None
+            expected = buckets[0]
+        else:
+            expected = window.first
+        if after is not None and after >= expected:
+            expected = next_bucket(after, self.unit)
+        rest = buckets[bisect.bisect_left(buckets, expected) :]
+        if (
+            rest
+            and rest[0] == expected
+            and len(rest) == count_buckets(expected, window.last, self.unit)
+        ):
+            return None  # the common case: every bucket, nothing to walk
+        for bucket in rest:
+            if bucket != expected:
+                return expected
+            expected = next_bucket(expected, self.unit)
+        if expected > window.last or tail_ok:
+            return None
+        return expected
+
+    def after_last(self, window: Window) -> Bucket:
+        """The bucket after the last point (the window's first if there is none)."""
+        return next_bucket(self.buckets[-1], self.unit) if self.buckets else window.first
+
+    def before(self, bucket: Bucket) -> Points:
+        """Only the points of the buckets before `bucket`."""
+        keep = sum(1 for b in self.buckets if b < bucket)
+        if keep == len(self.buckets):
+            return self
+        return Points(self.items[:keep], self.buckets[:keep], self.unit, changed=True)
+
+
+def ordered_points(
+    items: list[Any], window: Window, unit: Unit, tz: ZoneInfo, issues: Issues, where: str
+) -> Points:
+    """One point per bucket of the window, in bucket order, from a response's list.
+
+    Braze sends its points oldest first, one per bucket; when a response does not,
+    its points are sorted (records are emitted, and bookmarks advance, in bucket
+    order: a bookmark written mid-window must never pass a bucket not yet
+    emitted) and a bucket given twice keeps its last point, so that a response
+    yields one row per key however many times it repeats a bucket. Unusable
+    points are dropped. Each is counted in `issues`, with `where` as example.
+    """
+    first, last = window.first, window.last
+    kept: list[tuple[Bucket, Any]] = []
+    in_order = True
+    previous: Bucket | None = None
+    for item in items:
+        if type(item) is not dict:  # JSON objects decode to dict; faster than an ABC check
+            issues.add(NOT_AN_OBJECT, f"{where}: {item!r}"[:160])
+            continue
+        try:
+            bucket, _ = read_time(item.get("time"), unit, tz)
+        except (ValueError, TypeError):
+            issues.add(NO_VALID_TIME, f"{where}: {item!r}"[:160])
+            continue
+        if bucket < first or bucket > last:
+            issues.add(OUTSIDE_WINDOW, f"{where}: {item.get('time')}")
+            continue
+        if previous is not None and bucket <= previous:
+            in_order = False
+        previous = bucket
+        kept.append((bucket, item))
+    changed = len(kept) != len(items)
+    if not in_order:
+        changed = True
+        by_bucket: dict[Bucket, Any] = {}
+        for bucket, item in kept:
+            if bucket in by_bucket:
+                issues.add(DUPLICATE, f"{where}: {item.get('time')}")
+            by_bucket[bucket] = item
+        kept = sorted(by_bucket.items(), key=itemgetter(0))
+    if not changed:
+        return Points(items, [bucket for bucket, _ in kept], unit, changed=False)
+    return Points([item for _, item in kept], [bucket for bucket, _ in kept], unit, changed=True)
+
+
+def with_points(body: Mapping[str, Any], points: Points) -> Mapping[str, Any]:
+    """The response with its point list replaced by `points` (the same body if unchanged)."""
+    if not points.changed:
+        return body
     data = body.get("data")
     if isinstance(data, Mapping):
-        data = data.get("stats")
-    return len(data) if isinstance(data, list) else 0
+        return {**body, "data": {**data, "stats": points.items}}
+    return {**body, "data": points.items}
 
 
 def _check_message(body: Mapping[str, Any]) -> None:
@@ -154,15 +283,15 @@ def points(
     first, last = window.first, window.last
     for item in items:
         if type(item) is not dict:  # JSON objects decode to dict; faster than an ABC check
-            issues.add("point is not an object", repr(item)[:80])
+            issues.add(NOT_AN_OBJECT, repr(item)[:80])
             continue
         try:
             bucket, time = read_time(item.get("time"), unit, tz)
         except (ValueError, TypeError):
-            issues.add("point without a valid time", repr(item)[:80])
+            issues.add(NO_VALID_TIME, repr(item)[:80])
             continue
         if bucket < first or bucket > last:
-            issues.add("bucket outside the requested window", str(item.get("time")))
+            issues.add(OUTSIDE_WINDOW, str(item.get("time")))
             continue
         if bucket < start:
             continue
@@ -381,14 +510,23 @@ def campaign_message_records(
     """campaign_message_data_series rows: campaign, day, channel, message variation."""
     for time, point in points(items, window, start, "day", tz, issues):
         for channel, entries in _channels(point.get("messages"), issues):
+            # One row per key: a variation listed twice in a channel keeps its last entry.
+            by_variation: dict[str, Mapping[str, Any]] = {}
             for index, entry in enumerate(entries):
-                variation = _text(entry.get("variation_api_id"))
+                # Primary keys are never null: an entry without an id keeps its position.
+                variation = _text(entry.get("variation_api_id")) or f"#{index}"
+                if variation in by_variation:
+                    issues.add(
+                        "variation listed twice in a channel (the last entry is kept)",
+                        f"{campaign_id} {time} {channel} {variation}",
+                    )
+                by_variation[variation] = entry
+            for variation, entry in by_variation.items():
                 yield {
                     "campaign_id": campaign_id,
                     "time": time,
                     "channel": channel,
-                    # Primary keys are never null: an entry without an id keeps its position.
-                    "variation_api_id": variation or f"#{index}",
+                    "variation_api_id": variation,
                     "variation_name": _text(entry.get("variation_name")),
                     **metrics(
                         entry,

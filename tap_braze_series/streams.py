@@ -47,7 +47,14 @@ from tap_braze_series.feed import Family, Partition, PlannedPartition, fetch_ord
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.series import SeriesSpec, Shaper
 from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
-from tap_braze_series.windows import Bucket, Unit, Window, lookback_start, parse_time
+from tap_braze_series.windows import (
+    Bucket,
+    Unit,
+    Window,
+    bucket_end,
+    lookback_start,
+    parse_time,
+)
 from tap_braze_series.writer import StateFlushingWriter
 
 
@@ -646,15 +653,10 @@ class SeriesStream(BrazeStream):
         last = runtime.last_bucket(unit)
         if first is None or last is None:
             return None
-        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
-        bookmark = manager.bookmark(partition.context)
-        if bookmark is not None:
-            bucket = parse_bookmark(
-                bookmark,
-                lambda v: parse_time(v, unit, runtime.tz),
-                self.name,
-                partition.context,
-            )
+        bucket = self.bookmark_bucket(partition)
+        # A bookmark before the run's range re-reads nothing before it (and is not
+        # moved back by the lookback, which could not even represent an ancient date).
+        if bucket is not None and bucket >= first:
             first = max(
                 first, lookback_start(bucket, runtime.settings.lookback_days, unit, runtime.tz)
             )
@@ -663,6 +665,38 @@ class SeriesStream(BrazeStream):
     def has_bookmark(self, partition: Partition) -> bool:
         manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
         return manager.bookmark(partition.context) is not None
+
+    def bookmark_bucket(self, partition: Partition) -> Bucket | None:
+        """The last bucket a previous run emitted for this partition, if any."""
+        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
+        bookmark = manager.bookmark(partition.context)
+        if bookmark is None:
+            return None
+        unit, tz = self.spec.unit, self.runtime.tz
+        return parse_bookmark(
+            bookmark, lambda v: parse_time(v, unit, tz), self.name, partition.context
+        )
+
+    def read_points(
+        self, body: Mapping[str, Any], window: Window, issues: shapes.Issues, where: str
+    ) -> shapes.Points:
+        """A response's points, one per bucket, in bucket order (see shapes.ordered_points)."""
+        return shapes.ordered_points(
+            self.spec.point_list(body), window, self.spec.unit, self.runtime.tz, issues, where
+        )
+
+    def last_bucket(self) -> Bucket | None:
+        return self.runtime.last_bucket(self.spec.unit)
+
+    def open_bucket(self) -> Bucket | None:
+        """The run's last bucket when the run ends inside it (Braze may not have it yet)."""
+        runtime = self.runtime
+        unit = self.spec.unit
+        last = runtime.last_bucket(unit)
+        if last is None:
+            return None
+        end = runtime.settings.end_instant(runtime.now)
+        return last if bucket_end(last, unit, runtime.tz) > end else None
 
     def shape(
         self,

@@ -12,6 +12,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, SandboxConfig
+from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
 from .timeutil import parse_iso
 
@@ -177,6 +178,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="stall of a 'slow' fault in seconds (default: %(default)s)",
     )
     p.add_argument(
+        "--point-order",
+        choices=POINT_ORDERS,
+        default=d.point_order,
+        help="order of the points of series responses (default: %(default)s)",
+    )
+    p.add_argument(
+        "--duplicate-rate",
+        type=float,
+        default=d.duplicate_rate,
+        help="share 0..1 of the buckets of series responses sent more than once "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--duplicate-copies",
+        type=int,
+        default=d.duplicate_copies,
+        help="extra copies of a duplicated bucket's point (default: %(default)s)",
+    )
+    p.add_argument(
+        "--duplicate-values",
+        choices=DUPLICATE_VALUES,
+        default=d.duplicate_values,
+        help="'different': the extra copies carry other numbers and come before the "
+        "right point (default: %(default)s)",
+    )
+    p.add_argument(
+        "--missing-rate",
+        type=float,
+        default=d.missing_rate,
+        help="share 0..1 of the inner points of series responses left out (default: %(default)s)",
+    )
+    p.add_argument(
+        "--missing-repeats",
+        type=int,
+        default=d.missing_repeats,
+        metavar="N",
+        help="leave points out only on the first N asks of each request (default: on every ask)",
+    )
+    p.add_argument(
         "--deny",
         action="append",
         default=[],
@@ -219,6 +259,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         fault_kinds=tuple(args.fault_kinds),
         fault_max_repeats=args.fault_max_repeats,
         slow_seconds=args.slow_seconds,
+        point_order=args.point_order,
+        duplicate_rate=args.duplicate_rate,
+        duplicate_copies=args.duplicate_copies,
+        duplicate_values=args.duplicate_values,
+        missing_rate=args.missing_rate,
+        missing_repeats=args.missing_repeats,
     )
 
 

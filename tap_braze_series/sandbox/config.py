@@ -6,7 +6,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .points import DUPLICATE_VALUES, POINT_ORDERS
 
 #: Every fault kind the sandbox knows how to inject.
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "drop", "slow", "truncated")
@@ -51,6 +54,13 @@ class SandboxConfig:
     # seed and request, so the same ones every run) take `tail_latency` s more.
     tail_rate: float = 0.0
     tail_latency: float = 1.0
+    # Misbehaving points of series responses (see points.py).
+    point_order: str = "asc"
+    duplicate_rate: float = 0.0
+    duplicate_copies: int = 1
+    duplicate_values: str = "equal"
+    missing_rate: float = 0.0
+    missing_repeats: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -92,6 +102,31 @@ class SandboxConfig:
         if self.fault_max_repeats < 0:
             raise ValueError("fault_max_repeats must be >= 0")
         resolve_rate_limits(self.rate_limits)  # validates
+        self._check_point_faults()
+
+    def _check_point_faults(self) -> None:
+        if self.point_order not in POINT_ORDERS:
+            raise ValueError(f"point_order must be one of {list(POINT_ORDERS)}")
+        if self.duplicate_values not in DUPLICATE_VALUES:
+            raise ValueError(f"duplicate_values must be one of {list(DUPLICATE_VALUES)}")
+        for name in ("duplicate_rate", "missing_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.duplicate_copies < 1:
+            raise ValueError("duplicate_copies must be >= 1")
+        if self.missing_repeats is not None and self.missing_repeats < 1:
+            raise ValueError("missing_repeats must be >= 1, or None for every ask")
+
+    def point_fault_settings(self) -> dict[str, Any]:
+        """The keyword arguments of PointFaults.configure."""
+        return {
+            "order": self.point_order,
+            "duplicate_rate": self.duplicate_rate,
+            "duplicate_copies": self.duplicate_copies,
+            "duplicate_values": self.duplicate_values,
+            "missing_rate": self.missing_rate,
+            "missing_repeats": self.missing_repeats,
+        }
 
     @property
     def tz(self) -> ZoneInfo:

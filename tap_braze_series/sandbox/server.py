@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .api import Api, error_body
 from .config import SandboxConfig, resolve_rate_limits
+from .points import PointFaults
 from .spec import pool_for
 from .timeutil import UTC
 from .workspace import Workspace
@@ -50,6 +51,7 @@ class RequestRecord:
     pool: str = "default"
     client_port: int = 0  # the client's TCP port: equal ports = a reused keep-alive connection
     latency: float = 0.0
+    point_faults: tuple[str, ...] = ()  # "missing", "duplicate", "reordered" (see points.py)
 
     @property
     def ended(self) -> float:
@@ -316,6 +318,7 @@ class Sandbox:
             self._config.fault_kinds,
             self._config.fault_max_repeats,
         )
+        self._points = PointFaults(self._config.seed, **self._config.point_fault_settings())
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -413,6 +416,15 @@ class Sandbox:
             cfg = dataclasses.replace(self._config, **changes)
             self._config = cfg
             self._faults.configure(cfg.seed, cfg.fault_rate, cfg.fault_kinds, cfg.fault_max_repeats)
+
+    def set_point_faults(self, **changes: Any) -> None:
+        """Change point misbehaviours (SandboxConfig names: point_order, duplicate_rate,
+        duplicate_copies, duplicate_values, missing_rate, missing_repeats); resets the
+        per-request ask counts."""
+        with self._lock:
+            cfg = dataclasses.replace(self._config, **changes)
+            self._config = cfg
+            self._points.configure(cfg.seed, **cfg.point_fault_settings())
 
     def set_rate_limits(self, limits: Mapping[str, tuple[int, float]] | None) -> None:
         """Override pools (others keep Braze defaults; ``None`` = all defaults); resets counters."""
@@ -580,6 +592,8 @@ class Sandbox:
         # 4. the API proper
         now = cfg.now if cfg.now is not None else datetime.now(UTC)
         status, body = self.api.handle(path, params, now=now, denied=cfg.denied_permissions)
+        if status == 200:
+            body, ex.point_faults = self._points.apply(path, params, body)
         raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
         if fault == "slow":
             self._sleep(cfg.slow_seconds)
@@ -616,6 +630,7 @@ class _Exchange:
         self._t0 = time.monotonic()
         self.done = False
         self.latency = 0.0
+        self.point_faults: tuple[str, ...] = ()
 
     def finish(self, status: int, fault: str | None) -> None:
         if self.done:
@@ -637,6 +652,7 @@ class _Exchange:
                 pool=self.pool,
                 client_port=int(addr[1]) if len(addr) > 1 else 0,
                 latency=self.latency,
+                point_faults=self.point_faults,
             )
         )
 

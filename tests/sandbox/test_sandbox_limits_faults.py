@@ -279,3 +279,72 @@ def test_the_latency_tail_on_the_command_line():
     assert (cfg.tail_rate, cfg.tail_latency) == (0.05, 2.0)
     with pytest.raises(ValueError, match="tail_rate"):
         config_from_args(build_parser().parse_args(["--tail-rate", "1.5"]))
+
+
+# ------------------------------------------------------------------- point faults
+
+
+def _days(body):
+    return [p["time"] for p in body["data"]]
+
+
+def test_point_faults_reorder_duplicate_and_leave_out_points(fresh):
+    sb, client = fresh()
+    params = {"length": 30, "ending_at": "2024-03-10T23:59:59+00:00"}
+    clean = client.ok("/kpi/dau/data_series", **params)
+    sb.set_point_faults(point_order="desc")
+    assert _days(client.ok("/kpi/dau/data_series", **params)) == _days(clean)[::-1]
+    sb.set_point_faults(point_order="shuffled", duplicate_rate=0.3, duplicate_values="different")
+    body = client.ok("/kpi/dau/data_series", **params)
+    assert sorted(set(_days(body))) == _days(clean)
+    assert len(body["data"]) > 30
+    right = {p["time"]: p for p in clean["data"]}
+    last: dict = {}
+    for point in body["data"]:
+        last[point["time"]] = point
+    assert last == right  # the right value is the last one given for its bucket
+    assert sb.request_log[-1].point_faults == ("duplicate", "reordered")
+    sb.set_point_faults(point_order="asc", duplicate_rate=0.0, missing_rate=0.2, missing_repeats=1)
+    holed = _days(client.ok("/kpi/dau/data_series", **params))
+    assert holed[0] == _days(clean)[0]
+    assert holed[-1] == _days(clean)[-1]
+    assert 0 < 30 - len(holed) < 15
+    # The same request asked again is whole; another window misses the same buckets.
+    assert _days(client.ok("/kpi/dau/data_series", **params)) == _days(clean)
+    other = _days(client.ok("/kpi/dau/data_series", length=29, ending_at=params["ending_at"]))
+    assert set(_days(clean)[1:]) - set(other) == set(_days(clean)) - set(holed)
+
+
+def test_point_fault_settings_are_checked():
+    from tap_braze_series.sandbox import SandboxConfig
+    from tap_braze_series.sandbox.__main__ import build_parser, config_from_args
+
+    for bad, words in (
+        ({"point_order": "sideways"}, "point_order"),
+        ({"duplicate_rate": 2}, "duplicate_rate"),
+        ({"duplicate_copies": 0}, "duplicate_copies"),
+        ({"missing_repeats": 0}, "missing_repeats"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            SandboxConfig(**bad)
+    args = build_parser().parse_args(
+        [
+            "--point-order",
+            "desc",
+            "--duplicate-rate",
+            "0.1",
+            "--missing-rate",
+            "0.05",
+            "--missing-repeats",
+            "2",
+            "--duplicate-values",
+            "different",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.point_order, cfg.duplicate_rate, cfg.missing_rate, cfg.missing_repeats) == (
+        "desc",
+        0.1,
+        0.05,
+        2,
+    )

@@ -112,3 +112,86 @@ def test_records_before_the_partition_start_are_not_emitted():
         shapes.simple_records(items, WINDOW, dt.date(2024, 3, 2), "day", UTC, {}, ("size",), issues)
     )
     assert [r["time"] for r in rows] == ["2024-03-02", "2024-03-03"]
+
+
+# --- a response's points: bucket order, one per bucket, holes -------------------------
+
+[MONTH] = plan_windows(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "day", 14, UTC)
+
+
+def day_points(*days_and_values):
+    return [{"time": f"2024-03-{d:02d}", "count": v} for d, v in days_and_values]
+
+
+def test_points_in_order_are_passed_through_untouched():
+    issues = shapes.Issues()
+    items = day_points(*((d, d) for d in range(1, 11)))
+    points = shapes.ordered_points(items, MONTH, "day", UTC, issues, "e")
+    assert points.items is items
+    assert not points.changed
+    assert points.first_missing(MONTH, leading_ok=False, tail_ok=False) is None
+    body = {"message": "success", "data": items}
+    assert shapes.with_points(body, points) is body
+    assert not issues.counts
+
+
+def test_points_are_sorted_and_a_repeated_bucket_keeps_its_last_point():
+    issues = shapes.Issues()
+    items = day_points((3, 30), (1, 10), (2, 20), (1, 11), (3, 31), (1, 12))
+    points = shapes.ordered_points(items, MONTH, "day", UTC, issues, "event x")
+    assert [(p["time"][-2:], p["count"]) for p in points.items] == [
+        ("01", 12),
+        ("02", 20),
+        ("03", 31),
+    ]
+    assert issues.counts[shapes.DUPLICATE] == 3
+    assert issues.examples[shapes.DUPLICATE].startswith("event x: 2024-03-")
+    body = shapes.with_points({"message": "success", "data": {"name": "c", "stats": items}}, points)
+    assert body["data"] == {"name": "c", "stats": points.items}
+
+
+def test_first_missing_bucket_and_its_exceptions():
+    issues = shapes.Issues()
+
+    def missing(days, *, leading_ok=False, tail_ok=False, after=None):
+        points = shapes.ordered_points(
+            day_points(*((d, 1) for d in days)), MONTH, "day", UTC, issues, ""
+        )
+        return points.first_missing(MONTH, leading_ok=leading_ok, tail_ok=tail_ok, after=after)
+
+    every = range(1, 11)
+    assert missing(every) is None
+    assert missing([d for d in every if d != 4]) == dt.date(2024, 3, 4)
+    assert missing([d for d in every if d not in (4, 7)], after=dt.date(2024, 3, 5)) == dt.date(
+        2024, 3, 7
+    )
+    assert missing(range(3, 11)) == dt.date(2024, 3, 1)
+    # Before the entity's first data: not missing, but a hole after it is.
+    assert missing(range(3, 11), leading_ok=True) is None
+    assert missing([], leading_ok=True) is None
+    assert missing([3, 5], leading_ok=True) == dt.date(2024, 3, 4)
+    # At the run's end: buckets Braze has not produced yet, but not a hole before them.
+    assert missing(range(1, 10)) == dt.date(2024, 3, 10)
+    assert missing(range(1, 9), tail_ok=True) is None
+    assert missing([1, 2, 4, 5], tail_ok=True) == dt.date(2024, 3, 3)
+    assert missing([]) == dt.date(2024, 3, 1)
+    assert missing([], tail_ok=True) is None
+    cut = shapes.ordered_points(day_points((1, 1), (2, 2), (4, 4)), MONTH, "day", UTC, issues, "")
+    assert [p["count"] for p in cut.before(dt.date(2024, 3, 3)).items] == [1, 2]
+
+
+def test_a_variation_listed_twice_in_a_channel_makes_one_row():
+    issues = shapes.Issues()
+    point = {
+        "time": "2024-03-01",
+        "messages": {
+            "email": [
+                {"variation_api_id": "v1", "sent": 1},
+                {"variation_api_id": "v2", "sent": 2},
+                {"variation_api_id": "v1", "sent": 3},
+            ]
+        },
+    }
+    rows = list(shapes.campaign_message_records([point], WINDOW, START, UTC, "c1", issues))
+    assert [(r["variation_api_id"], r["sent"]) for r in rows] == [("v1", 3), ("v2", 2)]
+    assert sum(issues.counts.values()) == 1

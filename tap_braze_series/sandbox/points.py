@@ -1,0 +1,187 @@
+"""Misbehaving points in series responses: out of order, duplicated, missing.
+
+Real series responses list one point per bucket, oldest first. A workspace
+configured with point faults answers otherwise, reproducibly (every decision is
+a hash of the seed, the request and the bucket):
+
+- ``point_order``: ``asc`` (Braze's order), ``desc`` (newest first) or
+  ``shuffled`` (a permutation per request);
+- ``duplicate_rate`` of the buckets are sent ``1 + duplicate_copies`` times.
+  With ``duplicate_values="different"`` the extra copies carry other numbers and
+  come *before* the point with the workspace's value (as a stale copy would), so
+  that the oracle's value is the last one given for its bucket, in any order;
+- ``missing_rate`` of a response's inner points (never its first or last, which
+  cannot be told from the time before an entity's data or a bucket Braze has not
+  produced yet) are left out: a bucket is missing in every response of that
+  entity that covers it, on the first ``missing_repeats`` asks of each request
+  (``None``: on every ask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from typing import Any
+
+from .spec import CAMPAIGN_SERIES_PATH, CANVAS_SERIES_PATH, SERIES
+
+POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
+DUPLICATE_VALUES: tuple[str, ...] = ("equal", "different")
+SERIES_PATHS = frozenset({*SERIES, CANVAS_SERIES_PATH, CAMPAIGN_SERIES_PATH})
+# Parameters that choose the window, not the series: a bucket's fate ignores them.
+_WINDOW_PARAMS = frozenset({"length", "ending_at", "starting_at"})
+
+
+class PointFaults:
+    """Rewrites the point list of series responses as configured (thread-safe)."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        order: str = "asc",
+        duplicate_rate: float = 0.0,
+        duplicate_copies: int = 1,
+        duplicate_values: str = "equal",
+        missing_rate: float = 0.0,
+        missing_repeats: int | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self.configure(
+            seed,
+            order=order,
+            duplicate_rate=duplicate_rate,
+            duplicate_copies=duplicate_copies,
+            duplicate_values=duplicate_values,
+            missing_rate=missing_rate,
+            missing_repeats=missing_repeats,
+        )
+
+    def configure(
+        self,
+        seed: int,
+        *,
+        order: str,
+        duplicate_rate: float,
+        duplicate_copies: int,
+        duplicate_values: str,
+        missing_rate: float,
+        missing_repeats: int | None,
+    ) -> None:
+        with self._lock:
+            self.seed = seed
+            self.order = order
+            self.duplicate_rate = duplicate_rate
+            self.duplicate_copies = duplicate_copies
+            self.duplicate_values = duplicate_values
+            self.missing_rate = missing_rate
+            self.missing_repeats = missing_repeats
+            self._asks: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.order != "asc" or self.duplicate_rate > 0 or self.missing_rate > 0
+
+    def apply(
+        self, path: str, params: Mapping[str, str], body: dict
+    ) -> tuple[dict, tuple[str, ...]]:
+        """(the body to send, the faults it carries: "missing", "duplicate", "reordered")."""
+        if path not in SERIES_PATHS or not self.active:
+            return body, ()
+        data = body.get("data")
+        points = data.get("stats") if isinstance(data, dict) else data
+        if not isinstance(points, list) or not points:
+            return body, ()
+        series = repr(sorted((k, v) for k, v in params.items() if k not in _WINDOW_PARAMS))
+        request = repr(sorted(params.items()))
+        with self._lock:
+            ask = self._asks.get(request, 0)
+            self._asks[request] = ask + 1
+        faults: list[str] = []
+        out = self._with_duplicates(
+            self._without_missing(points, path, series, ask, faults), path, series, faults
+        )
+        out = self._reordered(out, path, request, faults)
+        if not faults:
+            return body, ()
+        if isinstance(data, dict):
+            return {**body, "data": {**data, "stats": out}}, tuple(faults)
+        return {**body, "data": out}, tuple(faults)
+
+    def _u(self, *parts: object) -> float:
+        raw = hashlib.blake2b(repr((self.seed, *parts)).encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(raw, "big") / 2**64
+
+    def _without_missing(
+        self, points: list, path: str, series: str, ask: int, faults: list[str]
+    ) -> list:
+        if self.missing_rate <= 0:
+            return points
+        if self.missing_repeats is not None and ask >= self.missing_repeats:
+            return points
+        last = len(points) - 1
+        kept = [
+            p
+            for i, p in enumerate(points)
+            if i in (0, last) or self._u("missing", path, series, _label(p)) >= self.missing_rate
+        ]
+        if len(kept) != len(points):
+            faults.append("missing")
+        return kept
+
+    def _with_duplicates(self, points: list, path: str, series: str, faults: list[str]) -> list:
+        if self.duplicate_rate <= 0:
+            return points
+        out: list = []
+        for point in points:
+            if self._u("duplicate", path, series, _label(point)) < self.duplicate_rate:
+                for copy in range(self.duplicate_copies):
+                    if self.duplicate_values == "different":
+                        out.append(_perturbed(point, copy + 1))
+                    else:
+                        out.append(point)  # the same object: JSON sends it again, equal
+            out.append(point)
+        if len(out) != len(points):
+            faults.append("duplicate")
+        return out
+
+    def _reordered(self, points: list, path: str, request: str, faults: list[str]) -> list:
+        if self.order == "asc" or len(points) < 2:
+            return points
+        if self.order == "desc":
+            groups: dict[Any, list] = defaultdict(list)
+            for point in points:
+                groups[_label(point)].append(point)  # copies of a bucket keep their order
+            out = [p for label in reversed(list(groups)) for p in groups[label]]
+        else:
+            keys = [self._u("order", path, request, i) for i in range(len(points))]
+            shuffled = [points[i] for i in sorted(range(len(points)), key=keys.__getitem__)]
+            # Copies of one bucket keep their relative order (the right value last).
+            queues: dict[Any, deque] = defaultdict(deque)
+            for point in points:
+                queues[_label(point)].append(point)
+            out = [queues[_label(p)].popleft() for p in shuffled]
+        if out != points:
+            faults.append("reordered")
+        return out
+
+
+def _label(point: Any) -> Any:
+    return point.get("time") if isinstance(point, dict) else repr(point)
+
+
+def _perturbed(value: Any, by: int) -> Any:
+    """A copy of a point whose numbers differ from the original's (strings kept)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value + by
+    if isinstance(value, float):
+        return round(value + by + 0.25, 2)
+    if isinstance(value, dict):
+        return {k: _perturbed(v, by) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_perturbed(v, by) for v in value]
+    return value
