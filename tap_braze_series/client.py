@@ -39,6 +39,10 @@ from tap_braze_series.ratelimit import RateGovernor
 logger = logging.getLogger("tap-braze-series.client")
 
 BACKOFF_CAP = 60.0
+# A TCP or TLS connection to Braze takes milliseconds: one that is not made within this
+# many seconds is refused by a firewall or a proxy, whatever request_timeout allows for
+# Braze to compute an answer.
+CONNECT_TIMEOUT_CAP = 10.0
 # 429s are Braze telling us to wait, not a failure: they get a larger allowance.
 RATE_LIMIT_TRIES = 50
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -68,6 +72,10 @@ class BrazeRequestError(BrazeError):
 
 class BrazeTLSError(BrazeError):
     """The endpoint's TLS certificate is not trusted: a set-up problem, not a passing one."""
+
+
+class BrazeConnectionError(BrazeError):
+    """No connection to Braze could be made before it ever answered: a set-up problem."""
 
 
 class BrazeUnavailableError(BrazeError):
@@ -152,7 +160,7 @@ def connection_pool(
         "block": False,
         "headers": dict(headers),
         "retries": False,  # retries are ours: backoff, the governor, clear errors
-        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        "timeout": urllib3.Timeout(connect=min(timeout, CONNECT_TIMEOUT_CAP), read=timeout),
     }
     parts = urlsplit(api_url)
     if parts.scheme == "https":
@@ -160,10 +168,15 @@ def connection_pool(
         bundle = bundle or certifi.where()
         options["cert_reqs"] = "CERT_REQUIRED"
         options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
-    proxy = requests.utils.select_proxy(api_url, requests.utils.get_environ_proxies(api_url))
+    proxy = environment_proxy(api_url)
     if proxy:
         return urllib3.ProxyManager(proxy, num_pools=1, **options), api_url
     return urllib3.connection_from_url(api_url, **options), parts.path
+
+
+def environment_proxy(api_url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) sets for `api_url`."""
+    return requests.utils.select_proxy(api_url, requests.utils.get_environ_proxies(api_url))
 
 
 class BrazeClient:
@@ -202,6 +215,10 @@ class BrazeClient:
         self._max_tries = max_retries + 1
         self._backoff_base = backoff_base
         self._streams_by_path = streams_by_path or {}
+        self._proxy = environment_proxy(api_url)
+        # Until Braze answers once, a connection that cannot be made is a set-up problem
+        # (address, DNS, proxy, firewall, CA bundle) that retrying will not fix.
+        self._answered = False
         self.retries = 0
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
@@ -220,8 +237,11 @@ class BrazeClient:
                 self.governor.acquire(pool)
                 try:
                     response = self._http.urlopen("GET", url, redirect=False)
+                    self._answered = True
                 except NETWORK_ERRORS as exc:
                     _raise_if_untrusted(exc, self.api_url)
+                    if not self._answered:
+                        _raise_if_unreachable(exc, self.api_url, self._proxy)
                     error = _RetryableError(_network_reason(exc))
                 finally:
                     self.governor.release(
@@ -249,8 +269,7 @@ class BrazeClient:
             if failures >= self._max_tries:
                 raise BrazeUnavailableError(
                     f"{describe(path, query)} failed {failures} times in a row (last: {error}); "
-                    "Braze may be unavailable. The run stopped; its last STATE message is "
-                    "valid, so the next run resumes from there."
+                    "Braze may be unavailable."
                 )
             wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))
             self.retries += 1
@@ -345,6 +364,54 @@ def _raise_if_untrusted(exc: Exception, api_url: str) -> None:
             "Check api_url; behind a TLS-inspecting proxy, set REQUESTS_CA_BUNDLE to the "
             "CA bundle that signs its certificates."
         ) from None
+
+
+def _raise_if_unreachable(exc: Exception, api_url: str, proxy: str | None) -> None:
+    """A connection to Braze that cannot be made: stop, naming the host, why and what to check."""
+    cause = _connection_failure(exc)
+    if cause is None:
+        return
+    parts = urlsplit(api_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy_name = _without_credentials(proxy) if proxy else None
+    route = f" through the proxy {proxy_name}" if proxy_name else ""
+    proxies = f"now {proxy_name}" if proxy_name else "none set"
+    raise BrazeConnectionError(
+        f"Cannot connect to Braze at {parts.hostname}:{port}{route}: {cause}; nothing was "
+        f"sent. Check that api_url ({api_url}) is your workspace's REST endpoint, the proxy "
+        f"variables HTTPS_PROXY and NO_PROXY ({proxies}) and, behind a TLS-inspecting "
+        "proxy, REQUESTS_CA_BUNDLE."
+    ) from None
+
+
+def _connection_failure(exc: BaseException | None) -> str | None:
+    """Why a connection could not be made; None if it was made (or `exc` is not about that)."""
+    if isinstance(exc, urllib3.exceptions.ProxyError):
+        inner = next((a for a in exc.args if isinstance(a, BaseException)), exc.__cause__)
+        return f"the proxy failed: {_connection_failure(inner) or exc.args[0]}"
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return f"the name does not resolve ({_os_reason(exc)})"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        if isinstance(exc.__cause__, ConnectionRefusedError):
+            return "the connection was refused"
+        return f"the connection could not be made ({_os_reason(exc)})"
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return "no answer to the connection attempt (a firewall dropping it, or a proxy needed)"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return f"the TLS handshake failed ({_os_reason(exc)})"
+    return None
+
+
+def _os_reason(exc: Exception) -> str:
+    cause = exc.__cause__ or next((a for a in exc.args if isinstance(a, BaseException)), None)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause or exc)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def _network_reason(exc: Exception) -> str:

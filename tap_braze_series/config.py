@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import difflib
 import ipaddress
 import math
 import re
@@ -19,6 +20,12 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import (
+    BATCH_CONFIG,
+    EMIT_ACTIVATE_VERSION_CONFIG,
+    FLATTENING_CONFIG,
+    STREAM_MAPS_CONFIG,
+)
 
 DEFAULT_LOOKBACK_DAYS = 14
 DEFAULT_TIMEOUT = 60.0
@@ -191,6 +198,35 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         ),
     ),
 ).to_dict()
+
+
+# Settings the SDK reads itself, whichever the tap declares (stream maps, flattening,
+# batch files, ACTIVATE_VERSION messages): known, though not in CONFIG_SCHEMA.
+SDK_SETTINGS = frozenset(
+    name
+    for schema in (
+        STREAM_MAPS_CONFIG,
+        FLATTENING_CONFIG,
+        BATCH_CONFIG,
+        EMIT_ACTIVATE_VERSION_CONFIG,
+    )
+    for name in schema["properties"]
+)
+
+
+def unknown_settings(config: Mapping[str, Any]) -> list[str]:
+    """A warning for each setting of `config` that nothing reads: likely a typo."""
+    known = sorted(set(CONFIG_SCHEMA["properties"]) | SDK_SETTINGS)
+    warnings = []
+    for name in sorted(set(config) - set(known)):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else "`tap-braze-series --about` lists the settings."
+        )
+        warnings.append(f"Unknown setting '{name}' (ignored): {hint}")
+    return warnings
 
 
 @dataclass(frozen=True, slots=True)

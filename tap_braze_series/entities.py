@@ -28,6 +28,20 @@ FILTER_SETTING = {
 }
 
 
+SINGULAR = {
+    "canvases": "canvas",
+    "campaigns": "campaign",
+    "segments": "segment",
+    "events": "event",
+    "products": "product",
+}
+
+
+def _count(n: int, kind: str) -> str:
+    """`1 canvas`, `2 canvases`."""
+    return f"{n} {SINGULAR.get(kind, kind) if n == 1 else kind}"
+
+
 def entity_id(kind: str, item: Any) -> str | None:
     """The identifier of a list item (events and products are plain names)."""
     if kind in ("events", "products"):
@@ -91,10 +105,10 @@ class EntityDirectory:
             items.append(item)
         if skipped:
             logger.warning(
-                "%s listed %d %s without an identifier; they were skipped.",
+                "%s listed %s without an identifier; %s skipped.",
                 describe(endpoint.path, params),
-                skipped,
-                kind,
+                _count(skipped, kind),
+                "it was" if skipped == 1 else "they were",
             )
         return items
 
@@ -107,10 +121,10 @@ class EntityDirectory:
         missing = [w for w in wanted if w not in by_id]
         if missing:
             logger.warning(
-                "%s names %d %s that Braze does not list (%s); they are skipped.",
+                "%s names %s that Braze does not list (%s); %s skipped.",
                 setting,
-                len(missing),
-                kind,
+                _count(len(missing), kind),
                 ", ".join(repr(m) for m in missing[:10]),
+                "it is" if len(missing) == 1 else "they are",
             )
         return [by_id[w] for w in wanted if w in by_id]

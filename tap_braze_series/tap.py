@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from functools import cached_property
 from pathlib import Path, PurePath
@@ -19,12 +20,27 @@ from singer_sdk.helpers.capabilities import (
 from typing_extensions import override
 
 from tap_braze_series.client import BrazeError
-from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError
+from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
 from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
 from tap_braze_series.writer import StateFlushingWriter
+
+
+class _QuietSetupLines(logging.Filter):
+    """The SDK's set-up lines that tell an operator nothing: DEBUG instead of INFO."""
+
+    LINES = frozenset(
+        {"Skipping parse of env var settings...", "Parsing env var for settings config..."}
+    )
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.msg in self.LINES:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
 
 
 class TapBrazeSeries(Tap):
@@ -59,6 +75,9 @@ class TapBrazeSeries(Tap):
             and not (isinstance(state, str) and Path(state).is_file())
         ):
             validate_state(state)
+        logger = logging.getLogger(self.name)
+        if not any(isinstance(f, _QuietSetupLines) for f in logger.filters):
+            logger.addFilter(_QuietSetupLines())
         super().__init__(state=state, **kwargs)
 
     @override
@@ -71,6 +90,8 @@ class TapBrazeSeries(Tap):
             if raise_errors:
                 raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
             return [str(exc)]
+        for warning in unknown_settings(self._config):
+            self.logger.warning(warning)
         # The SDK then checks its built-in settings (stream maps, flattening, ...) on
         # a copy whose own settings carry their parsed values: numbers from
         # environment variables arrive as strings and are fine.
@@ -137,12 +158,23 @@ def main() -> None:
     """Console entry point: the SDK's CLI, with user errors as one line and no traceback."""
     try:
         TapBrazeSeries.cli()
-    except (BrazeError, StateError, SettingsError) as exc:
+    except BrazeError as exc:
+        _fail(f"{exc} {_where_the_next_run_starts()}")
+    except (StateError, SettingsError) as exc:
         _fail(str(exc))
     except ConfigValidationError as exc:
         _fail("; ".join(exc.errors) if exc.errors else str(exc))
     except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
         _fail(f"an input file (--config, --state or --catalog) is not valid JSON: {exc}")
+
+
+def _where_the_next_run_starts() -> str:
+    """What the run's STATE messages let the next run do: said as it is, not assumed."""
+    if StateFlushingWriter.states_written:
+        return (
+            "The STATE messages this run emitted are valid: the next run resumes from the last one."
+        )
+    return "This run emitted no STATE message: the next run starts where this one did."
 
 
 def _fail(message: str) -> None:

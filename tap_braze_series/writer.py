@@ -26,6 +26,9 @@ CHUNK = 256 * 1024
 class StateFlushingWriter(MsgSpecWriter):
     """MsgSpecWriter that writes in large chunks and flushes after STATE messages."""
 
+    # STATE messages written by this process: what an error line may say of them.
+    states_written = 0
+
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
@@ -35,8 +38,11 @@ class StateFlushingWriter(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         # format_message returns a buffer the serialiser reuses: extend() copies it.
         self._pending += self.format_message(message)
-        if isinstance(message, StateMessage) or len(self._pending) >= CHUNK:
-            self.flush(force=isinstance(message, StateMessage))
+        if isinstance(message, StateMessage):
+            self.flush()
+            StateFlushingWriter.states_written += 1
+        elif len(self._pending) >= CHUNK:
+            self.flush(force=False)
 
     def write_record(
         self, stream: str, record: dict[str, Any], version: int | None, extracted: dt.datetime

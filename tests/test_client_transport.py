@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +21,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tap_braze_series.client import BrazeClient, BrazeRequestError, BrazeTLSError
+from tap_braze_series.client import (
+    CONNECT_TIMEOUT_CAP,
+    BrazeClient,
+    BrazeConnectionError,
+    BrazeRequestError,
+    BrazeTLSError,
+    BrazeUnavailableError,
+)
 from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 
@@ -219,3 +228,90 @@ def test_max_in_flight_bounds_every_caller_and_the_connections_kept():
     assert len(log) == 6
     assert max(r.in_flight for r in log) <= 2
     assert len({r.client_port for r in log}) <= 2  # one keep-alive connection per slot
+
+
+# A connection that cannot be made before Braze ever answered: stop at once, say why.
+
+CONNECTION_HINTS = ("api_url", "HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
+
+
+def _stops_at_once(url: str, **overrides: object) -> str:
+    tap_client = client(url, max_retries=5, backoff_base=10.0, **overrides)
+    started = time.monotonic()
+    with pytest.raises(BrazeConnectionError) as caught:
+        tap_client.get("/kpi/dau/data_series", {"length": 1})
+    assert time.monotonic() - started < 5
+    assert tap_client.retries == 0  # it would fail the same way every time
+    message = str(caught.value)
+    for hint in CONNECTION_HINTS:
+        assert hint in message, message
+    assert "secret-key" not in message
+    assert "STATE" not in message  # the client knows nothing of the run's state
+    return message
+
+
+def test_a_refused_connection_stops_at_once_naming_the_host():
+    message = _stops_at_once("http://127.0.0.1:9")
+    assert "127.0.0.1:9" in message
+    assert "refused" in message
+
+
+def test_a_name_that_does_not_resolve_stops_at_once_naming_it():
+    # .invalid never resolves (RFC 6761), and fails locally without a network.
+    message = _stops_at_once("https://rest.no-such-instance.invalid")
+    assert "rest.no-such-instance.invalid:443" in message
+    assert "does not resolve" in message
+
+
+def test_tls_spoken_to_a_plain_http_server_stops_at_once(sandbox):
+    url = sandbox.url.replace("http://", "https://")
+    message = _stops_at_once(url, api_key=sandbox.api_key)
+    assert url.removeprefix("https://") in message
+    assert "TLS handshake" in message
+
+
+def test_a_proxy_that_cannot_be_reached_is_named_without_its_credentials(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:proxy-password@127.0.0.1:9")
+    message = _stops_at_once("https://rest.iad-01.braze.com")
+    assert "rest.iad-01.braze.com:443" in message
+    assert "through the proxy http://127.0.0.1:9" in message
+    assert "proxy-password" not in message
+    assert "refused" in message
+
+
+def test_the_connect_timeout_is_short_whatever_the_request_timeout():
+    tap_client = client("http://127.0.0.1:9", timeout=600.0)
+    timeout = tap_client._http.timeout  # type: ignore[union-attr]
+    assert timeout.connect_timeout == CONNECT_TIMEOUT_CAP
+    assert timeout.read_timeout == 600.0
+
+
+def test_once_braze_has_answered_a_lost_connection_is_retried_with_backoff():
+    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC))) as sb:
+        tap_client = client(sb.url, api_key=sb.api_key, max_retries=2, backoff_base=0.01)
+        assert tap_client.get("/kpi/dau/data_series", {"length": 1}).body["message"] == "success"
+    # The sandbox is gone: its port now refuses connections, as a restarting Braze might.
+    with pytest.raises(BrazeUnavailableError, match="failed 3 times in a row") as caught:
+        tap_client.get("/kpi/dau/data_series", {"length": 1})
+    assert tap_client.retries == 2
+    assert "STATE" not in str(caught.value)
+
+
+def test_a_connection_nobody_accepts_stops_after_the_connect_timeout():
+    # A listener whose backlog is full: the SYNs of a new connection go unanswered,
+    # as behind a firewall that drops them.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            message = _stops_at_once(f"http://127.0.0.1:{port}", timeout=1.0)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert f"127.0.0.1:{port}" in message
+    assert "no answer to the connection attempt" in message
