@@ -142,7 +142,8 @@ def meltano_log(full_refresh: bool) -> Path:
 def run_meltano(meltano: Path, env: dict[str, str], *, full_refresh: bool) -> tuple[int, float]:
     args = ["run", *(["--full-refresh"] if full_refresh else []), JOB]
     log = meltano_log(full_refresh)
-    print(f"$ meltano {' '.join(args)}   (log: {log.relative_to(ROOT)})", flush=True)
+    shown = meltano.relative_to(ROOT) if meltano.is_relative_to(ROOT) else meltano
+    print(f"$ {shown} {' '.join(args)}   (log: {log.relative_to(ROOT)})", flush=True)
     started = time.monotonic()
     cmd = [str(meltano), "--log-format=json", *args]
     with open(log, "wb") as log_fh:

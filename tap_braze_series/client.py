@@ -268,7 +268,8 @@ class BrazeClient:
             failures += 1
             if failures >= self._max_tries:
                 raise BrazeUnavailableError(
-                    f"{describe(path, query)} failed {failures} times in a row (last: {error}); "
+                    f"{describe(path, query)} failed "
+                    f"{'once' if failures == 1 else f'{failures} times in a row'} (last: {error}); "
                     "Braze may be unavailable."
                 )
             wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))

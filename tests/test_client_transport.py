@@ -290,11 +290,15 @@ def test_once_braze_has_answered_a_lost_connection_is_retried_with_backoff():
     with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC))) as sb:
         tap_client = client(sb.url, api_key=sb.api_key, max_retries=2, backoff_base=0.01)
         assert tap_client.get("/kpi/dau/data_series", {"length": 1}).body["message"] == "success"
+        no_retry = client(sb.url, api_key=sb.api_key, max_retries=0)
+        assert no_retry.get("/kpi/dau/data_series", {"length": 1}).body["message"] == "success"
     # The sandbox is gone: its port now refuses connections, as a restarting Braze might.
     with pytest.raises(BrazeUnavailableError, match="failed 3 times in a row") as caught:
         tap_client.get("/kpi/dau/data_series", {"length": 1})
     assert tap_client.retries == 2
     assert "STATE" not in str(caught.value)
+    with pytest.raises(BrazeUnavailableError, match=r"series\?length=1 failed once \(last"):
+        no_retry.get("/kpi/dau/data_series", {"length": 1})
 
 
 def test_a_connection_nobody_accepts_stops_after_the_connect_timeout():

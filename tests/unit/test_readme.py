@@ -64,7 +64,7 @@ def test_readme_sections_come_in_the_order_a_user_needs_them():
     headings = re.findall(r"^## (.+)$", README, flags=re.M)
     found = [h for h in headings if h in SECTIONS]
     assert found == SECTIONS, headings
-    assert len(README.splitlines()) <= 360, "reference material belongs in docs/"
+    assert len(README.splitlines()) <= 400, "reference material belongs in docs/"
 
 
 def test_links_between_the_documents_resolve():
