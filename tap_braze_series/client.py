@@ -389,7 +389,7 @@ def _connection_failure(exc: BaseException | None) -> str | None:
     """Why a connection could not be made; None if it was made (or `exc` is not about that)."""
     if isinstance(exc, urllib3.exceptions.ProxyError):
         inner = next((a for a in exc.args if isinstance(a, BaseException)), exc.__cause__)
-        return f"the proxy failed: {_connection_failure(inner) or exc.args[0]}"
+        return f"the proxy failed: {_connection_failure(inner) or inner or exc.args[0]}"
     if isinstance(exc, urllib3.exceptions.NameResolutionError):
         return f"the name does not resolve ({_os_reason(exc)})"
     if isinstance(exc, urllib3.exceptions.NewConnectionError):

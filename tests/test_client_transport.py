@@ -319,3 +319,11 @@ def test_a_connection_nobody_accepts_stops_after_the_connect_timeout():
                 filler.close()
     assert f"127.0.0.1:{port}" in message
     assert "no answer to the connection attempt" in message
+
+
+def test_a_proxy_that_refuses_to_tunnel_is_named_with_its_answer(proxy, monkeypatch):
+    proxy_url, _ = proxy  # answers 501 to CONNECT: it only forwards plain GETs
+    monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+    message = _stops_at_once("https://rest.iad-01.braze.com")
+    assert f"through the proxy {proxy_url}" in message
+    assert "501" in message
