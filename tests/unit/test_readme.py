@@ -5,6 +5,7 @@ That every documented command works is tests/test_documented_commands.py's job.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -46,11 +47,35 @@ def test_settings_table_is_the_one_about_prints():
         assert line in readme_table, f"README's settings table is stale: {line[:80]}"
 
 
-def test_every_stream_is_documented_with_its_key():
+def discovered_keys(tmp_path: Path, **settings: object) -> dict[str, set[str]]:
+    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-01-01"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config, **settings}))
+    out = subprocess.run(
+        [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {s["tap_stream_id"]: set(s["key_properties"]) for s in json.loads(out)["streams"]}
+
+
+def test_every_stream_is_documented_with_its_key(tmp_path):
     section = README.split("\n## Streams and keys", 1)[1].split("\n## ", 1)[0]
     names = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
-    for name in names:
-        assert f"| `{name}` |" in section, name
+    documented: dict[str, tuple[set[str], set[str]]] = {}  # stream -> (keys, keys with ids)
+    for name, keys in re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|", section, flags=re.M):
+        always, _, optional = keys.partition("(+")
+        documented[name] = (
+            set(re.findall(r"`(\w+)`", always)),
+            set(re.findall(r"`(\w+)`", optional)),
+        )
+    assert sorted(documented) == sorted(names)
+    plain = discovered_keys(tmp_path)
+    with_apps = discovered_keys(tmp_path, app_ids=["app_ios"])
+    for name, (always, optional) in documented.items():
+        assert plain[name] == always, f"README's key of {name}: {always}, the tap's {plain[name]}"
+        assert with_apps[name] == always | optional, name
 
 
 def test_ci_runs_the_readme_test_command():
