@@ -34,6 +34,12 @@ DEFAULT_MAX_REQUESTS_PER_HOUR = 100_000
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_RETRY_BACKOFF = 1.0
 MAX_WORKERS_LIMIT = 64
+# Ranges beyond which a setting is a mistake (and date arithmetic would overflow).
+EARLIEST_DATE = dt.date(2000, 1, 1)  # Braze has no data before
+LATEST_DATE = dt.date(9998, 12, 31)
+MAX_LOOKBACK_DAYS = 36_500
+MAX_TIMEOUT = 3_600.0
+MAX_RETRIES = 100
 
 LIST_SETTINGS: dict[str, str] = {
     "canvas_ids": "canvases",
@@ -269,21 +275,31 @@ class Settings:
             api_url=_api_url(config.get("api_url")),
             start=start,  # type: ignore[arg-type]
             end=end,
-            lookback_days=_integer(config, "lookback_days", DEFAULT_LOOKBACK_DAYS, minimum=0),
+            lookback_days=_integer(
+                config,
+                "lookback_days",
+                DEFAULT_LOOKBACK_DAYS,
+                minimum=0,
+                maximum=MAX_LOOKBACK_DAYS,
+            ),
             timezone=timezone,
             include_archived=_boolean(config, "include_archived", default=False),
             entity_filters={
                 kind: _string_list(config, name) for name, kind in LIST_SETTINGS.items()
             },
             app_ids=_string_list(config, "app_ids"),
-            request_timeout=_number(config, "request_timeout", DEFAULT_TIMEOUT, minimum=0.001),
+            request_timeout=_number(
+                config, "request_timeout", DEFAULT_TIMEOUT, minimum=0.001, maximum=MAX_TIMEOUT
+            ),
             max_workers=_integer(
                 config, "max_workers", DEFAULT_MAX_WORKERS, minimum=1, maximum=MAX_WORKERS_LIMIT
             ),
             max_requests_per_hour=_integer(
                 config, "max_requests_per_hour", DEFAULT_MAX_REQUESTS_PER_HOUR, minimum=1
             ),
-            max_retries=_integer(config, "max_retries", DEFAULT_MAX_RETRIES, minimum=0),
+            max_retries=_integer(
+                config, "max_retries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES
+            ),
             retry_backoff_seconds=_number(
                 config, "retry_backoff_seconds", DEFAULT_RETRY_BACKOFF, minimum=0.0
             ),
@@ -418,14 +434,22 @@ def _bound(
     text = value.strip()
     try:
         if _DATE_RE.match(text):
-            return dt.date.fromisoformat(text)
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed: dt.date | dt.datetime = dt.date.fromisoformat(text)
+        else:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise SettingsError(
             name,
             f"{value!r} is not an ISO-8601 date (2024-01-31) or datetime (2024-01-31T00:00:00Z).",
         ) from exc
-    if parsed.tzinfo is None:
+    day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        hint = " (or leave it empty to read up to now)" if name == "end_date" else ""
+        raise SettingsError(
+            name,
+            f"{value!r} is out of range; use a date from {EARLIEST_DATE} to {LATEST_DATE}{hint}.",
+        )
+    if isinstance(parsed, dt.datetime) and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed
 
@@ -465,7 +489,14 @@ def _integer(
     return value
 
 
-def _number(config: Mapping[str, Any], name: str, default: float, *, minimum: float) -> float:
+def _number(
+    config: Mapping[str, Any],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float | None = None,
+) -> float:
     value = config.get(name)
     if value is None:
         return default
@@ -477,8 +508,9 @@ def _number(config: Mapping[str, Any], name: str, default: float, *, minimum: fl
             raise SettingsError(name, f"{value!r} is not a number.") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SettingsError(name, f"{value!r} is not a number.")
-    if value < minimum:
-        raise SettingsError(name, f"{value} is out of range; it must be >= {minimum:g}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+        raise SettingsError(name, f"{value:g} is out of range; it must be {bound}.")
     return float(value)
 
 

@@ -31,6 +31,11 @@ class SeriesMember(Member, Protocol):
 
     spec: SeriesSpec
     family: Family
+    selected: bool
+
+    def report_future_bookmarks(self) -> None:
+        """Warn of partitions whose bookmark is after the run's end."""
+        ...
 
 
 class Runtime:
@@ -62,6 +67,8 @@ class Runtime:
         self._bounds: dict[str, tuple[Bucket, Bucket] | None] = {}
         self._axis_values: dict[Axis, list[str]] = {}
         self.families: dict[str, Family] = {}
+        self._series: list[SeriesMember] = []
+        self._range_reported = False
 
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -75,6 +82,7 @@ class Runtime:
 
     def add_families(self, streams: Sequence[SeriesMember]) -> None:
         """Group series streams into families (streams one request serves) and attach them."""
+        self._series.extend(streams)
         by_family: dict[str, list[SeriesMember]] = {}
         for stream in streams:
             by_family.setdefault(stream.spec.family, []).append(stream)
@@ -94,6 +102,26 @@ class Runtime:
             self.families[name] = family
             for stream in members:
                 stream.family = family
+
+    def report_range(self) -> None:
+        """Once per run, before its first series request: what it cannot read, and why."""
+        if self._range_reported:
+            return
+        self._range_reported = True
+        syncing = [member for member in self._series if member.selected]
+        if syncing and all(self.bounds(member.spec.unit) is None for member in syncing):
+            end = self.settings.end_instant(self.now)
+            logger.warning(
+                "Nothing to export: start_date %s is not before this run's end (%s, %s), so "
+                "no series is read. Set start_date to the first day to export%s.",
+                self.settings.start.isoformat(),
+                end.astimezone(self.tz).isoformat(timespec="seconds"),
+                "end_date" if self.settings.end is not None else "now",
+                "" if self.settings.end is None else ", before end_date",
+            )
+            return
+        for member in syncing:
+            member.report_future_bookmarks()
 
     # Time range of the run, the same for every partition but the bookmarks.
 

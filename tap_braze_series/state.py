@@ -90,6 +90,14 @@ class PartitionedStateManager(StreamStateManager):
         value = found.get("replication_key_value")
         return value if isinstance(value, str) and value else None
 
+    def bookmarks(self) -> list[tuple[dict, str]]:
+        """(context, bookmark) of every partition the state holds a bookmark for."""
+        return [
+            (dict(entry.get("context") or {}), value)
+            for entry in self._partitions()
+            if isinstance(value := entry.get("replication_key_value"), str) and value
+        ]
+
     @override
     def increment_state(
         self,
@@ -183,7 +191,7 @@ def parse_bookmark(
     """A bookmark string as a bucket, or a StateError naming the stream and partition."""
     try:
         return parse(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise StateError(
             f"State for stream '{stream}', partition {dict(context)}: bookmark {value!r} is "
             "not a valid time for this stream. Fix or remove that entry (or clear the "

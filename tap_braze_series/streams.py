@@ -52,6 +52,7 @@ from tap_braze_series.windows import (
     Unit,
     Window,
     bucket_end,
+    format_bucket,
     lookback_start,
     parse_time,
 )
@@ -628,6 +629,7 @@ class SeriesStream(BrazeStream):
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         if not context:
             return
+        self.runtime.report_range()
         self.family.start([m.name for m in self.family.members if m.selected])  # type: ignore[attr-defined]
         try:
             yield from self.family.records(self, context)
@@ -675,6 +677,53 @@ class SeriesStream(BrazeStream):
         unit, tz = self.spec.unit, self.runtime.tz
         return parse_bookmark(
             bookmark, lambda v: parse_time(v, unit, tz), self.name, partition.context
+        )
+
+    def report_future_bookmarks(self) -> None:
+        """Warn, once per run, of partitions whose bookmark is after the run's last bucket.
+
+        Such a partition reads at most what its lookback reaches and its bookmark
+        cannot move: a state from another clock, or an end_date before the bookmark.
+        """
+        runtime = self.runtime
+        unit, tz = self.spec.unit, runtime.tz
+        last = runtime.last_bucket(unit)
+        if last is None:
+            return
+        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
+        late = [
+            (context, value)
+            for context, value in manager.bookmarks()
+            if parse_bookmark(value, lambda v: parse_time(v, unit, tz), self.name, context) > last
+        ]
+        if not late:
+            return
+        end = format_bucket(last, unit, tz)
+        fix = (
+            "Remove {which} from the state (or clear the state to backfill from start_date), "
+            "or correct end_date or the system clock if they are wrong."
+        )
+        if len(late) == 1:
+            [(context, value)] = late
+            self.logger.warning(
+                "Stream '%s', partition %s: its bookmark %s is after this run's end (%s), so "
+                "it reads nothing past its lookback and its bookmark stays there. %s",
+                self.name,
+                context,
+                value,
+                end,
+                fix.format(which="that bookmark"),
+            )
+            return
+        examples = "; ".join(f"{context} at {value}" for context, value in late[:3])
+        self.logger.warning(
+            "Stream '%s': %d partitions have a bookmark after this run's end (%s), e.g. %s: "
+            "they read nothing past their lookback and their bookmarks stay there. %s",
+            self.name,
+            len(late),
+            end,
+            examples,
+            fix.format(which="those bookmarks"),
         )
 
     def read_points(

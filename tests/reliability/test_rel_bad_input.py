@@ -69,6 +69,13 @@ CONFIG_CASES = [
     ("max_requests_per_hour", 0),
     ("max_retries", -1),
     ("retry_backoff_seconds", -0.5),
+    ("end_date", "9999-12-31"),
+    ("end_date", "9999-12-31T23:59:59-05:00"),
+    ("start_date", "1999-12-31"),
+    ("start_date", "0001-01-01T00:00:00+14:00"),
+    ("lookback_days", 10_000_000),
+    ("request_timeout", 1e12),
+    ("max_retries", 1_000_000),
     # bad values
     ("start_date", "yesterday"),
     ("start_date", "2024-02-30"),
@@ -181,6 +188,25 @@ def _with_value(state: dict, stream: str, value: object) -> dict:
     return state
 
 
+FUTURE = {
+    "session_data_series": "2099-01-01",
+    "event_data_series_hourly": "2099-01-01T00:00:00+00:00",
+}
+
+
+def _in_the_future(state: dict) -> dict:
+    """The good state with one partition of two streams bookmarked in 2099."""
+    for stream, value in FUTURE.items():
+        _partition(state["bookmarks"][stream])["replication_key_value"] = value
+    return state
+
+
+def _starts_in_the_future(url: str) -> dict:
+    config = {**config_for(url), "start_date": "2099-01-01"}
+    config.pop("end_date")
+    return config
+
+
 def _duplicated(state: dict, stream: str, value: str | None = None) -> dict:
     partitions = state["bookmarks"][stream]["partitions"]
     twin = dict(partitions[0])
@@ -242,6 +268,10 @@ def outcomes(catalog, good_state):
                 _isolated, config_for, catalog=catalog, state=make(copy.deepcopy(good_state))
             )
         jobs[("good", "")] = pool.submit(_isolated, config_for, catalog=catalog, state=good_state)
+        jobs[("future", "")] = pool.submit(
+            _isolated, config_for, catalog=catalog, state=_in_the_future(copy.deepcopy(good_state))
+        )
+        jobs[("nothing", "")] = pool.submit(_isolated, _starts_in_the_future, catalog=catalog)
         return {key: job.result() for key, job in jobs.items()}
 
 
@@ -324,3 +354,34 @@ def test_state_the_validator_accepts_never_crashes_the_run(outcomes, good_state,
     assert run.records["event_data_series_hourly"]
     assert run.records["session_data_series"]
     assert bookmarks(run.state) == bookmarks(good_state)
+
+
+def test_a_bookmark_after_the_runs_end_is_reported_at_start(outcomes, good_state):
+    run, _ = outcomes[("future", "")]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "after this run's end" in line]
+    assert len(lines) == len(FUTURE), lines
+    for stream, value in FUTURE.items():
+        context = _partition(good_state["bookmarks"][stream])["context"]
+        [line] = [line for line in lines if f"'{stream}'" in line]
+        assert "WARNING" in line
+        assert value in line
+        assert all(f"'{v}'" in line for v in context.values()), line
+        assert "Remove that bookmark" in line
+    # The other partitions sync as usual; the future bookmarks are kept as they were.
+    assert run.records["session_data_series"]
+    marks = bookmarks(run.state)
+    for stream, value in FUTURE.items():
+        assert value in marks[stream].values(), (stream, marks[stream])
+
+
+def test_a_run_with_nothing_to_do_says_so_in_one_line(outcomes):
+    run, requested = outcomes[("nothing", "")]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "Nothing to export" in line]
+    assert len(lines) == 1, run.stderr[-3000:]
+    assert "start_date 2099-01-01" in lines[0]
+    assert not [path for path in requested if "series" in path], requested
+    assert '"RECORD"' not in run.stdout
