@@ -1092,7 +1092,8 @@ def main_bench(args: argparse.Namespace) -> int:
         d = result.row(startup.wall)
         print(f"  {result.case:<10} {result.label:<28} requests {d['requests']:>6} "
               f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
-              f"{d['ideal']:6.2f} s records {d['records']:>8} CPU {d['cpu']:6.2f} s "
+              f"{d['ideal']:6.2f} s (from the request log {result.extra['log_ideal']:.2f} s) "
+              f"records {d['records']:>8} CPU {d['cpu']:6.2f} s "
               f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB, other processes' CPU "
               f"{d['foreign']:.1f} s, calibration {d['calibration']:.0f} ms", flush=True)
         out["cases"].setdefault(result.case, []).append({
