@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -180,6 +181,12 @@ class FamilyStats:
     requests: int = 0
     windows_skipped: int = 0
     issues: Issues = field(default_factory=Issues)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_request(self) -> None:
+        """One more request sent; requests start on worker threads and the main thread."""
+        with self._lock:
+            self.requests += 1
 
 
 class Family:
@@ -419,7 +426,7 @@ class Family:
     def _ask_again(self, planned: PlannedPartition, window: Window) -> Mapping[str, Any]:
         """The same request once more, on the pool, waited for (a rare path)."""
         params = self._params(planned.partition, window, set(self._pending or []))
-        self.stats.requests += 1
+        self.stats.count_request()
         return self._executor().submit(self._fetch, self.path, params).result().body
 
     def _stop_at(self, planned: PlannedPartition, missing: Bucket) -> None:
@@ -477,7 +484,7 @@ class Family:
             return self._fetch(self.path, self._params(job.planned.partition, job.window, selected))
 
         def count(_job: _Job) -> None:
-            self.stats.requests += 1
+            self.stats.count_request()
 
         fetcher: OrderedFetcher[_Job, Response] = OrderedFetcher(
             self._executor(),
