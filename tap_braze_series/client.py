@@ -34,6 +34,7 @@ from singer_sdk.pagination import PageNumberPaginator
 from typing_extensions import override
 
 from tap_braze_series.endpoints import PERMISSIONS, ListEndpoint, pool_of
+from tap_braze_series.progress import RequestTally
 from tap_braze_series.ratelimit import RateGovernor
 
 logger = logging.getLogger("tap-braze-series.client")
@@ -220,6 +221,7 @@ class BrazeClient:
         # (address, DNS, proxy, firewall, CA bundle) that retrying will not fix.
         self._answered = False
         self.retries = 0
+        self.tally = RequestTally()  # per endpoint, for the run's summary
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
         """GET `path` and return its decoded body; retry what is transient."""
@@ -244,11 +246,11 @@ class BrazeClient:
                         _raise_if_unreachable(exc, self.api_url, self._proxy)
                     error = _RetryableError(_network_reason(exc))
                 finally:
+                    status = response.status if response is not None else None
                     self.governor.release(
-                        pool,
-                        response.headers if response is not None else None,
-                        response.status if response is not None else None,
+                        pool, response.headers if response is not None else None, status
                     )
+                    self.tally.sent(path, query.get("unit"), status)
             if response is not None:
                 try:
                     return Response(path, query, self._check(path, query, response))
@@ -274,6 +276,7 @@ class BrazeClient:
                 )
             wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))
             self.retries += 1
+            self.tally.retried(path, query.get("unit"))
             logger.warning(
                 "Request %s failed (%s); retry %d of %d in %.2f s.",
                 describe(path, query),

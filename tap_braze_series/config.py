@@ -33,6 +33,7 @@ DEFAULT_MAX_WORKERS = 8
 DEFAULT_MAX_REQUESTS_PER_HOUR = 100_000
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_RETRY_BACKOFF = 1.0
+DEFAULT_PROGRESS_INTERVAL = 60.0
 MAX_WORKERS_LIMIT = 64
 # Ranges beyond which a setting is a mistake (and date arithmetic would overflow).
 EARLIEST_DATE = dt.date(2000, 1, 1)  # Braze has no data before
@@ -203,6 +204,16 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
             "Base of the exponential backoff between retries (with full jitter, capped at 60 s)."
         ),
     ),
+    th.Property(
+        "progress_interval",
+        th.NumberType,
+        default=DEFAULT_PROGRESS_INTERVAL,
+        title="Progress interval",
+        description=(
+            "Seconds between progress lines (partitions, requests, rate, records, ETA) "
+            "during a sync; 0 turns them off."
+        ),
+    ),
 ).to_dict()
 
 
@@ -253,6 +264,7 @@ class Settings:
     max_requests_per_hour: int
     max_retries: int
     retry_backoff_seconds: float
+    progress_interval: float
 
     @classmethod
     def parse(cls, config: Mapping[str, Any]) -> Settings:
@@ -303,6 +315,9 @@ class Settings:
             retry_backoff_seconds=_number(
                 config, "retry_backoff_seconds", DEFAULT_RETRY_BACKOFF, minimum=0.0
             ),
+            progress_interval=_number(
+                config, "progress_interval", DEFAULT_PROGRESS_INTERVAL, minimum=0.0
+            ),
         )
 
     def typed_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,6 +334,7 @@ class Settings:
             "max_requests_per_hour": self.max_requests_per_hour,
             "max_retries": self.max_retries,
             "retry_backoff_seconds": self.retry_backoff_seconds,
+            "progress_interval": self.progress_interval,
             **{name: list(self.entity_filters[kind]) for name, kind in LIST_SETTINGS.items()},
         }
         return {name: value for name, value in values.items() if name in config}

@@ -258,23 +258,19 @@ class Family:
         if self._pending and name in self._pending:
             self._pending.remove(name)
             if not self._pending:
-                self.log_summary()
+                self.log_skipped()
         spool = self._spools.pop(name, None)
         if spool is not None:
             spool.close()
         if self._driver == name:
             self._close_results()
 
-    def log_summary(self) -> None:
-        """Say what this run requested and what it skipped, once."""
+    def log_skipped(self) -> None:
+        """Say once what this family's responses held that could not be used.
+
+        (Requests and records are in the run's summary; see progress.py.)
+        """
         stats = self.stats
-        logger.info(
-            "%s: %d requests for %s; %d partitions stopped early (see warnings).",
-            self.path,
-            stats.requests,
-            self.name,
-            stats.windows_skipped,
-        )
         for reason, count in stats.issues.counts.most_common():
             logger.warning(
                 "%s: skipped %d x %s (e.g. %s).",

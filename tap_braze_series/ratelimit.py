@@ -171,6 +171,12 @@ class RateGovernor:
         delay = state.reset_at - self._wall() + RESET_MARGIN
         return delay, f"Braze pool '{pool}' has no requests left until its reset"
 
+    def sent_in_window(self) -> int:
+        """Requests sent in the current rolling window (progress lines' ETA)."""
+        with self._cond:
+            horizon = self._clock() - self._window
+            return sum(int(count) for second, count in self._sent if second + 1.0 > horizon)
+
     def pool_snapshot(self, pool: str) -> tuple[int | None, int | None, float | None]:
         """(limit, remaining, reset) last announced for a pool, for logs and tests."""
         with self._cond:

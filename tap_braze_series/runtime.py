@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
@@ -19,8 +19,9 @@ from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ALL, Axis
 from tap_braze_series.entities import EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Member, Partition
+from tap_braze_series.progress import Budget, RunReport, plural, pool_budget
 from tap_braze_series.ratelimit import RateGovernor
-from tap_braze_series.series import SeriesSpec
+from tap_braze_series.series import SeriesSpec, unit_param
 from tap_braze_series.windows import EPSILON, Bucket, Unit, Window, bucket_of, plan_windows
 
 logger = logging.getLogger("tap-braze-series")
@@ -62,8 +63,10 @@ class Runtime:
             streams_by_path=streams_by_path,
         )
         self.directory = EntityDirectory(self.client, settings)
+        self.report = RunReport(
+            interval=settings.progress_interval, tally=self.client.tally, budget=self.budget
+        )
         self._executor: ThreadPoolExecutor | None = None
-        self._partition_count: int | None = None
         self._bounds: dict[str, tuple[Bucket, Bucket] | None] = {}
         self._axis_values: dict[Axis, list[str]] = {}
         self.families: dict[str, Family] = {}
@@ -80,6 +83,17 @@ class Runtime:
     def fetch(self, path: str, params: dict[str, Any]) -> Response:
         return self.client.get(path, params)
 
+    def reporting_fetch(self, family: str) -> Callable[[str, dict[str, Any]], Response]:
+        """`fetch` for a family's requests, which counts them for its progress lines."""
+        report = self.report
+
+        def fetch(path: str, params: dict[str, Any]) -> Response:
+            response = self.client.get(path, params)
+            report.request_done(family)
+            return response
+
+        return fetch
+
     def add_families(self, streams: Sequence[SeriesMember]) -> None:
         """Group series streams into families (streams one request serves) and attach them."""
         self._series.extend(streams)
@@ -95,7 +109,7 @@ class Runtime:
                 partitions=partial(self.partitions, spec),
                 plan=partial(self.plan_partition, spec),
                 params=partial(self.params, spec),
-                fetch=self.fetch,
+                fetch=self.reporting_fetch(name),
                 executor=self.executor,
                 workers=self.settings.max_workers,
             )
@@ -163,15 +177,35 @@ class Runtime:
             min(starts.values()), last, spec.unit, spec.endpoint.max_length, self.tz
         )
 
-    def partition_count(self) -> int:
-        if self._partition_count is None:
-            # Only families that sync this run: listing the others would cost requests.
-            self._partition_count = sum(
-                len(family.partitions())
-                for family in self.families.values()
-                if any(member.selected for member in family.members)  # type: ignore[attr-defined]
-            )
-        return self._partition_count
+    def planned_requests(self, family: Family, spec: SeriesSpec) -> int:
+        """The requests `family` will send this run: its windows over every partition."""
+        selected = [m for m in family.members if m.selected]  # type: ignore[attr-defined]
+        by_start: dict[Bucket, int] = {}  # most partitions share their first bucket
+        total = 0
+        for partition in family.partitions():
+            starts = [
+                start
+                for member in selected
+                if (start := member.partition_start(partition)) is not None
+            ]
+            if not starts:
+                continue
+            first = min(starts)
+            if first not in by_start:
+                by_start[first] = len(self.plan(spec, {"": first}))
+            total += by_start[first]
+        return total
+
+    def budget(self, pool: str) -> Budget:
+        """The limit that caps a pool's request rate, for progress lines."""
+        limit, remaining, _reset = self.governor.pool_snapshot(pool)
+        return pool_budget(
+            pool,
+            max_requests_per_hour=self.settings.max_requests_per_hour,
+            sent_last_hour=self.governor.sent_in_window(),
+            pool_limit=limit,
+            pool_remaining=remaining,
+        )
 
     # Partitions: the values of each axis an endpoint declares, combined.
 
@@ -205,23 +239,27 @@ class Runtime:
             return [*values, *named]
         if axis.setting and not named:
             return values  # nothing named: the list need not be read
+        skipped: list[str] = []
+        skip = axis.skip
         for item in self.directory.entities(axis.kind, axis.setting):
             identifier = entity_id(axis.kind, item)
-            skip = axis.skip
             if isinstance(item, Mapping) and skip and item.get(skip.field) is skip.value:
-                # Named by a setting, a skipped entity is the user's mistake: a warning.
-                logger.log(
-                    logging.WARNING if axis.setting else logging.INFO,
-                    "%s%s %s (%s) is skipped: %s.",
-                    f"{axis.setting}: " if axis.setting else "",
-                    axis.column,
-                    identifier,
-                    item.get("name"),
-                    skip.reason,
-                )
+                skipped.append(f"{identifier} ({item.get('name')})")
                 continue
             if identifier:
                 values.append(identifier)
+        if skip and skipped:
+            # One line whatever their number. Named by a setting, a skipped entity is
+            # the user's mistake: a warning.
+            logger.log(
+                logging.WARNING if axis.setting else logging.INFO,
+                "%s%s skipped (%s): %s%s.",
+                f"{axis.setting}: " if axis.setting else "",
+                plural(len(skipped), axis.kind.removesuffix("s"), axis.kind),
+                skip.reason,
+                ", ".join(skipped[:5]),
+                ", ..." if len(skipped) > 5 else "",
+            )
         return values
 
     def params(
@@ -233,8 +271,8 @@ class Runtime:
             "length": window.length,
             "ending_at": window.ending_at,
         }
-        if len(endpoint.units) > 1:
-            params["unit"] = spec.unit
+        if (unit := unit_param(spec)) is not None:
+            params["unit"] = unit
         for flag in endpoint.flags:
             if selected & flag.streams:
                 params[flag.param] = True

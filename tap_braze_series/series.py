@@ -46,3 +46,8 @@ class SeriesSpec:
         if self.endpoint is CANVAS_SERIES:
             return shapes.canvas_data(body)[1]
         return shapes.data_list(body)
+
+
+def unit_param(spec: SeriesSpec) -> str | None:
+    """The `unit` parameter a stream's requests carry (only where the endpoint has several)."""
+    return spec.unit if len(spec.endpoint.units) > 1 else None

@@ -35,6 +35,7 @@ from tap_braze_series.endpoints import (
     KPI_MAU_SERIES,
     KPI_NEW_USERS_SERIES,
     KPI_UNINSTALLS_SERIES,
+    LISTS,
     PURCHASE_QUANTITY_SERIES,
     PURCHASE_REVENUE_SERIES,
     SEGMENT_SERIES,
@@ -44,8 +45,9 @@ from tap_braze_series.endpoints import (
 )
 from tap_braze_series.entities import entity_id
 from tap_braze_series.feed import Family, Partition, PlannedPartition, fetch_ordered
+from tap_braze_series.progress import EndpointKey, StreamTally
 from tap_braze_series.runtime import Runtime
-from tap_braze_series.series import SeriesSpec, Shaper
+from tap_braze_series.series import SeriesSpec, Shaper, unit_param
 from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
 from tap_braze_series.windows import (
     Bucket,
@@ -105,8 +107,20 @@ class BrazeStream(Stream):
             self._pass_through_mask = mask
         return self._pass_through
 
+    def counted_endpoint(self) -> EndpointKey:
+        """The endpoint whose requests the run's summary counts for this stream."""
+        raise NotImplementedError
+
+    @cached_property
+    def tally(self) -> StreamTally:
+        """What this stream emitted this run (the summary lists it once it syncs)."""
+        return self.runtime.report.stream(self.name, self.counted_endpoint())
+
     @override
     def _write_record_message(self, record: dict[str, Any]) -> None:
+        tally = self.tally
+        tally.records += 1
+        tally.latest = record
         if not self.records_pass_through():
             super()._write_record_message(record)
             return
@@ -132,7 +146,12 @@ class EntityStream(BrazeStream):
         return dict(item) if isinstance(item, Mapping) else None
 
     @override
+    def counted_endpoint(self) -> EndpointKey:
+        return (LISTS[self.kind].path, None)
+
+    @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        _ = self.tally  # listed in the summary, even with no record
         for item in self.runtime.directory.entities(self.kind):
             record = self.to_record(item)
             if record is not None:
@@ -237,7 +256,12 @@ class DetailsStream(BrazeStream):
         return {name: body.get(name) for name in self.columns}
 
     @override
+    def counted_endpoint(self) -> EndpointKey:
+        return (self.endpoint.path, None)
+
+    @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        _ = self.tally  # listed in the summary, even with no record
         runtime = self.runtime
         path = self.endpoint.path
         param = self.endpoint.id_param
@@ -617,8 +641,13 @@ class SeriesStream(BrazeStream):
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
         # Every STATE message carries the whole state: space them by its size so that
         # the bytes spent on state stay proportional to the records, whatever the
-        # number of partitions.
-        return max(10_000, 10 * self.runtime.partition_count())
+        # number of partitions. The state holds the partitions read from the input
+        # state and those of the streams synced so far; this stream's own are added.
+        # (Counting the families still to sync would list every entity of the
+        # workspace before the first record.)
+        bookmarks = self._tap_state.get("bookmarks") or {}
+        known = sum(len(entry.get("partitions") or ()) for entry in bookmarks.values())
+        return max(10_000, 10 * (known + len(self.family.partitions())))
 
     @property
     @override
@@ -626,19 +655,53 @@ class SeriesStream(BrazeStream):
         return [dict(p.context) for p in self.family.partitions()]
 
     @override
+    def counted_endpoint(self) -> EndpointKey:
+        return (self.spec.endpoint.path, unit_param(self.spec))
+
+    @cached_property
+    @override
+    def tally(self) -> StreamTally:
+        unit, tz = self.spec.unit, self.runtime.tz
+        return self.runtime.report.stream(
+            self.name,
+            self.counted_endpoint(),
+            family=self.spec.family,
+            order=lambda value: shapes.bucket_key(value, unit, tz),
+        )
+
+    @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        tally = self.tally
         if not context:
             return
         self.runtime.report_range()
-        self.family.start([m.name for m in self.family.members if m.selected])  # type: ignore[attr-defined]
+        family = self.family
+        family.start([m.name for m in family.members if m.selected])  # type: ignore[attr-defined]
+        runtime = self.runtime
+        runtime.report.family_started(
+            family.name,
+            self.spec.endpoint.pool,
+            len(family.partitions()),
+            lambda: runtime.planned_requests(family, self.spec),
+        )
+        tally.begin_partition()
+        first: dict[str, Any] | None = None
+        complete = False
         try:
-            yield from self.family.records(self, context)
+            records = iter(family.records(self, context))
+            first = next(records, None)
+            if first is not None:
+                yield first
+                yield from records
+            complete = True
         except BrazeError:
             # The run stops here: hand the target the progress made so far, so that
             # the next run does not read finished partitions again. Bookmarks only
             # ever cover emitted records, so this STATE is as valid as any other.
             self._write_state_message()
             raise
+        finally:
+            tally.end_partition(first, complete=complete)
 
     @override
     def generate_child_contexts(

@@ -27,6 +27,8 @@ from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
 from tap_braze_series.writer import StateFlushingWriter
 
+logger = logging.getLogger("tap-braze-series")
+
 
 class _QuietSetupLines(logging.Filter):
     """The SDK's set-up lines that tell an operator nothing: DEBUG instead of INFO."""
@@ -109,6 +111,24 @@ class TapBrazeSeries(Tap):
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         return Runtime(settings, streams_by_path())
+
+    @override
+    def sync_all(self) -> None:
+        failed = True
+        try:
+            super().sync_all()
+            failed = False
+        finally:
+            self.log_summary(failed=failed)
+
+    def log_summary(self, *, failed: bool) -> None:
+        """The end-of-run block: what each synced stream emitted, and the requests."""
+        runtime = self.runtime
+        skipped = {
+            name: sum(family.stats.issues.counts.values())
+            for name, family in runtime.families.items()
+        }
+        logger.info("%s", runtime.report.summary(self.streams, skipped, failed=failed))
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
