@@ -9,9 +9,11 @@ from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
+import click
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._util import load_json
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -19,13 +21,14 @@ from singer_sdk.helpers.capabilities import (
 )
 from typing_extensions import override
 
+from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
 from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
-from tap_braze_series.writer import StateFlushingWriter
+from tap_braze_series.writer import StateFlushingWriter, flush_pending
 
 logger = logging.getLogger("tap-braze-series")
 
@@ -103,6 +106,49 @@ class TapBrazeSeries(Tap):
             return super()._validate_config(raise_errors=raise_errors)
         finally:
             self._config = original
+
+    @classmethod
+    @override
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        command.params.append(
+            click.Option(
+                ["--check"],
+                is_flag=True,
+                help=(
+                    "Check which selected streams the API key can sync (all streams "
+                    "without --catalog): one small request per endpoint, one line per "
+                    "stream; exit 1 if a selected stream cannot sync."
+                ),
+            )
+        )
+        return command
+
+    @classmethod
+    @override
+    def invoke(cls, *, check: bool = False, **kwargs: Any) -> None:  # type: ignore[override]
+        if not check:
+            super().invoke(**kwargs)
+            return
+        config = kwargs["config"]
+        catalog = kwargs.get("catalog")
+        tap = cls(
+            config=config.config,
+            catalog=None if catalog is None else load_json(catalog.read()),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        runtime = tap.runtime
+        streams = list(tap.streams.values())
+        sys.exit(
+            check_streams(
+                runtime.settings,
+                streams,
+                now=runtime.now,
+                out=sys.stdout,
+                streams_by_path=streams_by_path(),
+            )
+        )
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -198,6 +244,7 @@ def _where_the_next_run_starts() -> str:
 
 
 def _fail(message: str) -> None:
+    flush_pending()
     print(f"tap-braze-series: error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 

@@ -11,8 +11,10 @@ reads again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import sys
+import weakref
 from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
@@ -21,6 +23,17 @@ from typing_extensions import override
 
 # Lines are gathered up to this size before a write: fewer system calls.
 CHUNK = 256 * 1024
+
+_WRITERS: weakref.WeakSet[StateFlushingWriter] = weakref.WeakSet()
+
+
+def flush_pending() -> None:
+    """Write out what every writer gathered: before a last error line, so that the
+    error stays the last line a reader of merged stdout and stderr sees (Meltano's
+    `config test` shows that line)."""
+    for writer in list(_WRITERS):
+        with contextlib.suppress(OSError, ValueError):  # stdout closed: nothing to save
+            writer.flush()
 
 
 class StateFlushingWriter(MsgSpecWriter):
@@ -33,6 +46,7 @@ class StateFlushingWriter(MsgSpecWriter):
         super().__init__()
         self._pending = bytearray()
         atexit.register(self.flush)
+        _WRITERS.add(self)
 
     @override
     def write_message(self, message: Message) -> None:
