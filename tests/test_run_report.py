@@ -150,16 +150,19 @@ def test_progress_lines_agree_with_the_request_log():
         )
         assert parts == canvases
         assert planned == len(log), "planned requests are the requests the run sent"
-        assert done_parts <= parts and done <= planned
+        assert done_parts <= parts
+        assert done <= planned
         # Requests done: the sandbox had answered them (its log is written before the
         # answer), and it had not answered many more a moment before the line.
         answered = sum(r.ended <= when + 0.002 for r in log)
         answered_before = sum(r.ended <= when - 1.5 for r in log)
         assert answered_before <= done <= answered, (message, answered_before, answered)
-        assert 0 < rate and 0 <= written <= records
+        assert rate > 0
+        assert 0 <= written <= records
         if previous is not None:
             assert when - previous[0] >= interval - 0.002, "at most one line per interval"
-            assert done >= previous[1] and written >= previous[2]
+            assert done >= previous[1]
+            assert written >= previous[2]
         previous = (when, done, written)
 
 
