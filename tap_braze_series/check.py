@@ -24,12 +24,11 @@ from tap_braze_series.client import (
 )
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import (
-    DETAILS_ID_PARAMS,
-    DETAILS_PATHS,
-    DETAILS_PERMISSIONS,
     LISTS,
+    DetailsEndpoint,
     ListEndpoint,
     SeriesEndpoint,
+    SkipRule,
 )
 from tap_braze_series.entities import entity_id
 from tap_braze_series.progress import plural
@@ -40,15 +39,20 @@ from tap_braze_series.windows import EPSILON, bucket_of, plan_windows
 CHECK_RETRIES = 1
 CHECK_TIMEOUT = 15.0
 
+EndpointAsk = tuple[str, str | None]  # (path, entity) of one request
+
 
 @dataclass(frozen=True, slots=True)
 class Needs:
-    """The endpoints one stream reads, in the order they are asked."""
+    """The endpoints one stream reads, from its declaration in endpoints.py."""
 
     stream: str
-    list_kind: str | None = None  # the entity list it fans out over
+    list_kind: str | None = None  # the entity list it reads or fans out over
+    param: str | None = None  # the series' parameter taking that list's ids
+    skip: SkipRule | None = None  # listed entities that have no series
     series: SeriesEndpoint | None = None
-    details_kind: str | None = None  # canvases / campaigns: one details request each
+    details: DetailsEndpoint | None = None  # one details request per listed entity
+    named_lists: tuple[str, ...] = ()  # lists a setting's values are checked against
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ class Outcome:
     text: str  # short, for the stream's line
     detail: str | None = None  # the full error, printed once per endpoint
     empty: bool = False  # an entity list with nothing to sync
-    entity: str | None = None  # the first entity listed, for the requests that need one
+    items: tuple[Any, ...] = ()  # a list's first page
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +75,33 @@ class StreamResult:
 
 
 def needs_of(streams: Iterable[Any], settings: Settings) -> list[Needs]:
-    """What each stream reads, from its declaration (see streams.py / endpoints.py)."""
+    """What each stream reads (see streams.py and endpoints.py)."""
     out = []
     for stream in streams:
         spec = getattr(stream, "spec", None)
+        endpoint = getattr(stream, "endpoint", None)
         if spec is not None:
-            entity = spec.endpoint.entity
-            # Purchase series read the product list only for configured products.
-            if entity == "products" and not settings.entity_filters.get("products"):
-                entity = None
-            out.append(Needs(stream.name, list_kind=entity, series=spec.endpoint))
-        elif stream.name.endswith("_details"):
-            out.append(Needs(stream.name, list_kind=stream.kind, details_kind=stream.kind))
+            axes = spec.endpoint.axes
+            # The axis whose values are listed entities; an axis with a row over all
+            # values (apps, products) is checked on that row, which needs no list.
+            listed = next((a for a in axes if a.kind and not a.all_row), None)
+            named = tuple(
+                a.kind
+                for a in axes
+                if a.kind and a.all_row and a.setting and settings.ids(a.setting)
+            )
+            out.append(
+                Needs(
+                    stream.name,
+                    list_kind=listed.kind if listed else None,
+                    param=listed.param if listed else None,
+                    skip=listed.skip if listed else None,
+                    series=spec.endpoint,
+                    named_lists=named,
+                )
+            )
+        elif isinstance(endpoint, DetailsEndpoint):
+            out.append(Needs(stream.name, list_kind=endpoint.kind, details=endpoint))
         else:
             out.append(Needs(stream.name, list_kind=stream.kind))
     return out
@@ -117,11 +136,15 @@ class Checker:
         except BrazeError as exc:
             return Outcome(False, f"{path} cannot be reached", str(exc))
 
+    def _wanted(self, kind: str) -> tuple[str, ...]:
+        return self.settings.entity_filters.get(kind, ())
+
     def list_first_page(self, endpoint: ListEndpoint) -> Outcome:
         params: dict[str, Any] = {"page": 0}
-        wanted = self.settings.entity_filters.get(endpoint.kind, ())
         if endpoint.supports_archived:
-            params["include_archived"] = bool(wanted) or self.settings.include_archived
+            params["include_archived"] = (
+                bool(self._wanted(endpoint.kind)) or self.settings.include_archived
+            )
             params["sort_direction"] = "asc"
         body = self._ask(endpoint.path, endpoint.permission, params)
         if isinstance(body, Outcome):
@@ -129,26 +152,37 @@ class Checker:
         items = body.get(endpoint.items_field)
         if not isinstance(items, list):
             return Outcome(
-                False,
-                f"{endpoint.path} answered without a '{endpoint.items_field}' list",
+                False, f"{endpoint.path} answered without a '{endpoint.items_field}' list"
             )
-        if endpoint.kind == "segments":
-            # Only segments with analytics tracking have a size series.
-            tracked = [i for i in items if isinstance(i, Mapping)]
-            tracked = [i for i in tracked if i.get("analytics_tracking_enabled") is not False]
-            ids = [entity_id("segments", i) for i in tracked]
-        else:
-            ids = [entity_id(endpoint.kind, i) for i in items]
-        ids = [i for i in ids if i]
-        if wanted:
-            # The configured ids are what the run reads; the first page may not list them.
-            listed = [i for i in ids if i in wanted]
-            return Outcome(True, "ok", entity=listed[0] if listed else wanted[0])
-        if not ids:
-            return Outcome(True, f"no {endpoint.kind} found: nothing to sync", empty=True)
-        return Outcome(True, "ok", entity=ids[0])
+        return Outcome(True, "ok", items=tuple(items))
 
-    def series_bucket(self, endpoint: SeriesEndpoint, entity: str | None) -> Outcome:
+    def first_entity(self, needs: Needs, listed: Outcome) -> Outcome | str:
+        """The entity a stream's requests are checked with, or why there is none."""
+        kind = needs.list_kind or ""
+        items = [
+            item
+            for item in listed.items
+            if not (
+                needs.skip
+                and isinstance(item, Mapping)
+                and item.get(needs.skip.field) is needs.skip.value
+            )
+        ]
+        ids = [i for i in (entity_id(kind, item) for item in items) if i]
+        wanted = self._wanted(kind)
+        if wanted:
+            # The run reads the configured ids; the first page may not list them.
+            return next((i for i in ids if i in wanted), wanted[0])
+        if ids:
+            return ids[0]
+        if listed.items and len(listed.items) >= LISTS[kind].page_size:
+            # Only skipped entities on the first page: there may be others after it.
+            return Outcome(True, f"not checked: none of the first {kind} listed has a series")
+        return Outcome(True, f"no {kind} found: nothing to sync", empty=True)
+
+    def series_bucket(self, needs: Needs, entity: str | None) -> Outcome:
+        endpoint = needs.series
+        assert endpoint is not None
         unit = endpoint.units[0]
         start = self.settings.start_instant()
         end = self.settings.end_instant(self.now)
@@ -157,16 +191,13 @@ class Checker:
         params: dict[str, Any] = {"length": window.length, "ending_at": window.ending_at}
         if len(endpoint.units) > 1:
             params["unit"] = unit
-        if endpoint.id_param and entity is not None:
-            params[endpoint.id_param] = entity
+        if needs.param and entity is not None:
+            params[needs.param] = entity
         body = self._ask(endpoint.path, endpoint.permission, params)
-        if isinstance(body, Outcome):
-            return body
-        return Outcome(True, "ok")
+        return body if isinstance(body, Outcome) else Outcome(True, "ok")
 
-    def details(self, kind: str, entity: str) -> Outcome:
-        path = DETAILS_PATHS[kind]
-        body = self._ask(path, DETAILS_PERMISSIONS[kind], {DETAILS_ID_PARAMS[kind]: entity})
+    def details(self, endpoint: DetailsEndpoint, entity: str) -> Outcome:
+        body = self._ask(endpoint.path, endpoint.permission, {endpoint.id_param: entity})
         return body if isinstance(body, Outcome) else Outcome(True, "ok")
 
     # --- the check ----------------------------------------------------------------------
@@ -174,45 +205,58 @@ class Checker:
     def run(self, needs: Sequence[Needs], workers: int) -> dict[str, Outcome]:
         """Every stream's outcome, asking each endpoint at most once."""
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
-            kinds = sorted({n.list_kind for n in needs if n.list_kind})
+            kinds = sorted(
+                {k for n in needs for k in (n.list_kind, *n.named_lists) if k is not None}
+            )
             listing = {k: pool.submit(self.list_first_page, LISTS[k]) for k in kinds}
             lists = {k: future.result() for k, future in listing.items()}
             # Then each series and details endpoint once, for the first entity listed.
-            asked: dict[tuple[str, str | None], Future[Outcome]] = {}
+            asked: dict[EndpointAsk, Future[Outcome]] = {}
             for n in needs:
-                for key, ask in self._requests(n, lists.get(n.list_kind or "")):
+                for key, ask in self._requests(n, lists):
                     if key not in asked:
                         asked[key] = pool.submit(ask)
             answers = {key: future.result() for key, future in asked.items()}
         out: dict[str, Outcome] = {}
         for n in needs:
-            listed = lists.get(n.list_kind or "")
-            outcome = listed or Outcome(True, "ok")
-            if listed is None or (listed.ok and not listed.empty):
-                failed = [
-                    answers[key]
-                    for key, _ in self._requests(n, listed)
-                    if key in answers and not answers[key].ok
-                ]
-                outcome = failed[0] if failed else outcome
-            out[n.stream] = outcome
+            out[n.stream] = self._verdict(n, lists, answers)
         return out
 
+    def _entity(self, needs: Needs, lists: Mapping[str, Outcome]) -> Outcome | str | None:
+        """The entity to check with; an Outcome when the stream's lists decide its line."""
+        for kind in needs.named_lists:
+            if not lists[kind].ok:
+                return lists[kind]
+        if needs.list_kind is None:
+            return None
+        listed = lists[needs.list_kind]
+        return listed if not listed.ok else self.first_entity(needs, listed)
+
     def _requests(
-        self, needs: Needs, listed: Outcome | None
-    ) -> list[tuple[tuple[str, str | None], Callable[[], Outcome]]]:
-        """The series and details requests of a stream whose list (if any) has an entity."""
-        if listed is not None and (not listed.ok or listed.empty):
-            return []  # the stream's line is the list's outcome
-        entity = listed.entity if listed is not None else None
-        out: list[tuple[tuple[str, str | None], Callable[[], Outcome]]] = []
+        self, needs: Needs, lists: Mapping[str, Outcome]
+    ) -> list[tuple[EndpointAsk, Callable[[], Outcome]]]:
+        """The series and details requests of a stream, with the entity they need."""
+        entity = self._entity(needs, lists)
+        if isinstance(entity, Outcome):
+            return []  # the stream's line is its list's outcome
+        out: list[tuple[EndpointAsk, Callable[[], Outcome]]] = []
         if needs.series is not None:
-            series = needs.series
-            out.append(((series.path, entity), lambda: self.series_bucket(series, entity)))
-        if needs.details_kind is not None and entity is not None:
-            kind = needs.details_kind
-            out.append(((DETAILS_PATHS[kind], entity), lambda: self.details(kind, entity)))
+            out.append(((needs.series.path, entity), lambda: self.series_bucket(needs, entity)))
+        details = needs.details
+        if details is not None and entity is not None:
+            out.append(((details.path, entity), lambda: self.details(details, entity)))
         return out
+
+    def _verdict(
+        self, needs: Needs, lists: Mapping[str, Outcome], answers: Mapping[EndpointAsk, Outcome]
+    ) -> Outcome:
+        entity = self._entity(needs, lists)
+        if isinstance(entity, Outcome):
+            return entity
+        for key, _ in self._requests(needs, lists):
+            if not answers[key].ok:
+                return answers[key]
+        return Outcome(True, "ok")
 
 
 def check_streams(
@@ -231,7 +275,7 @@ def check_streams(
         governor=RateGovernor(settings.max_requests_per_hour),
         max_retries=min(settings.max_retries, CHECK_RETRIES),
         backoff_base=min(settings.retry_backoff_seconds, 1.0),
-        connections=settings.max_workers,
+        max_in_flight=settings.max_workers,
     )
     selected = [s for s in streams if s.selected]
     checker = Checker(settings, client, now)
