@@ -161,6 +161,17 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "series_segment_ids",
+        th.ArrayType(th.StringType),
+        title="Series segment ids",
+        description=(
+            "Segment API identifiers (segments with analytics tracking enabled). Event and "
+            "session series are then also synced for the users of each segment; every row "
+            "of those streams carries `segment_id` ('*' for all users). Each segment adds "
+            "as many requests as all users cost. Default: none (all users only)."
+        ),
+    ),
+    th.Property(
         "request_timeout",
         th.NumberType,
         default=DEFAULT_TIMEOUT,
@@ -259,6 +270,7 @@ class Settings:
     include_archived: bool
     entity_filters: Mapping[str, tuple[str, ...]]  # entity kind -> wanted ids/names
     app_ids: tuple[str, ...]
+    series_segment_ids: tuple[str, ...]
     request_timeout: float
     max_workers: int
     max_requests_per_hour: int
@@ -300,6 +312,7 @@ class Settings:
                 kind: _string_list(config, name) for name, kind in LIST_SETTINGS.items()
             },
             app_ids=_string_list(config, "app_ids"),
+            series_segment_ids=_string_list(config, "series_segment_ids"),
             request_timeout=_number(
                 config, "request_timeout", DEFAULT_TIMEOUT, minimum=0.001, maximum=MAX_TIMEOUT
             ),
@@ -329,6 +342,7 @@ class Settings:
             "company_timezone": self.timezone.key,
             "include_archived": self.include_archived,
             "app_ids": list(self.app_ids),
+            "series_segment_ids": list(self.series_segment_ids),
             "request_timeout": self.request_timeout,
             "max_workers": self.max_workers,
             "max_requests_per_hour": self.max_requests_per_hour,

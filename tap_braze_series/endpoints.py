@@ -78,6 +78,10 @@ class Axis:
     setting: str | None = None
     skip: SkipRule | None = None
     all_row: bool = False
+    # Whether the '*' row names the column in its partition's state context. An axis
+    # added to an endpoint later leaves it out: the contexts that releases before it
+    # wrote have no such column, and they resume as the '*' rows.
+    all_in_context: bool = True
     # The column joins the primary key only when `setting` names values: a stream
     # read without the setting keeps the key it had before the setting existed.
     key_when_set: bool = False
@@ -160,20 +164,27 @@ CAMPAIGN_DETAILS = DetailsEndpoint(
     id_param="campaign_id",
 )
 
-# Axes. A setting's axis has its '*' row: the series of all apps / products.
+# Axes. A setting's axis has its '*' row: the series of all apps / products / users.
 APPS = Axis(column="app_id", param="app_id", setting="app_ids", all_row=True, key_when_set=True)
 PRODUCTS = Axis(
     column="product", param="product", kind="products", setting="product_names", all_row=True
 )
-TRACKED_SEGMENTS = Axis(
+UNTRACKED = SkipRule(
+    field="analytics_tracking_enabled",
+    value=False,
+    reason="it has analytics tracking disabled, so Braze keeps no series for it",
+)
+TRACKED_SEGMENTS = Axis(column="segment_id", param="segment_id", kind="segments", skip=UNTRACKED)
+# The users of each segment series_segment_ids names; '*' is all users.
+SEGMENT_USERS = Axis(
     column="segment_id",
     param="segment_id",
     kind="segments",
-    skip=SkipRule(
-        field="analytics_tracking_enabled",
-        value=False,
-        reason="it has analytics tracking disabled, so Braze keeps no series for it",
-    ),
+    setting="series_segment_ids",
+    skip=UNTRACKED,
+    all_row=True,
+    all_in_context=False,
+    key_when_set=True,
 )
 
 # Breakdowns cost Braze work and bytes: ask only for what a selected stream uses.
@@ -203,7 +214,7 @@ EVENT_SERIES = SeriesEndpoint(
     permission="events.data_series",
     max_length=100,
     units=("day", "hour"),
-    axes=(Axis(column="event_name", param="event", kind="events"), APPS),
+    axes=(Axis(column="event_name", param="event", kind="events"), APPS, SEGMENT_USERS),
     value_fields=("count",),
 )
 SEGMENT_SERIES = SeriesEndpoint(
@@ -219,7 +230,7 @@ SESSION_SERIES = SeriesEndpoint(
     permission="sessions.data_series",
     max_length=100,
     units=("day", "hour"),
-    axes=(APPS,),
+    axes=(APPS, SEGMENT_USERS),
     value_fields=("sessions",),
 )
 KPI_DAU_SERIES = SeriesEndpoint(

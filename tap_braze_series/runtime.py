@@ -38,6 +38,11 @@ class SeriesMember(Member, Protocol):
         """Warn of partitions whose bookmark is after the run's end."""
         ...
 
+    @property
+    def selected(self) -> bool:
+        """Whether the catalog selects this stream."""
+        ...
+
 
 class Runtime:
     """What every stream of one run shares: settings, client, entities, thread pool."""
@@ -72,6 +77,7 @@ class Runtime:
         self.families: dict[str, Family] = {}
         self._series: list[SeriesMember] = []
         self._range_reported = False
+        self._members: dict[str, list[SeriesMember]] = {}  # family -> its streams
 
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -114,6 +120,7 @@ class Runtime:
                 workers=self.settings.max_workers,
             )
             self.families[name] = family
+            self._members[name] = members
             for stream in members:
                 stream.family = family
 
@@ -207,6 +214,71 @@ class Runtime:
             pool_remaining=remaining,
         )
 
+    def partition_requests(self, family: str, partition: Partition) -> int:
+        """The requests one partition of a family costs this run, given the bookmarks."""
+        members = self._members[family]
+        starts: dict[str, Bucket] = {}
+        for member in members:
+            if member.selected and (start := member.partition_start(partition)) is not None:
+                starts[member.name] = start
+        return len(self.plan(members[0].spec, starts))
+
+    def log_costs(self) -> None:
+        """Say, before the first request, what each setting that multiplies partitions costs.
+
+        A setting that names apps, products or segments multiplies the partitions of
+        the series read along its axis, and so their requests: one line per such
+        setting, with the partitions of each stream and the requests of this run.
+        """
+        synced = [
+            name for name, members in self._members.items() if any(m.selected for m in members)
+        ]
+        axes: dict[Axis, list[str]] = {}  # axis -> families read along it this run
+        for name in synced:
+            for axis in self._members[name][0].spec.endpoint.axes:
+                if axis.setting and self.settings.ids(axis.setting):
+                    axes.setdefault(axis, []).append(name)
+        for axis, families in axes.items():
+            values = self.axis_values(axis)
+            named = [value for value in values if value != ALL]
+            if not named:
+                continue  # every value it names was skipped, with a warning each
+            streams, total, extra = [], 0, 0
+            for name in families:
+                spec = self._members[name][0].spec
+                partitions = self.families[name].partitions()
+                factors = " x ".join(
+                    f"{len(self.axis_values(a))} {a.column}" for a in spec.endpoint.axes
+                )
+                streams.append(f"{name} ({factors} = {len(partitions)})")
+                for partition in partitions:
+                    requests = self.partition_requests(name, partition)
+                    total += requests
+                    if partition.context.get(axis.column, ALL) != ALL:
+                        extra += requests
+            logger.info(
+                "%s: %d %s values (%s) multiply the partitions of %s. This run: %d requests "
+                "for these streams, %d of them for %s.",
+                axis.setting,
+                len(values),
+                axis.column,
+                ", ".join(values),
+                ", ".join(streams),
+                total,
+                extra,
+                ", ".join(named),
+            )
+
+    def partition_count(self) -> int:
+        if self._partition_count is None:
+            # Only families that sync this run: listing the others would cost requests.
+            self._partition_count = sum(
+                len(family.partitions())
+                for name, family in self.families.items()
+                if any(member.selected for member in self._members[name])
+            )
+        return self._partition_count
+
     # Partitions: the values of each axis an endpoint declares, combined.
 
     def partitions(self, spec: SeriesSpec) -> list[Partition]:
@@ -215,7 +287,9 @@ class Runtime:
             values = self.axis_values(axis)
             rows = [
                 (
-                    {**context, axis.column: value},
+                    context
+                    if value == ALL and not axis.all_in_context
+                    else {**context, axis.column: value},
                     params if value == ALL else {**params, axis.param: value},
                 )
                 for context, params in rows

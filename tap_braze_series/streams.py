@@ -26,6 +26,7 @@ from tap_braze_series import schemas as sc
 from tap_braze_series import shapes
 from tap_braze_series.client import BrazeError
 from tap_braze_series.endpoints import (
+    ALL,
     CAMPAIGN_DETAILS,
     CAMPAIGN_SERIES,
     CANVAS_DETAILS,
@@ -390,6 +391,7 @@ ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
 def _simple(endpoint: SeriesEndpoint, unit: Unit) -> Shaper:
     columns = tuple(axis.column for axis in endpoint.axes)
 
+    # A context without an axis's column is that axis's '*' row (see endpoints.Axis).
     def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
         return shapes.simple_records(
             shapes.data_list(body),
@@ -397,7 +399,7 @@ def _simple(endpoint: SeriesEndpoint, unit: Unit) -> Shaper:
             start,
             unit,
             tz,
-            {column: partition.context[column] for column in columns},
+            {column: partition.context.get(column, ALL) for column in columns},
             endpoint.value_fields,
             issues,
             endpoint.value_kind,
@@ -433,8 +435,12 @@ SEGMENT_ID = sc.key("segment_id", "Segment API identifier.")
 PRODUCT = sc.key("product", "Product name, or '*' for all products.")
 
 
-# Columns of the axes a setting adds (app_ids): on every row, in the key when it is set.
-SETTING_COLUMNS = {"app_id": sc.APP_ID}
+# Columns of the axes a setting adds (app_ids, series_segment_ids): on every row, in
+# the key when the setting is set.
+SETTING_COLUMNS = {
+    "app_id": sc.APP_ID,
+    "segment_id": sc.key("segment_id", "Segment API identifier, or '*' for all users."),
+}
 
 
 def _simple_spec(

@@ -156,7 +156,7 @@ class TapBrazeSeries(Tap):
             settings = Settings.parse(self.config)
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        return Runtime(settings, streams_by_path())
+        return Runtime(settings, streams_by_path(settings))
 
     @override
     def sync_all(self) -> None:
@@ -182,6 +182,12 @@ class TapBrazeSeries(Tap):
         super().load_state(state)
 
     @override
+    def sync_all(self) -> None:
+        if self.streams:  # loads the streams, and with them the series families
+            self.runtime.log_costs()
+        super().sync_all()
+
+    @override
     def load_streams(self) -> list[Stream]:
         # The SDK syncs streams by name. A family's members take the places its names
         # give them, in the family's own order (most rows first, see streams.SERIES):
@@ -203,8 +209,12 @@ class TapBrazeSeries(Tap):
         return [*(cls(tap=self) for cls in ENTITY_STREAMS), *series]
 
 
-def streams_by_path() -> dict[str, list[str]]:
-    """Which streams read each path: what to deselect when the key lacks a permission."""
+def streams_by_path(settings: Settings | None = None) -> dict[str, list[str]]:
+    """Which streams read each path: what to deselect when the key lacks a permission.
+
+    A list that only a setting's values need (product_names, series_segment_ids) is
+    read by the series along that setting's axis only when it names values.
+    """
     result: dict[str, list[str]] = {}
     for cls in ENTITY_STREAMS:
         if issubclass(cls, DetailsStream):
@@ -215,7 +225,8 @@ def streams_by_path() -> dict[str, list[str]]:
     for spec in SERIES:
         result.setdefault(spec.endpoint.path, []).append(spec.name)
         for axis in spec.endpoint.axes:
-            if axis.kind and not axis.setting:  # listed whatever the settings
+            named = settings and axis.setting and settings.ids(axis.setting)
+            if axis.kind and (not axis.setting or named):
                 result.setdefault(LISTS[axis.kind].path, []).append(spec.name)
     return result
 

@@ -146,8 +146,13 @@ def expected_simple(
     now: dt.datetime,
     entities: Iterable[tuple[dict, str | None]] = (({}, None),),
     apps: Iterable[str] = ("*",),
+    segments: Iterable[str] | None = None,
 ) -> list[dict]:
-    """Expected rows of a simple series: identity, app_id, time, value."""
+    """Expected rows of a simple series: identity, app_id, [segment_id,] time, value.
+
+    With `segments` ('*' for all users), rows carry segment_id and values are those
+    of each segment's users.
+    """
     buckets = (
         hour_starts(ws, first, last)
         if unit == "hour"
@@ -155,25 +160,30 @@ def expected_simple(
     )
     now_bucket_end = now
     rows = []
+    audiences = [{}] if segments is None else [{"segment_id": s} for s in segments]
     for identity, entity in entities:
         for app in apps:
-            for start in buckets:
-                if start >= now_bucket_end:
-                    continue
-                value = ws.series_value(
-                    path,
-                    start,
-                    unit=unit,
-                    entity=entity,
-                    app_id=None if app == "*" else app,
-                    now=now,
-                )
-                rows.append(
-                    {
-                        **identity,
-                        "app_id": app,
-                        "time": ws.bucket_label(start, unit),
-                        field_name: value,
-                    }
-                )
+            for audience in audiences:
+                segment = audience.get("segment_id", "*")
+                for start in buckets:
+                    if start >= now_bucket_end:
+                        continue
+                    value = ws.series_value(
+                        path,
+                        start,
+                        unit=unit,
+                        entity=entity,
+                        app_id=None if app == "*" else app,
+                        segment_id=None if segment == "*" else segment,
+                        now=now,
+                    )
+                    rows.append(
+                        {
+                            **identity,
+                            "app_id": app,
+                            **audience,
+                            "time": ws.bucket_label(start, unit),
+                            field_name: value,
+                        }
+                    )
     return rows

@@ -125,3 +125,36 @@ def test_unit_is_sent_only_to_endpoints_with_more_than_one_unit():
     assert rt.params(hourly, rt.partitions(hourly)[0], WINDOW, set())["unit"] == "hour"
     dau = SPECS["kpi_dau_data_series"]
     assert "unit" not in rt.params(dau, rt.partitions(dau)[0], WINDOW, set())
+
+
+def test_series_segments_add_a_partition_per_app_and_segment_and_keep_old_contexts(caplog):
+    rt, lists = runtime(app_ids=["ios"], series_segment_ids=["seg-web", "seg-quiet", "seg-gone"])
+    with caplog.at_level(logging.INFO):
+        sessions = rows(rt, "session_data_series")
+        events = rows(rt, "event_data_series_hourly")
+    # The all-users row keeps the context of releases before the setting: no segment_id.
+    assert sessions == [
+        ({"app_id": "*"}, {}),
+        ({"app_id": "*", "segment_id": "seg-web"}, {"segment_id": "seg-web"}),
+        ({"app_id": "ios"}, {"app_id": "ios"}),
+        (
+            {"app_id": "ios", "segment_id": "seg-web"},
+            {"app_id": "ios", "segment_id": "seg-web"},
+        ),
+    ]
+    assert len(events) == 2 * 2 * 2
+    assert lists.read == ["segments", "events"]
+    for gone in ("seg-quiet", "seg-gone"):
+        named = [r for r in caplog.records if gone in r.getMessage()]
+        assert len(named) == 1, "one warning per skipped segment, for all four streams"
+        assert named[0].levelno == logging.WARNING
+        assert "series_segment_ids" in named[0].getMessage()
+
+
+def test_segment_ids_filter_does_not_hide_a_series_segment():
+    rt, _ = runtime(segment_ids=["seg-paying"], series_segment_ids=["seg-web"])
+    assert [c for c, _ in rows(rt, "segment_data_series")] == [{"segment_id": "seg-paying"}]
+    assert [c for c, _ in rows(rt, "session_data_series")] == [
+        {"app_id": "*"},
+        {"app_id": "*", "segment_id": "seg-web"},
+    ]
