@@ -22,7 +22,7 @@ from tests.tapkit import TapRun, catalog_for, expected_simple, keyed, run_tap
 FIXTURE = Path(__file__).parent / "fixtures" / "pre_segment_state"
 RUN = json.loads((FIXTURE / "run.json").read_text())
 NOW = dt.datetime(2024, 6, 12, 15, tzinfo=dt.UTC)  # two days after the fixture's run
-END = dt.date(2024, 6, 12)
+END = dt.date(2024, 6, 12)  # the last day, read up to NOW (end_date is NOW)
 START = dt.date.fromisoformat(RUN["tap"]["start_date"])
 SANDBOX = SandboxConfig(**{**RUN["sandbox"], "now": NOW})
 WELCOME, LOYALTY = "5d085049-fe85-48ab-93ad-c6642c9b3748", "30bcd732-0cca-48f6-9d4a-2258f7398939"
@@ -59,7 +59,7 @@ def upgraded(case: str, segments: bool) -> tuple[Sandbox, TapRun]:
                 "api_key": sb.api_key,
                 "api_url": sb.url,
                 **RUN["tap"],
-                "end_date": END.isoformat(),
+                "end_date": NOW.isoformat(),
                 **RUN["states"][STATES[case]],
             }
             if segments:
@@ -100,9 +100,8 @@ def test_a_pre_segment_state_resumes_without_reading_history_again(case, segment
         else:
             assert segment_rows == []
     # All-users partitions ask only for the buckets from the lookback on: one day window,
-    # and the hours up to the end of end_date in windows of 100.
-    end = dt.datetime.combine(END + dt.timedelta(days=1), dt.time(), sb.workspace.tz)
-    hours = (end - dt.datetime.fromisoformat(RESUMED_FROM["hour"])) // dt.timedelta(hours=1)
+    # and the hours up to NOW in windows of 100.
+    hours = (NOW - dt.datetime.fromisoformat(RESUMED_FROM["hour"])) // dt.timedelta(hours=1)
     for path, stream in (
         ("/events/data_series", "event_data_series"),
         ("/sessions/data_series", "session_data_series"),
@@ -182,7 +181,7 @@ def test_the_cost_of_the_segments_is_logged_once_and_is_what_the_run_requests(ca
     assert total == len(series)
     assert extra == len([r for r in series if "segment_id" in r.params])
     # Per segment partition: the whole history, one day window and ceil(hours / 100).
-    hours = ((END - START).days + 1) * 24
+    hours = (NOW - dt.datetime.combine(START, dt.time(), sb.workspace.tz)) // dt.timedelta(hours=1)
     per_partition = 1 + math.ceil(hours / 100)
     assert extra == 2 * (n_events + 1) * n_apps * per_partition
 
