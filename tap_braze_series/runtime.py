@@ -38,11 +38,6 @@ class SeriesMember(Member, Protocol):
         """Warn of partitions whose bookmark is after the run's end."""
         ...
 
-    @property
-    def selected(self) -> bool:
-        """Whether the catalog selects this stream."""
-        ...
-
 
 class Runtime:
     """What every stream of one run shares: settings, client, entities, thread pool."""
