@@ -162,6 +162,8 @@ class TapBrazeSeries(Tap):
     def sync_all(self) -> None:
         failed = True
         try:
+            if self.streams:  # loads the streams, and with them the series families
+                self.runtime.log_costs()
             super().sync_all()
             failed = False
         finally:
@@ -180,12 +182,6 @@ class TapBrazeSeries(Tap):
     def load_state(self, state: dict[str, Any]) -> None:
         validate_state(state)
         super().load_state(state)
-
-    @override
-    def sync_all(self) -> None:
-        if self.streams:  # loads the streams, and with them the series families
-            self.runtime.log_costs()
-        super().sync_all()
 
     @override
     def load_streams(self) -> list[Stream]:
