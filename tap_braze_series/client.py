@@ -14,10 +14,14 @@ decoded with msgspec for the same reason.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import http.client
+import itertools
 import logging
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -36,6 +40,7 @@ from typing_extensions import override
 from tap_braze_series.endpoints import PERMISSIONS, ListEndpoint, pool_of
 from tap_braze_series.progress import RequestTally
 from tap_braze_series.ratelimit import RateGovernor
+from tap_braze_series.stopping import POLL_SECONDS, Stop
 
 logger = logging.getLogger("tap-braze-series.client")
 
@@ -146,7 +151,12 @@ class BrazePagePaginator(PageNumberPaginator):
 
 
 def connection_pool(
-    api_url: str, *, connections: int, timeout: float, headers: Mapping[str, str]
+    api_url: str,
+    *,
+    connections: int,
+    timeout: float,
+    headers: Mapping[str, str],
+    deadlines: Deadlines | None = None,
 ) -> tuple[urllib3.HTTPConnectionPool | urllib3.ProxyManager, str]:
     """Keep-alive connections to `api_url`, and the prefix of the URLs to request.
 
@@ -171,8 +181,131 @@ def connection_pool(
         options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
     proxy = environment_proxy(api_url)
     if proxy:
-        return urllib3.ProxyManager(proxy, num_pools=1, **options), api_url
-    return urllib3.connection_from_url(api_url, **options), parts.path
+        manager = urllib3.ProxyManager(proxy, num_pools=1, **options)
+        if deadlines is not None:
+            manager.pool_classes_by_scheme = {
+                scheme: deadlines.watched_pool(cls)
+                for scheme, cls in manager.pool_classes_by_scheme.items()
+            }
+        return manager, api_url
+    pool = urllib3.connection_from_url(api_url, **options)
+    if deadlines is not None:
+        pool.ConnectionCls = deadlines.watched_connection(pool.ConnectionCls)
+    return pool, parts.path
+
+
+class _Watch:
+    """One request's deadline, and the socket to shut down when it passes."""
+
+    __slots__ = ("deadline", "expired", "sock")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self.sock: socket.socket | None = None
+
+
+class Deadlines:
+    """Bounds each request as a whole, and ends every request at a stop.
+
+    urllib3's read timeout applies to each socket read: a server that sends a
+    byte a second is never timed out. Here a watchdog thread shuts down the
+    socket of a request still running at its deadline (from the start of the
+    connection to the last byte), and of every running request when the run
+    stops; the blocked read then fails at once, as a dropped connection.
+    Connecting itself is bounded by urllib3's connect timeout.
+    """
+
+    def __init__(self, stop: Stop) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._running: dict[int, _Watch] = {}
+        self._ids = itertools.count()
+        self._local = threading.local()
+        self._thread: threading.Thread | None = None
+        self._stop = stop
+        stop.on_stop(self._abort_all)
+
+    @contextlib.contextmanager
+    def watch(self, seconds: float) -> Iterator[_Watch]:
+        """The request made in this block must end within `seconds`."""
+        watch = _Watch(time.monotonic() + seconds)
+        key = next(self._ids)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tap-braze-series-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (watch.deadline, key, watch))
+            self._running[key] = watch
+            if self._heap[0][2] is watch:
+                self._cond.notify()
+        self._local.watch = watch
+        try:
+            yield watch
+        finally:
+            self._local.watch = None
+            with self._cond:
+                self._running.pop(key, None)
+                watch.sock = None
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """The socket this thread's request uses (called by the connection)."""
+        watch = getattr(self._local, "watch", None)
+        if watch is None or sock is None:
+            return
+        with self._cond:
+            watch.sock = sock
+            if watch.expired or self._stop.is_set():
+                _shut(sock)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    _, key, watch = heapq.heappop(self._heap)
+                    if self._running.get(key) is watch:
+                        watch.expired = True
+                        if watch.sock is not None:
+                            _shut(watch.sock)
+                timeout = self._heap[0][0] - now if self._heap else None
+                self._cond.wait(timeout)
+
+    def _abort_all(self) -> None:
+        with self._cond:
+            for watch in self._running.values():
+                if watch.sock is not None:
+                    _shut(watch.sock)
+
+    def watched_connection(self, cls: type) -> type:
+        """`cls` (an urllib3 connection class) telling this watchdog its socket."""
+        deadlines = self
+
+        class WatchedConnection(cls):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                deadlines.attach(self.sock)
+
+            def request(self, *args: Any, **kwargs: Any) -> None:
+                deadlines.attach(self.sock)  # a reused keep-alive connection
+                super().request(*args, **kwargs)
+
+        return WatchedConnection
+
+    def watched_pool(self, cls: type) -> type:
+        """`cls` (an urllib3 pool class) whose connections tell this watchdog their socket."""
+        return type(
+            cls.__name__, (cls,), {"ConnectionCls": self.watched_connection(cls.ConnectionCls)}
+        )
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown (not close): the blocked reader wakes with end-of-file, and the file
+    # descriptor stays the connection's until urllib3 discards it.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def environment_proxy(api_url: str) -> str | None:
@@ -195,13 +328,18 @@ class BrazeClient:
         max_in_flight: int = 8,
         streams_by_path: Mapping[str, Sequence[str]] | None = None,
         user_agent: str = "tap-braze-series",
+        stop: Stop | None = None,
     ) -> None:
         self.api_url = api_url
         auth = BearerTokenAuthenticator(token=api_key)
+        self._stop = stop or Stop()
+        self._timeout = timeout
+        self._deadlines = Deadlines(self._stop)
         self._http, self._url_prefix = connection_pool(
             api_url,
             connections=max_in_flight,
             timeout=timeout,
+            deadlines=self._deadlines,
             headers={
                 **auth.auth_headers,
                 "User-Agent": user_agent,
@@ -235,22 +373,30 @@ class BrazeClient:
         while True:
             response: urllib3.BaseHTTPResponse | None = None
             error: _RetryableError
-            with self._in_flight:
-                self.governor.acquire(pool)
+            self._enter_in_flight()
+            try:
+                self.governor.acquire(pool)  # raises RunStopped once the run must stop
                 try:
-                    response = self._http.urlopen("GET", url, redirect=False)
+                    with self._deadlines.watch(self._timeout) as watch:
+                        response = self._http.urlopen("GET", url, redirect=False)
                     self._answered = True
                 except NETWORK_ERRORS as exc:
+                    self._stop.check()  # its socket was shut down by the stop: not a failure
                     _raise_if_untrusted(exc, self.api_url)
                     if not self._answered:
                         _raise_if_unreachable(exc, self.api_url, self._proxy)
-                    error = _RetryableError(_network_reason(exc))
+                    reason = _network_reason(exc)
+                    if watch.expired:
+                        reason = f"no complete answer within request_timeout ({self._timeout:g} s)"
+                    error = _RetryableError(reason)
                 finally:
                     status = response.status if response is not None else None
                     self.governor.release(
                         pool, response.headers if response is not None else None, status
                     )
                     self.tally.sent(path, query.get("unit"), status)
+            finally:
+                self._in_flight.release()
             if response is not None:
                 try:
                     return Response(path, query, self._check(path, query, response))
@@ -267,6 +413,7 @@ class BrazeClient:
                     )
                 logger.info("429 rate limited on %s; waiting for the reset.", path)
                 continue
+            self._stop.check()
             failures += 1
             if failures >= self._max_tries:
                 raise BrazeUnavailableError(
@@ -285,7 +432,12 @@ class BrazeClient:
                 self._max_tries - 1,
                 wait,
             )
-            time.sleep(wait)
+            self._stop.sleep(wait)
+
+    def _enter_in_flight(self) -> None:
+        """Take a slot among the requests in flight; RunStopped if the run stops first."""
+        while not self._in_flight.acquire(timeout=POLL_SECONDS):
+            self._stop.check()
 
     def _check(
         self, path: str, query: Mapping[str, str], response: urllib3.BaseHTTPResponse

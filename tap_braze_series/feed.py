@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
 from tap_braze_series.shapes import Issues, PayloadError, Points, with_points
 from tap_braze_series.state import partition_key
+from tap_braze_series.stopping import RunStopped, Stop
 from tap_braze_series.windows import Bucket, Window
 
 if TYPE_CHECKING:
@@ -82,9 +83,18 @@ def fetch_ordered(
     fetch: Callable[[Any], Response],
     items: Iterable[Any],
     workers: int,
+    stop: Stop | None = None,
 ) -> Iterator[tuple[Any, Response]]:
     """(item, fetch(item)) in item order, `workers` fetches running (see scheduler.py)."""
-    yield from OrderedFetcher(executor, fetch, items, workers=workers, size=_response_size)  # type: ignore[misc]
+    fetcher = OrderedFetcher(executor, fetch, items, workers=workers, size=_response_size)
+    _abort_at(stop, fetcher)
+    yield from fetcher  # type: ignore[misc]
+
+
+def _abort_at(stop: Stop | None, fetcher: OrderedFetcher) -> None:
+    """When the run stops, the consumer raises RunStopped at once, not after the buffer."""
+    if stop is not None:
+        stop.on_stop(lambda: fetcher.abort(RunStopped(stop.reason)))
 
 
 def _response_size(response: Response) -> int:
@@ -205,6 +215,7 @@ class Family:
         executor: Callable[[], Executor],
         workers: int,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        stop: Stop | None = None,
     ) -> None:
         self.name = name
         self.path = path
@@ -216,6 +227,7 @@ class Family:
         self._executor = executor
         self._workers = workers
         self._max_buffered_bytes = max_buffered_bytes
+        self._stop = stop
         self.fetcher: OrderedFetcher[_Job, Response] | None = None  # the latest, for its counters
         self._partitions: list[Partition] | None = None
         self._index: dict[tuple, int] = {}
@@ -493,6 +505,7 @@ class Family:
             on_start=count,
         )
         self.fetcher = fetcher
+        _abort_at(self._stop, fetcher)
         try:
             for job, response in fetcher:
                 yield job, None if response is None else response.body

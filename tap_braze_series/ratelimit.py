@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from tap_braze_series.stopping import Stop
+
 ROLLING_WINDOW = 3600.0
 # Braze's Reset is a whole epoch second; a short margin avoids arriving a hair early.
 RESET_MARGIN = 0.25
@@ -39,7 +41,7 @@ class _PoolState:
     remaining: int | None = None
     reset_at: float | None = None  # wall-clock epoch seconds
     in_flight: int = 0
-    answered: bool = False  # a response (with or without rate-limit headers) came back
+    answered: bool = False  # a request to it has ended (answered or not)
 
 
 @dataclass
@@ -63,7 +65,10 @@ class RateGovernor:
         window: float = ROLLING_WINDOW,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        stop: Stop | None = None,
     ) -> None:
+        self._stop = stop or Stop()
+        self._stop.on_stop(self._wake)
         self._budget = max_requests_per_hour
         self._window = window
         self._clock = clock
@@ -77,9 +82,13 @@ class RateGovernor:
         self.stats = GovernorStats()
 
     def acquire(self, pool: str) -> None:
-        """Block until a request to `pool` fits both limits, then count it."""
+        """Block until a request to `pool` fits both limits, then count it.
+
+        Raises RunStopped, at once, when the run is stopped (before or while waiting).
+        """
         with self._cond:
             while True:
+                self._stop.check()
                 delay, reason = self._delay(pool)
                 if delay <= 0:
                     break
@@ -101,6 +110,10 @@ class RateGovernor:
             self.stats.requests += 1
             self.stats.by_pool[pool] = self.stats.by_pool.get(pool, 0) + 1
 
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
     def release(self, pool: str, headers: Mapping[str, str] | None, status: int | None) -> None:
         """Record a finished request and what Braze said about the pool."""
         with self._cond:
@@ -108,8 +121,11 @@ class RateGovernor:
             state.in_flight = max(state.in_flight - 1, 0)
             if status == 429:
                 self.stats.rate_limited += 1
+            # A request that got no answer at all (the server hangs or drops it) says
+            # nothing about the pool either; holding the others back behind it would
+            # make a stalled server take max_workers times longer to give up on.
+            state.answered = True
             if headers is not None:
-                state.answered = True
                 self._observe(state, headers, status)
             self._cond.notify_all()
 

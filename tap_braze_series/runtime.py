@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
 
+from tap_braze_series import stopping
 from tap_braze_series.client import BrazeClient, Response
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ALL, Axis
@@ -47,11 +48,14 @@ class Runtime:
         settings: Settings,
         streams_by_path: Mapping[str, list[str]] | None = None,
         now: dt.datetime | None = None,
+        stop: stopping.Stop | None = None,
     ) -> None:
         self.settings = settings
         self.tz = settings.timezone
         self.now = now or dt.datetime.now(dt.UTC)
-        self.governor = RateGovernor(settings.max_requests_per_hour)
+        # The console script's stop (signals, closed stdout), or one of this run's own.
+        self.stop = stop or stopping.installed() or stopping.Stop()
+        self.governor = RateGovernor(settings.max_requests_per_hour, stop=self.stop)
         self.client = BrazeClient(
             api_url=settings.api_url,
             api_key=settings.api_key,
@@ -61,6 +65,7 @@ class Runtime:
             backoff_base=settings.retry_backoff_seconds,
             max_in_flight=settings.max_workers,
             streams_by_path=streams_by_path,
+            stop=self.stop,
         )
         self.directory = EntityDirectory(self.client, settings)
         self.report = RunReport(
@@ -113,6 +118,7 @@ class Runtime:
                 fetch=self.reporting_fetch(name),
                 executor=self.executor,
                 workers=self.settings.max_workers,
+                stop=self.stop,
             )
             self.families[name] = family
             self._members[name] = members

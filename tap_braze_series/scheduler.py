@@ -107,6 +107,13 @@ class OrderedFetcher(Generic[T, R]):
             self._done.clear()
             self.buffered_bytes = 0
 
+    def abort(self, error: BaseException) -> None:
+        """Start nothing more, drop what waits, and have the consumer raise `error` now."""
+        with self._cond:
+            self.close()
+            self._failure = error
+            self._cond.notify_all()
+
     # The consumer's side.
 
     def _plan(self) -> None:

@@ -272,6 +272,7 @@ class DetailsStream(BrazeStream):
             lambda entity: runtime.fetch(path, {param: entity}),
             ids,
             runtime.settings.max_workers,
+            runtime.stop,
         )
         for entity, response in results:
             body = response.body

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
 from functools import cached_property
 from pathlib import Path, PurePath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import click
 import simplejson
@@ -21,6 +22,7 @@ from singer_sdk.helpers.capabilities import (
 )
 from typing_extensions import override
 
+from tap_braze_series import stopping
 from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
@@ -84,6 +86,20 @@ class TapBrazeSeries(Tap):
         if not any(isinstance(f, _QuietSetupLines) for f in logger.filters):
             logger.addFilter(_QuietSetupLines())
         super().__init__(state=state, **kwargs)
+        stop = stopping.installed()
+        if stop is not None:
+            stop.finisher = self.write_final_state
+
+    @override
+    def _setup_signal_handlers(self) -> None:
+        # The console script owns SIGTERM and SIGINT (see stopping); the SDK's handler
+        # writes a STATE from inside the handler, in the middle of whatever write was
+        # under way, then exits 0.
+        pass
+
+    def write_final_state(self, seconds: float) -> bool:
+        """Write what is pending and the current STATE (it covers only written records)."""
+        return self.message_writer.finish(copy.deepcopy(self.state), seconds)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -228,17 +244,31 @@ def streams_by_path(settings: Settings | None = None) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    """Console entry point: the SDK's CLI, with user errors as one line and no traceback."""
+    """Console entry point: the SDK's CLI, with user errors as one line and no traceback.
+
+    SIGTERM, SIGINT and a closed stdout stop the run (see stopping): it ends with a
+    STATE covering only written records, one line saying so, and exit status 143,
+    130 or 1.
+    """
+    stop = stopping.install()
+    code: int | str | None = 0
     try:
         TapBrazeSeries.cli()
+    except SystemExit as exc:
+        code = exc.code
+    except stopping.RunStopped:
+        pass
     except BrazeError as exc:
-        _fail(f"{exc} {_where_the_next_run_starts()}")
+        _fail(str(exc), stop, where=True)
     except (StateError, SettingsError) as exc:
-        _fail(str(exc))
+        _fail(str(exc), stop)
     except ConfigValidationError as exc:
-        _fail("; ".join(exc.errors) if exc.errors else str(exc))
+        _fail("; ".join(exc.errors) if exc.errors else str(exc), stop)
     except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
-        _fail(f"an input file (--config, --state or --catalog) is not valid JSON: {exc}")
+        _fail(f"an input file (--config, --state or --catalog) is not valid JSON: {exc}", stop)
+    if stop.is_set():
+        _stopped(stop)
+    sys.exit(code)
 
 
 def _where_the_next_run_starts() -> str:
@@ -250,10 +280,41 @@ def _where_the_next_run_starts() -> str:
     return "This run emitted no STATE message: the next run starts where this one did."
 
 
-def _fail(message: str) -> None:
-    flush_pending()
+def _stopped(stop: stopping.Stop) -> NoReturn:
+    """End a stopped run: the final STATE if the reader still reads, one line, the exit."""
+    if stop.reason == stopping.READER_GONE:
+        stopping.say(
+            "error: the reader of stdout closed the pipe (did the target stop?); the run "
+            "stopped without sending more requests. The next run resumes from the last "
+            "STATE the target kept."
+        )
+    else:
+        seconds = stop.remaining(stopping.FINAL_WRITE_SECONDS)
+        if stop.finisher is None or stop.finisher(seconds):
+            outcome = "its last STATE message covers every record written"
+        else:
+            outcome = (
+                "the reader did not take the final STATE in time: the last STATE it received "
+                "covers every record before it"
+            )
+        stopping.say(
+            f"{stop.reason}: the run stopped without sending more requests; {outcome}, so "
+            "the next run resumes from there."
+        )
+    stopping.exit_now(stop.exit_code)
+
+
+def _fail(message: str, stop: stopping.Stop, *, where: bool = False) -> NoReturn:
+    # Workers still retrying or waiting stop at once, and are not waited for.
+    stop.request(message, 1)
+    if stop.finisher is not None:
+        stop.finisher(stopping.FINAL_WRITE_SECONDS)
+    else:
+        flush_pending()
+    if where:
+        message = f"{message} {_where_the_next_run_starts()}"
     print(f"tap-braze-series: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    stopping.exit_now(1)
 
 
 if __name__ == "__main__":

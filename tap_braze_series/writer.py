@@ -6,6 +6,11 @@ together with the STATE message that follows them, so we gather lines in large
 chunks and flush at each STATE (and at exit). A killed run loses at most the
 records after its last STATE, which the next run, resuming from that STATE,
 reads again.
+
+Every line reaches stdout whole, even when the run is stopped while a slow
+target leaves the pipe full: into a pipe, only what fits without blocking is
+written, cut after a newline, so the writer is never stuck in the middle of a
+line and sees a stop between two lines (see `PipeOutput`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import errno
+import fcntl
+import os
+import select
+import stat
 import sys
+import termios
+import time
 import weakref
 from typing import Any
 
@@ -21,8 +33,11 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib import Message, StateMessage
 from typing_extensions import override
 
+from tap_braze_series import stopping
+
 # Lines are gathered up to this size before a write: fewer system calls.
 CHUNK = 256 * 1024
+PAGE = 4096
 
 _WRITERS: weakref.WeakSet[StateFlushingWriter] = weakref.WeakSet()
 
@@ -32,7 +47,7 @@ def flush_pending() -> None:
     error stays the last line a reader of merged stdout and stderr sees (Meltano's
     `config test` shows that line)."""
     for writer in list(_WRITERS):
-        with contextlib.suppress(OSError, ValueError):  # stdout closed: nothing to save
+        with contextlib.suppress(OSError, ValueError, stopping.RunStopped):  # nothing to save
             writer.flush()
 
 
@@ -45,7 +60,9 @@ class StateFlushingWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
-        atexit.register(self.flush)
+        self._stop = stopping.installed()
+        self._output: PipeOutput | None = None
+        atexit.register(self._flush_at_exit)
         _WRITERS.add(self)
 
     @override
@@ -75,9 +92,133 @@ class StateFlushingWriter(MsgSpecWriter):
             self.flush(force=False)
 
     def flush(self, *, force: bool = True) -> None:
-        """Hand what is gathered to stdout; with `force`, to the reader too."""
+        """Hand what is gathered to stdout (`force` is kept for the SDK's callers).
+
+        Raises RunStopped, between two lines, if the run is stopped while the
+        reader is slow: what is not written yet stays pending for `finish`.
+        """
         if self._pending:
-            sys.stdout.buffer.write(self._pending)
+            self._write(deadline=None)
+
+    def finish(self, state: dict[str, Any], seconds: float) -> bool:
+        """Write what is pending and a last STATE, for at most `seconds`.
+
+        Returns whether the STATE was written. If the reader does not take it in
+        time, the output ends after a whole line and the last STATE the reader got
+        stays the one to resume from.
+        """
+        self._pending += self.format_message(StateMessage(value=state))
+        return self._write(deadline=time.monotonic() + seconds)
+
+    def _write(self, deadline: float | None) -> bool:
+        stop = self._stop
+        if stop is not None and stop.reason == stopping.READER_GONE:
+            self._pending.clear()  # nobody reads: drop, do not fail
+            return False
+        output = self._output_for_stdout()
+        try:
+            done, stopped = output.write(self._pending, stop, deadline)
+        except BrokenPipeError:
             self._pending.clear()
-        if force:
-            sys.stdout.flush()
+            if stop is None:
+                raise
+            stopping.reader_gone(stop)
+            raise stopping.RunStopped(stop.reason) from None
+        del self._pending[:done]
+        if stopped and stop is not None:
+            raise stopping.RunStopped(stop.reason)
+        return not self._pending
+
+    def _output_for_stdout(self) -> PipeOutput:
+        # Anything written through sys.stdout (the SDK prints nothing during a sync,
+        # but a library might) goes out first, in order.
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        if self._output is None or self._output.fd != fd:
+            self._output = PipeOutput(fd)
+        return self._output
+
+    def _flush_at_exit(self) -> None:
+        with contextlib.suppress(BrokenPipeError, stopping.RunStopped):
+            self.flush()
+
+
+class PipeOutput:
+    """Writes to one file descriptor, never blocking mid-line when it is a pipe.
+
+    Into a pipe, each write is at most what the pipe has room for (its capacity
+    less what is unread, less a page of slack: the kernel fills the pipe page by
+    page) and ends after a newline; between two writes, a full pipe is waited
+    for with poll, looking at the stop. A line longer than the room is written
+    whole, blocking. Other outputs (a file, a terminal) are written directly.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        try:
+            self.is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            self.is_pipe = False
+        self._capacity = PAGE
+        if self.is_pipe:
+            with contextlib.suppress(OSError, AttributeError):
+                self._capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+
+    def write(
+        self, data: bytearray, stop: stopping.Stop | None, deadline: float | None
+    ) -> tuple[int, bool]:
+        """Write from the start of `data`: (bytes written, whether the stop cut it short).
+
+        Without a deadline, keep going until all is written, unless `stop` is set
+        (then return between two lines). With a deadline, ignore the stop and
+        return when the deadline passes between two lines.
+        """
+        done = 0
+        total = len(data)
+        with memoryview(data) as view:
+            while done < total:
+                if not self.is_pipe:
+                    done += os.write(self.fd, view[done:])
+                    continue
+                waited = self._wait_writable(stop, deadline, data, done)
+                if waited is not None:
+                    return done, waited
+                room = max(self._room(), 1)
+                end = min(total, done + room)
+                if end < total:
+                    newline = data.rfind(b"\n", done, end)
+                    # A line longer than the room: write up to its end, even if it blocks.
+                    end = newline + 1 if newline >= 0 else data.find(b"\n", end) + 1 or total
+                done += os.write(self.fd, view[done:end])
+        return done, False
+
+    def _wait_writable(
+        self, stop: stopping.Stop | None, deadline: float | None, data: bytearray, done: int
+    ) -> bool | None:
+        """None once the pipe has room; else, between two lines, True if stopped,
+        False if the deadline passed."""
+        at_line_start = done == 0 or data[done - 1] == 0x0A
+        while True:
+            if at_line_start:
+                if deadline is None and stop is not None and stop.is_set():
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+            try:
+                ready = select.select([], [self.fd], [self.fd], stopping.POLL_SECONDS)
+            except InterruptedError:  # pragma: no cover - retried by Python itself
+                continue
+            if ready[1] or ready[2]:
+                return None  # writable, or an error the write will tell
+
+    def _room(self) -> int:
+        """Bytes the pipe takes now without blocking (a lower bound)."""
+        try:
+            unread = int.from_bytes(
+                fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder
+            )
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOTTY):
+                return PAGE
+            raise
+        return max(self._capacity - unread - 2 * PAGE, PAGE)

@@ -9,7 +9,7 @@ See the section "The Braze sandbox" of the README.
 """
 
 from .api import Api
-from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, SandboxConfig
+from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
 from .server import RequestLog, RequestRecord, Sandbox
 from .spec import UNDOCUMENTED_METRICS
 from .workspace import (
@@ -25,6 +25,7 @@ from .workspace import (
 __all__ = [
     "DEFAULT_RATE_LIMITS",
     "FAULT_KINDS",
+    "STALL_KINDS",
     "UNDOCUMENTED_METRICS",
     "Api",
     "Campaign",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, SandboxConfig
+from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
 from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
 from .timeutil import parse_iso
@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(d.fault_kinds),
         help="comma-separated fault kinds among "
         + ",".join(FAULT_KINDS)
-        + " (default: all of them)",
+        + " (the default) and the stalls "
+        + ",".join(STALL_KINDS)
+        + " (hang: never answer; stall: headers, then nothing; trickle: one byte per "
+        "--trickle-interval)",
     )
     p.add_argument(
         "--fault-max-repeats",
@@ -217,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave points out only on the first N asks of each request (default: on every ask)",
     )
     p.add_argument(
+        "--trickle-interval",
+        type=float,
+        default=d.trickle_interval,
+        help="seconds between two bytes of a 'trickle' fault (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=d.hang_seconds,
+        help="a 'hang' or 'stall' fault closes the connection after this long, unless the "
+        "client hangs up first (default: %(default)s)",
+    )
+    p.add_argument(
         "--deny",
         action="append",
         default=[],
@@ -265,6 +281,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         duplicate_values=args.duplicate_values,
         missing_rate=args.missing_rate,
         missing_repeats=args.missing_repeats,
+        trickle_interval=args.trickle_interval,
+        hang_seconds=args.hang_seconds,
     )
 
 

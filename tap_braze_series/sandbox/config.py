@@ -11,8 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .points import DUPLICATE_VALUES, POINT_ORDERS
 
-#: Every fault kind the sandbox knows how to inject.
+#: The fault kinds injected by default: each answers (or drops) the request at once.
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "drop", "slow", "truncated")
+#: Stalls, injected only when asked for: "hang" reads the request and never answers,
+#: "stall" sends the headers and never the body, "trickle" sends the whole response one
+#: byte every ``trickle_interval`` seconds. A hang or stall lasts until the client hangs
+#: up, ``hang_seconds`` pass, or the sandbox stops.
+STALL_KINDS: tuple[str, ...] = ("hang", "stall", "trickle")
 
 #: Rate-limit pools and Braze's documented defaults: ``pool -> (limit, window_seconds)``.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {
@@ -61,6 +66,8 @@ class SandboxConfig:
     duplicate_values: str = "equal"
     missing_rate: float = 0.0
     missing_repeats: int | None = None
+    trickle_interval: float = 1.0
+    hang_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -92,11 +99,14 @@ class SandboxConfig:
             raise ValueError("latency and slow_seconds must be >= 0")
         if not 0.0 <= self.tail_rate <= 1.0 or not self.tail_latency >= 0:
             raise ValueError("tail_rate must be between 0 and 1 and tail_latency >= 0")
+        if not self.trickle_interval > 0 or self.hang_seconds < 0:
+            raise ValueError("trickle_interval must be > 0 and hang_seconds >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
-        unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
+        known = [*FAULT_KINDS, *STALL_KINDS]
+        unknown = [k for k in self.fault_kinds if k not in known]
         if unknown:
-            raise ValueError(f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}")
+            raise ValueError(f"unknown fault kinds {unknown}; known: {known}")
         if self.fault_rate > 0 and not self.fault_kinds:
             raise ValueError("fault_kinds must not be empty when fault_rate > 0")
         if self.fault_max_repeats < 0:

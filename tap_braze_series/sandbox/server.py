@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import select
 import socket
 import threading
 import time
@@ -272,18 +273,53 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
+    def head(
+        self, status: int, length: int, content_type: str, headers: Mapping[str, str]
+    ) -> bytes:
+        """The status line and headers of a response, as bytes."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         for k, v in headers.items():
             self.send_header(k, v)
-        # Headers and body in one write (no Nagle/delayed-ACK stalls on keep-alive).
         self._headers_buffer.append(b"\r\n")
         head = b"".join(self._headers_buffer)
         self._headers_buffer = []
+        return head
+
+    def send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
+        head = self.head(status, len(body), content_type, headers)
+        # Headers and body in one write (no Nagle/delayed-ACK stalls on keep-alive).
         self.wfile.write(head if self.command == "HEAD" else head + body)
         self.wfile.flush()
+
+    def send_head(
+        self, status: int, length: int, content_type: str, headers: Mapping[str, str]
+    ) -> None:
+        self.wfile.write(self.head(status, length, content_type, headers))
+        self.wfile.flush()
+
+    def trickle(self, data: bytes, interval: float, stopping: threading.Event) -> None:
+        """Send `data` one byte every `interval` seconds (until the client hangs up)."""
+        self.close_connection = True
+        for i in range(len(data)):
+            if i and stopping.wait(interval):
+                return
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+
+    def client_gone(self, timeout: float) -> bool:
+        """Whether the client closed its side, waiting up to `timeout` to see it."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], timeout)
+            if not readable:
+                return False
+            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                return True
+            time.sleep(timeout)  # it sent more (it cannot be answered before this one)
+            return False
+        except (OSError, ValueError):
+            return True
 
 
 class Sandbox:
@@ -401,10 +437,16 @@ class Sandbox:
         kinds: tuple[str, ...] | list[str] | None = None,
         max_repeats: int | None = None,
         slow_seconds: float | None = None,
+        trickle_interval: float | None = None,
+        hang_seconds: float | None = None,
     ) -> None:
         """Change fault injection; resets the per-request fault bookkeeping."""
         with self._lock:
             changes: dict[str, Any] = {}
+            if trickle_interval is not None:
+                changes["trickle_interval"] = trickle_interval
+            if hang_seconds is not None:
+                changes["hang_seconds"] = hang_seconds
             if rate is not None:
                 changes["fault_rate"] = rate
             if kinds is not None:
@@ -557,6 +599,9 @@ class Sandbox:
             return
         # 3. injected faults
         fault = self._faults.decide(FaultInjector.identity(path, params))
+        if fault == "hang":
+            self._hang(ex, cfg, fault)
+            return
         if fault == "drop":
             self._sleep(cfg.latency)
             ex.finish(0, fault)
@@ -601,7 +646,32 @@ class Sandbox:
             raw = raw[: len(raw) // 2]
             status = 200
         self._sleep(cfg.latency)
+        if fault == "stall":
+            ex.finish(status, fault)
+            h.send_head(status, len(raw), "application/json", rl_headers)
+            self._hang(ex, cfg, fault)
+            return
+        if fault == "trickle":
+            ex.finish(status, fault)
+            h.trickle(
+                h.head(status, len(raw), "application/json", rl_headers) + raw,
+                cfg.trickle_interval,
+                self._stopping,
+            )
+            return
         ex.reply(status, raw, "application/json", rl_headers, fault)
+
+    def _hang(self, ex: _Exchange, cfg: SandboxConfig, fault: str) -> None:
+        """Answer nothing more until the client hangs up, hang_seconds pass or we stop."""
+        h = ex.handler
+        h.close_connection = True
+        deadline = time.monotonic() + cfg.hang_seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            if h.client_gone(0.05):
+                break
+        ex.finish(0, fault)
+        with contextlib.suppress(OSError):
+            h.connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Exchange:

@@ -12,10 +12,12 @@ import datetime as dt
 import http.server
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +328,9 @@ class StreamedRun:
     returncode: int | None
     stderr: str
     kill_reason: str = ""
+    signalled_at: float | None = None  # time.time() when the signal was sent
+    exit_seconds: float | None = None  # from the signal to the tap's exit
+    cut_line: bytes | None = None  # a last line that did not end with a newline
 
     def states(self) -> list[Message]:
         return [m for m in self.messages if m.kind == "STATE"]
@@ -357,51 +362,128 @@ def write_inputs(
 def run_until(
     command: list[str],
     stderr_path: Path,
-    kill_at: Callable[[list[Message], Message], tuple[int, str] | None],
+    kill_at: Callable[[list[Message], Message], tuple[int, str] | None] | None = None,
     *,
+    signum: int | None = signal.SIGKILL,
+    when: Callable[[], bool] | None = None,
+    paused_reader: float | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
 ) -> StreamedRun:
-    """Run the tap, reading stdout line by line; SIGKILL it when `kill_at` says so.
+    """Run the tap, reading stdout line by line; send it `signum` when told to.
 
-    `kill_at(previous, current)` sees every message as it arrives; returning
-    `(n, reason)` kills the tap at once and keeps the first `n` messages as what
-    the run emitted (a target that died with the tap had read exactly those).
+    `kill_at(previous, current)` sees every message as it arrives; `when()` is
+    asked every few milliseconds. When either says so, the tap gets `signum`:
+
+    - SIGKILL: `kill_at` returns `(n, reason)` and the first `n` messages are
+      kept as what the run emitted (a target that died with the tap had read
+      exactly those);
+    - another signal (SIGTERM, SIGINT): the tap stops by itself; everything it
+      wrote until it exited is read and kept. With `paused_reader`, stdout is not
+      read at all from the start until that many seconds after the signal (a
+      slow target: the pipe is full when the signal comes);
+    - None: no signal, the reader closes stdout instead (a target that exited).
     """
     messages: list[Message] = []
+    decided = threading.Event()
+    decision: list[tuple[int, str]] = []
+    resume_reading = threading.Event()
+    stop_reading = threading.Event()
+    cut: list[bytes] = []
     with stderr_path.open("w") as err:
         proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env={**os.environ, **(env or {})},
+            command, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **(env or {})}
         )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        def read() -> None:
+            if paused_reader is not None:
+                resume_reading.wait()
+            fd, rest, index = stdout.fileno(), b"", 0
+            # select + os.read, not readline: a reader blocked in read() would keep the
+            # pipe open in the kernel after close(), and the tap would not see it closed.
+            while not stop_reading.is_set():
+                if not select.select([fd], [], [], 0.02)[0]:
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                *lines, rest = (rest + chunk).split(b"\n")
+                for raw in lines:
+                    message = parse_line(index, raw.decode())
+                    index += 1
+                    if kill_at is not None and not decided.is_set():
+                        verdict = kill_at(messages, message)
+                        if verdict is not None:
+                            decision.append(verdict)
+                            decided.set()
+                            if signum in (signal.SIGKILL, None):
+                                messages.append(message)
+                                return
+                    messages.append(message)
+            if rest:
+                cut.append(rest)  # cut mid-line
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
         try:
-            assert proc.stdout is not None
-            for index, line in enumerate(proc.stdout):
-                if not line.endswith("\n"):
-                    break  # cut mid-line by the timeout kill
-                message = parse_line(index, line)
-                decision = kill_at(messages, message)
-                if decision is not None:
-                    keep, reason = decision
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    emitted = [*messages, message][:keep]
-                    return StreamedRun(emitted, True, proc.returncode, "", reason)
-                messages.append(message)
-            returncode = proc.wait()
+            while proc.poll() is None and not decided.is_set() and time.monotonic() < deadline:
+                if when is not None and when():
+                    decision.append((0, "when"))
+                    decided.set()
+                    break
+                time.sleep(0.005)
+            if not decided.is_set():
+                if proc.poll() is None:  # the timeout
+                    proc.kill()
+                resume_reading.set()
+                reader.join(timeout=30)
+                proc.wait()
+                return StreamedRun(
+                    messages, False, proc.returncode, stderr_path.read_text(), cut_line=_one(cut)
+                )
+            signalled_at, sent = time.time(), time.monotonic()
+            if signum is None:
+                stop_reading.set()
+                reader.join(timeout=30)
+                stdout.close()  # nothing reads it any more
+            else:
+                os.kill(proc.pid, signum)
+            if paused_reader is not None:
+                time.sleep(paused_reader)
+                resume_reading.set()
+            try:
+                proc.wait(timeout=30)
+            finally:
+                exit_seconds = time.monotonic() - sent
+            reader.join(timeout=30)
         finally:
-            timer.cancel()
+            resume_reading.set()
+            stop_reading.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-    return StreamedRun(messages, False, returncode, stderr_path.read_text())
+            reader.join(timeout=30)
+            stdout.close()
+    keep, reason = decision[0]
+    if signum == signal.SIGKILL:
+        return StreamedRun(messages[:keep], True, proc.returncode, "", reason)
+    return StreamedRun(
+        messages,
+        True,
+        proc.returncode,
+        stderr_path.read_text(),
+        reason,
+        signalled_at=signalled_at,
+        exit_seconds=exit_seconds,
+        cut_line=_one(cut),
+    )
+
+
+def _one(items: list[bytes]) -> bytes | None:
+    return items[0] if items else None
 
 
 # --- a proxy that forwards to the sandbox and rewrites chosen responses ----------------

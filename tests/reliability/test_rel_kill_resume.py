@@ -1,10 +1,13 @@
-"""SIGKILL at 20+ points, resume from the last STATE each time: nothing lost, nothing wrong.
+"""SIGKILL, SIGTERM, SIGINT at 20+ points, resume from the last STATE: nothing lost or wrong.
 
 A "chain" starts a run without state, kills it at a chosen output line, resumes
 from the last STATE message the chain emitted (none if it emitted none), and so
 on until a run completes. Kill points are drawn from a seeded generator, in four
 kinds: right after a STATE message, between two partitions of a stream, in the
 middle of a response window (two records of one response), and at any line.
+Each kind is met with SIGKILL (the run keeps what it wrote up to that line) and
+with SIGTERM and SIGINT (the run stops by itself: everything it wrote counts,
+and it must end with whole lines, a final STATE and the signal's exit status).
 Across each chain:
 
 - every record any run emitted equals the sandbox's oracle (now is fixed, so a
@@ -24,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import signal
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -63,6 +67,7 @@ SELECTED = [
     "session_data_series",
 ]
 KINDS = ("state", "partition", "window", "any")
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 MIN_KILLS = 22
 MAX_RUNS = 70
 
@@ -72,6 +77,7 @@ class Chain:
 
     def __init__(self) -> None:
         self.runs: list[tuple[dict | None, StreamedRun]] = []  # (input state, run)
+        self.signals: list[tuple[int, StreamedRun]] = []  # runs stopped by SIGTERM/SIGINT
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,9 @@ def _kill_and_resume(sb, config, tmp: Path, n_lines: int) -> tuple[list[Chain], 
         chain_config = {**config, "lookback_days": 14 if len(chains) % 2 else 0}
         state: dict | None = None
         while True:
-            kind = KINDS[sum(kills.values()) % len(KINDS)]
+            n = sum(kills.values())
+            kind = KINDS[n % len(KINDS)]
+            signum = SIGNALS[(n // len(KINDS)) % len(SIGNALS)]
             threshold = rng.randint(1, n_lines)
             since = len(sb.request_log)
             tag = f"c{len(chains)}r{len(chain.runs)}"
@@ -156,6 +164,7 @@ def _kill_and_resume(sb, config, tmp: Path, n_lines: int) -> tuple[list[Chain], 
                 write_inputs(tmp, chain_config, streams=SELECTED, state=state, tag=tag),
                 tmp / f"{tag}.err",
                 _planner(kind, threshold, sb, since),
+                signum=signum,
             )
             runs += 1
             chain.runs.append((state, run))
@@ -163,6 +172,8 @@ def _kill_and_resume(sb, config, tmp: Path, n_lines: int) -> tuple[list[Chain], 
                 assert run.returncode == 0, run.stderr[-3000:]
                 break
             kills[run.kill_reason] += 1
+            if signum != signal.SIGKILL:
+                chain.signals.append((signum, run))
             emitted_states = run.states()
             if emitted_states:
                 state = emitted_states[-1].value
@@ -176,6 +187,27 @@ def test_at_least_twenty_kills_of_every_kind(world):
     # Every chain ended with a run that completed.
     for chain in world["chains"]:
         assert not chain.runs[-1][1].killed
+
+
+def test_signalled_runs_end_with_whole_lines_a_final_state_and_the_signal_status(world):
+    stopped = [entry for chain in world["chains"] for entry in chain.signals]
+    assert {signum for signum, _ in stopped} == {signal.SIGTERM, signal.SIGINT}
+    clean_marks = bookmarks(world["clean"].states()[-1].value)
+    for signum, run in stopped:
+        assert run.cut_line is None, run.cut_line[:200]
+        assert run.messages[-1].kind == "STATE", run.messages[-1]
+        assert run.exit_seconds is not None
+        assert run.exit_seconds < 5, run.exit_seconds
+        if run.returncode == 0:
+            # The signal came as the run was exiting, its work done: a complete run.
+            assert bookmarks(run.messages[-1].value) == clean_marks
+            continue
+        assert run.returncode == 128 + signum, (run.returncode, run.stderr[-2000:])
+        name = signal.Signals(signum).name
+        said = [line for line in run.stderr.splitlines() if f"stopped by {name}" in line]
+        assert len(said) == 1, run.stderr[-2000:]
+        assert "next run resumes" in said[0], said
+        assert "Traceback" not in run.stderr
 
 
 def test_every_emitted_record_equals_the_oracle(world):
