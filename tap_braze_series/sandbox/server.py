@@ -423,6 +423,12 @@ class Sandbox:
         cfg_now = self._config.now
         return cfg_now if cfg_now is not None else datetime.now(UTC)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being served right now (a hanging one included)."""
+        with self._lock:
+            return self._in_flight
+
     def clear_log(self) -> None:
         self.request_log.clear()
 
