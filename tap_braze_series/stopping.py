@@ -28,10 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 # The run's exit is forced this long after a stop whatever the main thread is doing
@@ -100,13 +97,6 @@ class Stop:
         """Wait `seconds`, or raise RunStopped as soon as the run must stop."""
         if self._event.wait(seconds):
             raise RunStopped(self.reason)
-
-    def result(self, future: Future[T]) -> T:
-        """`future.result()`, given up on (RunStopped) as soon as the run must stop."""
-        while True:
-            self.check()
-            with contextlib.suppress(TimeoutError):
-                return future.result(timeout=POLL_SECONDS)
 
     def remaining(self, seconds: float) -> float:
         """Seconds left until `seconds` after the stop (all of them if not stopped)."""
