@@ -11,6 +11,14 @@ Two limits apply to every request:
   answered once, one request goes alone: what remains of a pool that the
   customer's other integrations share is unknown until Braze says it.
 
+Once a pool's counts show requests that are not ours (another tap, another
+integration of the workspace), requests to it are paced: what remains is spread
+over the time left until the reset, one request every (time left) / (remaining)
+seconds. Clients that all burst at the start of a window empty it together and
+then collect 429s for what they had in flight; clients that pace see the pool
+shrink and slow down together. A pool only we use is not paced: bursting costs
+nothing there.
+
 Thread-safe; workers call `acquire(pool)` before a request and `release(...)`
 after it.
 """
@@ -31,6 +39,8 @@ ROLLING_WINDOW = 3600.0
 RESET_MARGIN = 0.25
 # How long to wait for in-flight responses when a pool's new window is already full.
 IN_FLIGHT_WAIT = 0.05
+# At most this many requests of a shared pool's window are left to the other clients.
+MAX_RESERVE = 4
 
 logger = logging.getLogger("tap-braze-series.ratelimit")
 
@@ -42,6 +52,10 @@ class _PoolState:
     reset_at: float | None = None  # wall-clock epoch seconds
     in_flight: int = 0
     answered: bool = False  # a request to it has ended (answered or not)
+    ours: int = 0  # our requests Braze counted in the current window
+    shared: bool = False  # Braze's counts showed requests that were not ours
+    others: int = 0  # requests not ours Braze counted in the current window (at least)
+    next_at: float = 0.0  # clock time before which a paced request waits
 
 
 @dataclass
@@ -106,6 +120,7 @@ class RateGovernor:
                 self._sent.append([second, 1])
             self._sent_total += 1
             state = self._pools.setdefault(pool, _PoolState())
+            state.next_at = now + self._pace(state)
             state.in_flight += 1
             self.stats.requests += 1
             self.stats.by_pool[pool] = self.stats.by_pool.get(pool, 0) + 1
@@ -126,10 +141,12 @@ class RateGovernor:
             # make a stalled server take max_workers times longer to give up on.
             state.answered = True
             if headers is not None:
-                self._observe(state, headers, status)
+                self._observe(pool, state, headers, status)
             self._cond.notify_all()
 
-    def _observe(self, state: _PoolState, headers: Mapping[str, str], status: int | None) -> None:
+    def _observe(
+        self, pool: str, state: _PoolState, headers: Mapping[str, str], status: int | None
+    ) -> None:
         limit = _int_header(headers, "X-RateLimit-Limit")
         remaining = _int_header(headers, "X-RateLimit-Remaining")
         reset = _float_header(headers, "X-RateLimit-Reset")
@@ -142,15 +159,34 @@ class RateGovernor:
             return
         if limit is not None:
             state.limit = limit
+        counted = status != 429  # a refused request is not counted against the pool
         if state.reset_at is None or reset > state.reset_at + 0.5:
             # A new window: its count replaces the old one.
             state.reset_at = reset
             state.remaining = remaining
+            state.ours = int(counted)
+            state.others = 0
         elif abs(reset - state.reset_at) <= 0.5:
             # Responses of one window arrive out of order: the smallest count is the newest.
             state.remaining = (
                 remaining if state.remaining is None else min(state.remaining, remaining)
             )
+            state.ours += counted
+        else:
+            return  # a late answer from a window already over
+        if counted and state.limit is not None:
+            # What Braze counted, less ours: those answered, and at most those in flight.
+            others = state.limit - remaining - state.ours - state.in_flight
+            state.others = max(state.others, others)
+            if others > 0 and not state.shared:
+                state.shared = True
+                logger.info(
+                    "Rate governor: others use Braze pool '%s' too (%d of its %d requests this "
+                    "window); pacing requests to it until each reset.",
+                    pool,
+                    others,
+                    state.limit,
+                )
 
     def _delay(self, pool: str) -> tuple[float, str]:
         now = self._clock()
@@ -176,8 +212,9 @@ class RateGovernor:
             state.remaining = state.limit
             if state.remaining is None:
                 return 0.0, ""
-        if state.remaining - state.in_flight > 0:
-            return 0.0, ""
+        if state.remaining - state.in_flight - self._reserve(state) > 0:
+            wait = state.next_at - now if state.shared else 0.0
+            return wait, "pacing a shared pool"
         if state.reset_at is None:
             if state.in_flight == 0:
                 return 0.0, ""  # nothing in flight will tell us more: ask
@@ -192,6 +229,28 @@ class RateGovernor:
         with self._cond:
             horizon = self._clock() - self._window
             return sum(int(count) for second, count in self._sent if second + 1.0 > horizon)
+
+    def _pace(self, state: _PoolState) -> float:
+        """Seconds until the next request to a shared pool: its remainder spread to the reset."""
+        if not state.shared or state.reset_at is None or state.remaining is None:
+            return 0.0
+        left = state.reset_at + RESET_MARGIN - self._wall()
+        available = state.remaining - state.in_flight - self._reserve(state)
+        if left <= 0 or available <= 0:
+            return 0.0  # the window is over, or _delay holds the pool until it is
+        return left / available
+
+    @staticmethod
+    def _reserve(state: _PoolState) -> int:
+        """Requests of a shared pool left to the others.
+
+        What we last heard of the pool is a request or so old for each other client
+        pacing on it: about as many clients as the others' share of the pool to
+        ours. Leaving them that many avoids several clients taking the last request.
+        """
+        if not state.shared:
+            return 0
+        return min(max(1, round(state.others / max(state.ours, 1))), MAX_RESERVE)
 
     def pool_snapshot(self, pool: str) -> tuple[int | None, int | None, float | None]:
         """(limit, remaining, reset) last announced for a pool, for logs and tests."""

@@ -184,3 +184,39 @@ def test_tiny_limits_on_the_small_pools_hold_back_only_their_endpoints(sb):
         keys = keys_of(stream)
         assert keyed(run.records[stream], keys) == keyed(reference.records[stream], keys)
     assert run.state == reference.state
+
+
+def test_three_taps_sharing_a_pool_pace_themselves_and_all_complete(sb, config, unlimited):
+    """Three taps of one workspace at once (30 requests per 2 s): few 429s, all complete.
+
+    Each tap sees from Braze's counts that it is not alone, and spreads what the pool
+    has left over the time to its reset instead of bursting at each window start.
+    """
+    limit, window = 30, 2.0
+    sb.set_rate_limits({"default": (limit, window)})
+    sb.clear_log()
+    runs: list = [None] * 3
+
+    def run(n: int) -> None:
+        runs[n] = run_tap(config, streams=STREAMS, env={"TAP_BRAZE_SERIES_LOGLEVEL": "INFO"})
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+    finally:
+        log = sb.request_log.snapshot()
+        sb.set_rate_limits(None)
+    pool = [r for r in log if r.pool == "default"]
+    refused = [r for r in pool if r.status == 429]
+    assert len(pool) >= 4 * limit, "the taps must share the pool over several windows"
+    assert len(refused) <= 0.05 * len(pool), f"{len(refused)} of {len(pool)} answered 429"
+    per_window = Counter(math.floor(r.started / window) for r in pool if r.status == 200)
+    assert max(per_window.values()) <= limit, per_window
+    for tap in runs:
+        assert tap is not None
+        assert tap.returncode == 0, tap.stderr[-3000:]
+        assert "pacing requests" in tap.stderr
+        assert_same_output(tap, unlimited)

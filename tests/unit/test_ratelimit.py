@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from tap_braze_series.ratelimit import RateGovernor
@@ -179,11 +180,11 @@ def test_a_pool_not_yet_heard_from_gets_one_request_at_a_time():
     }
     # A second request waits for the probe's answer instead of going out blind ...
     governor._cond.on_wait = lambda: governor.release("lists_1000", nearly_empty, 200)
-    governor.acquire("lists_1000")
-    assert governor._cond.waited, "the second request went out before the pool answered"
-    # ... and, that answer having left one request, a third waits for the reset.
     start = clock.now
     governor.acquire("lists_1000")
+    assert governor._cond.waited, "the second request went out before the pool answered"
+    # ... and, that answer having left one request of a pool others use (999 of its
+    # 1000 went to them), it leaves that one to them and waits for the reset.
     assert clock.now >= start + 59
     # Other pools are not held by this one.
     start = clock.now
@@ -200,3 +201,56 @@ def test_a_pool_that_answers_without_headers_is_not_held():
     for _ in range(8):
         governor.acquire("default")  # all at once: nothing announced, nothing to wait for
     assert clock.now == start
+
+
+def _announce(governor: RateGovernor, clock: FakeClock, remaining: int, reset: float) -> None:
+    governor.release(
+        "default",
+        {
+            "X-RateLimit-Limit": "30",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        },
+        200,
+    )
+
+
+def test_a_pool_only_we_use_is_not_paced():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = int(clock.now) + 20
+    for remaining in range(29, 9, -1):  # each of our requests takes one: nobody else
+        governor.acquire("default")
+        _announce(governor, clock, remaining, reset)
+    assert not governor._cond.waited
+
+
+def test_a_pool_others_use_is_paced_to_last_until_its_reset():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 19, reset)  # 11 counted, 1 of them ours: others are here
+    sent = []
+    for remaining in (17, 15, 13, 11):  # the others keep taking one for each of ours
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    # What is left is spread over the time to the reset, not sent at once.
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap > 0.5 for gap in gaps), gaps
+    assert sent[-1] < reset
+
+
+def test_a_shared_pool_leaves_its_last_requests_to_the_others():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 10, reset)  # 20 counted, 1 ours
+    governor.acquire("default")
+    _announce(governor, clock, 1, reset)  # one left: more clients than that pace on it
+    before = clock.now
+    governor.acquire("default")
+    assert clock.now >= reset  # waited for the new window instead of racing for the last one
+    assert clock.now > before
