@@ -176,7 +176,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         th.NumberType,
         default=DEFAULT_TIMEOUT,
         title="Request timeout",
-        description="Seconds to wait for a Braze response before retrying it.",
+        description=(
+            "Seconds a request may take as a whole, from connecting to the last byte of "
+            "the answer, before it is retried."
+        ),
     ),
     th.Property(
         "max_workers",
