@@ -141,7 +141,7 @@ class StreamTally:
         self._mark = self.records
 
     def end_partition(self, first_record: dict[str, Any] | None, *, complete: bool) -> None:
-        """A partition ended (`complete` False: stopped by an error)."""
+        """A partition ended (`complete` False: stopped before its end)."""
         if complete:
             self.partitions += 1
         if first_record is None or self.records == self._mark or self.order is None:
@@ -374,7 +374,7 @@ class RunReport:
             return "  " + "  ".join(cells).rstrip()
 
         elapsed = self._clock() - self.started
-        title = "Run stopped by an error; what it did" if failed else "Run summary"
+        title = "Run stopped before its end; what it did" if failed else "Run summary"
         lines = [f"{title}:", fmt(header), *(fmt(r) for r in rows)]
         if not rows:
             lines.append("  no stream synced")
