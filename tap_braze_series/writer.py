@@ -116,6 +116,13 @@ class StateFlushingWriter(MsgSpecWriter):
             self._pending.clear()  # nobody reads: drop, do not fail
             return False
         output = self._output_for_stdout()
+        if output is None:
+            # stdout is not a file descriptor (the tap runs inside a program that
+            # captures it): write through it.
+            sys.stdout.buffer.write(self._pending)
+            sys.stdout.flush()
+            self._pending.clear()
+            return True
         try:
             done, stopped = output.write(self._pending, stop, deadline)
         except BrokenPipeError:
@@ -129,11 +136,14 @@ class StateFlushingWriter(MsgSpecWriter):
             raise stopping.RunStopped(stop.reason)
         return not self._pending
 
-    def _output_for_stdout(self) -> PipeOutput:
+    def _output_for_stdout(self) -> PipeOutput | None:
         # Anything written through sys.stdout (the SDK prints nothing during a sync,
         # but a library might) goes out first, in order.
         sys.stdout.flush()
-        fd = sys.stdout.fileno()
+        try:
+            fd = sys.stdout.fileno()
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation included
+            return None
         if self._output is None or self._output.fd != fd:
             self._output = PipeOutput(fd)
         return self._output
