@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmarks of tap-braze-series against the bundled Braze sandbox (issue 6).
+"""Benchmarks of tap-braze-series against the bundled Braze sandbox.
 
 Measures, does not optimise. Every case starts the sandbox in a process of its own
 (its CPU is not the tap's; it dumps its request log at exit, from which requests,
@@ -1803,7 +1803,7 @@ def main_profile(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmarks/run.py",
-        description="Benchmark tap-braze-series against the sandbox (issue 6): requests vs "
+        description="Benchmark tap-braze-series against the sandbox: requests vs "
         "minimum, wall vs ideal, 429s, records per CPU-second, peak RSS, STATE cost.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Cases: " + ", ".join(ALL_CASES) + ". Sizes per mode:\n" + "\n".join(
