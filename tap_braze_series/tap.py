@@ -98,7 +98,16 @@ class TapBrazeSeries(Tap):
         pass
 
     def write_final_state(self, seconds: float) -> bool:
-        """Write what is pending and the current STATE (it covers only written records)."""
+        """Write what is pending and the current STATE (it covers only written records).
+
+        A run stopped by an error before it bookmarked anything has no progress to
+        hand over: a STATE without bookmarks would only say that nothing happened
+        (a signalled run still ends with its STATE, as the orchestrator expects).
+        """
+        stop = stopping.installed()
+        stopped_by_error = stop is not None and stop.exit_code == 1
+        if stopped_by_error and not self.state.get("bookmarks"):
+            return self.message_writer.finish(None, seconds)
         return self.message_writer.finish(copy.deepcopy(self.state), seconds)
 
     @override

@@ -100,15 +100,19 @@ class StateFlushingWriter(MsgSpecWriter):
         if self._pending:
             self._write(deadline=None)
 
-    def finish(self, state: dict[str, Any], seconds: float) -> bool:
+    def finish(self, state: dict[str, Any] | None, seconds: float) -> bool:
         """Write what is pending and a last STATE, for at most `seconds`.
 
         Returns whether the STATE was written. If the reader does not take it in
         time, the output ends after a whole line and the last STATE the reader got
         stays the one to resume from.
         """
-        self._pending += self.format_message(StateMessage(value=state))
-        return self._write(deadline=time.monotonic() + seconds)
+        if state is not None:
+            self._pending += self.format_message(StateMessage(value=state))
+        written = self._write(deadline=time.monotonic() + seconds)
+        if written and state is not None:
+            StateFlushingWriter.states_written += 1
+        return written
 
     def _write(self, deadline: float | None) -> bool:
         stop = self._stop
