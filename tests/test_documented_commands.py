@@ -35,6 +35,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,26 +212,32 @@ def runnable(block: Block, port: int) -> str:
 
 def run_block(block: Block, copy: Path, port: int, env: dict) -> str | None:
     """None if the block ran fine, else what went wrong."""
-    proc = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", runnable(block, port)],
-        cwd=copy,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=BLOCK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        output, problem = "", f"did not finish within {BLOCK_TIMEOUT} s"
-    else:
-        problem = None if proc.returncode == 0 else f"exited {proc.returncode}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever the block left running
-        proc.wait()
+    # The output goes to a file, not a pipe: a block that fails with a server still
+    # running in the background (which holds the pipe open) is reported when its
+    # shell exits, not when the timeout is up.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", runnable(block, port)],
+            cwd=copy,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=BLOCK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            problem: str | None = f"did not finish within {BLOCK_TIMEOUT} s"
+        else:
+            problem = None if proc.returncode == 0 else f"exited {proc.returncode}"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever the block left running
+            proc.wait()
+        log.seek(0)
+        output = log.read()
     if problem is None:
         return None
     tail = "\n".join(output.splitlines()[-25:])
