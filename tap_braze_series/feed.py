@@ -1,9 +1,9 @@
 """Concurrent fetching for series streams, with one request serving several streams.
 
-The SDK syncs streams one after another and partitions one after another on a
-single thread. A *family* is the set of streams one request serves (the four
-canvas streams share /canvas/data_series; every other endpoint and unit is a
-family of one). The first selected member the SDK syncs becomes the *driver*:
+The SDK syncs partitions one after another on a single thread. A *family* is
+the set of streams one request serves (the four canvas streams share
+/canvas/data_series; every other endpoint and unit is a family of one). The
+first selected member the tap syncs becomes the *driver*:
 
 - it plans every partition's windows from the members' bookmarks and fetches
   them on a bounded thread pool across partitions, a new request as soon as a
@@ -11,8 +11,11 @@ family of one). The first selected member the SDK syncs becomes the *driver*:
 - results come back in plan order, so records are emitted in a deterministic
   order, on the SDK's thread, which alone touches records and state;
 - the rows a response holds for the other members are written to an on-disk
-  spool per member, read back when the SDK reaches that member: one request,
-  four streams, memory flat in the number of entities and the history length.
+  spool per member: one request, four streams, memory flat in the number of
+  entities and the history length;
+- each time a partition ends, the driver advances the other members' syncs
+  over what their spools hold (`Family.follow`): their rows are written while
+  the workers fetch the next partitions, not all after the last response.
 
 If a driver stops early (an error, a record limit) the next member finds its
 spool incomplete from that partition on and drives the rest itself.
@@ -26,6 +29,7 @@ the rows before it and the partition stops there for this run.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import tempfile
 import threading
@@ -140,45 +144,60 @@ class Member(Protocol):
 
 
 class Spool:
-    """Records kept on disk for a member that syncs later, one batch per response."""
+    """Records the driver keeps on disk for another member, one batch per response.
+
+    The driver appends while the member reads (see `Family.follow`): reads and
+    writes keep their own positions in the one file.
+    """
 
     def __init__(self) -> None:
         # Closed by close(), when the member has read it or the run ends.
         self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-braze-series-spool-")  # noqa: SIM115
         self.complete: set[int] = set()
-        self._reading = False
+        self._read_at = 0
+        self._rows_written = 0
+        self._rows_complete = 0  # rows of the partitions ended so far
+        self._rows_read = 0
 
     def write(self, index: int, records: list[dict[str, Any]]) -> None:
         """Keep the records one response holds for partition `index`."""
         if records:
+            self._file.seek(0, os.SEEK_END)
             # One pickle per batch, not per record: pickling costs mostly per call.
             pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._rows_written += len(records)
 
     def end(self, index: int) -> None:
+        self._file.seek(0, os.SEEK_END)
         pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self.complete.add(index)
+        self._rows_complete = self._rows_written
+
+    def backlog(self) -> int:
+        """Rows of ended partitions not read yet."""
+        return self._rows_complete - self._rows_read
 
     def read(self, index: int) -> Iterator[dict[str, Any]]:
         """The records of partition `index`; partitions are read in the order written."""
-        if not self._reading:
-            self._file.flush()
-            self._file.seek(0)
-            self._reading = True
         while True:
+            self._file.seek(self._read_at)
             try:
                 # A fresh unpickler per batch: one kept across loads would memoise
                 # every object it ever read, and memory would grow with the spool.
                 item_index, records = pickle.load(self._file)
             except EOFError:
                 return
-            if item_index < index:
-                continue  # rows of a partition the member did not ask for
+            self._read_at = self._file.tell()
             if records is None:
                 if item_index == index:
                     return
                 continue
-            if item_index == index:
-                yield from records
+            if item_index != index:  # rows of a partition the member did not ask for
+                self._rows_read += len(records)
+                continue
+            for record in records:
+                self._rows_read += 1
+                yield record
 
     def close(self) -> None:
         self._file.close()
@@ -235,6 +254,8 @@ class Family:
         self._spools: dict[str, Spool] = {}
         self._driver: str | None = None
         self._results: Iterator[tuple[_Job, Mapping[str, Any] | None]] | None = None
+        self._followers: dict[str, Iterator[Any]] = {}
+        self._advancing: str | None = None  # the follower being advanced, if any
         self.stats = FamilyStats()
 
     # The partition list is shared by all members, so it is computed once.
@@ -251,6 +272,19 @@ class Family:
             if len(self._pending) > 1:
                 self._spools = {name: Spool() for name in self._pending}
 
+    def follow(self, name: str, sync: Iterator[Any]) -> None:
+        """Have the driver advance member `name`'s sync each time a partition ends.
+
+        `sync` is the member's whole sync, emitting its records as it is advanced.
+        A member that syncs only after its driver writes all its spooled rows after
+        the last response, while no request is in flight. Followed, it writes each
+        partition's rows on the driver's thread as soon as the partition ends,
+        while the workers fetch the next ones. It is advanced only over rows its
+        spool holds, so it never fetches; what is left of it (its last steps, or
+        the partitions a driver stopped early did not end) runs when it syncs.
+        """
+        self._followers[name] = sync
+
     def records(self, member: Member, context: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The records of `member` for one partition, in bucket order."""
         self.partitions()
@@ -261,6 +295,10 @@ class Family:
         spool = self._spools.get(member.name)
         if spool is not None and index in spool.complete and self._driver != member.name:
             yield from spool.read(index)
+        elif self._advancing == member.name:
+            raise RuntimeError(
+                f"{self.name}: {member.name} was advanced past the rows its spool holds"
+            )
         else:
             yield from self._drive(member, index)
         if index == len(self._partitions or []) - 1:
@@ -319,6 +357,7 @@ class Family:
                         if name in self._spools:
                             self._spools[name].end(index)
                     completed = True
+                    self._advance_followers(member.name)
                     return
                 if planned.broken or body is None:
                     continue
@@ -353,6 +392,19 @@ class Family:
             if not completed:
                 # Stopped early: later members must fetch this partition themselves.
                 self._close_results()
+
+    def _advance_followers(self, driver: str) -> None:
+        """Advance every followed member over the rows of the partitions ended so far."""
+        for name, sync in self._followers.items():
+            spool = self._spools.get(name)
+            if name == driver or spool is None:
+                continue
+            self._advancing = name
+            try:
+                while spool.backlog() > 0 and next(sync, None) is not None:
+                    pass
+            finally:
+                self._advancing = None
 
     def _check_coverage(
         self, member: Member, body: Mapping[str, Any], planned: PlannedPartition, window: Window

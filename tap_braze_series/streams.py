@@ -9,6 +9,7 @@ flattens a response into its rows. Streams that one request serves share a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, Protocol
@@ -466,10 +467,10 @@ def _simple_spec(
     )
 
 
-# Members of a family (streams one request serves) are listed most rows first: the
-# first selected member to sync drives the family's requests and writes its rows
-# as they arrive; the others' rows wait in a spool until their turn, after the
-# last request (see feed.py). The tap syncs a family's members in this order.
+# Members of a family (streams one request serves) are listed in the order the tap
+# syncs them: the first selected member drives the family's requests and writes its
+# rows as they arrive; the others' rows go through a spool and are written as each
+# partition ends, while the next partitions are fetched (see feed.py).
 SERIES: tuple[SeriesSpec, ...] = (
     SeriesSpec(
         name="canvas_step_message_data_series",
@@ -715,6 +716,26 @@ class SeriesStream(BrazeStream):
         self, record: dict[str, Any], context: Mapping[str, Any] | None
     ) -> Iterable[dict[str, Any] | None]:
         return ()  # series streams have no children; skip the per-record default
+
+    def sync_steps(self) -> Iterator[dict[str, Any]]:
+        """What `sync()` does for the whole stream, one record per step.
+
+        For a member its family's driver follows (see Family.follow): the driver
+        advances it as partitions end, and the tap runs what is left of it in the
+        stream's turn. Streams that read no spool sync with `sync()`.
+        """
+        self.log("Beginning sync of '%s' in %s mode", self.name, self.replication_method.lower())
+        self.context = None
+        if signpost := self.get_replication_key_signpost(None):
+            self._write_replication_key_signpost(None, signpost)
+        self._write_schema_message()
+        try:
+            yield from self._sync_records()
+        except Exception:
+            self.log(
+                "An unhandled error occurred while syncing '%s'", self.name, level=logging.ERROR
+            )
+            raise
 
     # Family member protocol.
 

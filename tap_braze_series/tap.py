@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Any, ClassVar, NoReturn
@@ -189,10 +190,56 @@ class TapBrazeSeries(Tap):
         try:
             if self.streams:  # loads the streams, and with them the series families
                 self.runtime.log_costs()
-            super().sync_all()
+            self._sync_streams()
             failed = False
         finally:
             self.log_summary(failed=failed)
+
+    def _sync_streams(self) -> None:
+        """The SDK's sync_all, with each family's later members followed by its first."""
+        self._reset_state_progress_markers()
+        self._set_compatible_replication_methods()
+        if self.state:
+            self._state_writer.write_state(self.state)
+        followed = self._follow_families()
+        for stream in self.streams.values():
+            if not stream.selected and not stream.has_selected_descendents:
+                self.logger.info("Skipping deselected stream '%s'.", stream.name)
+                continue
+            steps = followed.get(stream.name)
+            if steps is None:
+                stream.sync()
+            else:
+                for _ in steps:  # what the driver left of it
+                    pass
+            stream.finalize_state_progress_markers()
+        for stream in self.streams.values():
+            stream.log_sync_costs()
+
+    def _follow_families(self) -> dict[str, Iterator[dict[str, Any]]]:
+        """Have each family's first selected member advance the others' syncs.
+
+        Not when the SDK's batch messages or a record limit shape the sync: those
+        run through `sync()`.
+        """
+        followed: dict[str, Iterator[dict[str, Any]]] = {}
+        for family in self.runtime.families.values():
+            names = {member.name for member in family.members}
+            members = [
+                stream
+                for stream in self.streams.values()
+                if stream.name in names and stream.selected and isinstance(stream, SeriesStream)
+            ]
+            if any(
+                stream.ABORT_AT_RECORD_COUNT is not None or stream.get_batch_config(stream.config)
+                for stream in members
+            ):
+                continue
+            for stream in members[1:]:
+                steps = stream.sync_steps()
+                family.follow(stream.name, steps)
+                followed[stream.name] = steps
+        return followed
 
     def log_summary(self, *, failed: bool) -> None:
         """The end-of-run block: what each synced stream emitted, and the requests."""
@@ -211,8 +258,8 @@ class TapBrazeSeries(Tap):
     @override
     def load_streams(self) -> list[Stream]:
         # The SDK syncs streams by name. A family's members take the places its names
-        # give them, in the family's own order (most rows first, see streams.SERIES):
-        # the first to sync drives the requests, the others wait in its spool.
+        # give them, in the family's own order (see streams.SERIES): the first to
+        # sync drives the requests and advances the others (see _follow_families).
         streams = super().load_streams()
         for family in self.runtime.families.values():
             names = {member.name for member in family.members}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import json
 from contextlib import redirect_stdout
 
@@ -151,19 +152,27 @@ def test_flattening_still_applies(config, plain):
         assert "extra_metrics" not in flat[key]
 
 
-def test_a_family_syncs_its_members_most_rows_first(sb, config):
-    canvas = [
-        "canvas_data_series",
-        "canvas_step_data_series",
-        "canvas_step_message_data_series",
-        "canvas_variant_data_series",
-    ]
+CANVAS_FAMILY = [
+    "canvas_data_series",
+    "canvas_step_data_series",
+    "canvas_step_message_data_series",
+    "canvas_variant_data_series",
+]
+
+
+@pytest.fixture(scope="module")
+def family_run(sb, config):
     sb.clear_log()
-    run = run_tap(config, streams=canvas)
+    run = run_tap(config, streams=CANVAS_FAMILY)
     assert run.returncode == 0, run.stderr[-3000:]
+    return run, list(sb.request_log)
+
+
+def test_one_request_serves_a_familys_members_driver_first(sb, family_run):
+    run, log = family_run
     order = []
-    for message in map(json.loads, run.stdout.splitlines()):
-        if message["type"] == "RECORD" and message["stream"] not in order:
+    for message in record_lines(run.stdout):
+        if message["stream"] not in order:
             order.append(message["stream"])
     assert order == [
         "canvas_step_message_data_series",
@@ -171,9 +180,35 @@ def test_a_family_syncs_its_members_most_rows_first(sb, config):
         "canvas_variant_data_series",
         "canvas_data_series",
     ]
-    counts = {stream: len(run.records[stream]) for stream in order}
-    assert counts[order[0]] >= max(counts[s] for s in order[2:]), counts
     # One request per canvas window serves all four (16 days: two windows of <= 14).
     live = [c for c in sb.workspace.canvases if not c.archived]
-    series = [r for r in sb.request_log if r.path == "/canvas/data_series"]
+    series = [r for r in log if r.path == "/canvas/data_series"]
     assert len(series) == 2 * len(live)
+
+
+def test_members_write_each_partition_before_the_driver_writes_the_next(family_run):
+    run, _log = family_run
+    driver = "canvas_step_message_data_series"
+    first_of_driver: dict[str, int] = {}
+    last_of_member: dict[str, int] = {}
+    for position, message in enumerate(record_lines(run.stdout)):
+        canvas = message["record"]["canvas_id"]
+        if message["stream"] == driver:
+            first_of_driver.setdefault(canvas, position)
+        else:
+            last_of_member[canvas] = position
+    canvases = list(first_of_driver)
+    assert len(canvases) >= 2
+    assert set(last_of_member) <= set(canvases)
+    for canvas, following in itertools.pairwise(canvases):
+        assert last_of_member[canvas] < first_of_driver[following], canvas
+
+
+@pytest.mark.parametrize("stream", CANVAS_FAMILY)
+def test_a_member_writes_the_rows_and_state_it_writes_when_synced_alone(config, family_run, stream):
+    run, _log = family_run
+    alone = run_tap(config, streams=[stream])
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert run.records[stream] == alone.records[stream]
+    assert run.records[stream], stream
+    assert run.state["bookmarks"][stream] == alone.state["bookmarks"][stream]

@@ -56,9 +56,10 @@ from tests.reliability.relkit import (
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
 START = dt.date(2024, 2, 1)
 APPS = ["app_ios"]
-# In the order the tap syncs them: the canvas family (one driver, two members fed
-# from its spool; most rows first), an hourly stream long enough for a STATE message
-# in its middle (the SDK writes one every 10,000 records), then a small daily stream.
+# In the order the tap syncs them: the canvas family (one driver, and two members it
+# writes from its spool as each canvas ends), an hourly stream long enough for a STATE
+# message in its middle (the SDK writes one every 10,000 records), then a small daily
+# stream.
 SELECTED = [
     "canvas_step_message_data_series",
     "canvas_step_data_series",
@@ -116,7 +117,13 @@ def _same_response(sb, since: int, stream: str, a: Message, b: Message) -> bool:
 
 
 def _planner(kind: str, threshold: int, sb, since: int):
-    """kill_at(previous, current) for one kill of the given kind, not before `threshold`."""
+    """kill_at(previous, current) for one kill of the given kind, not before `threshold`.
+
+    "partition": before a stream's first record of a partition, whatever lines came
+    since its record before (a family's members are written between its driver's
+    partitions).
+    """
+    last_partition: dict[str, object] = {}
 
     def kill_at(previous: list[Message], current: Message) -> tuple[int, str] | None:
         if kind == "any":
@@ -125,6 +132,15 @@ def _planner(kind: str, threshold: int, sb, since: int):
             if current.kind == "STATE" and current.index + 1 >= threshold:
                 return current.index + 1, "state"
             return None
+        if kind == "partition":
+            if current.kind != "RECORD":
+                return None
+            partition = partition_of(current.stream, current.record)
+            before = last_partition.get(current.stream, partition)
+            last_partition[current.stream] = partition
+            if partition != before and current.index >= threshold:
+                return current.index, "partition"
+            return None
         prev = previous[-1] if previous else None
         if prev is None or prev.index + 1 < threshold:
             return None
@@ -132,8 +148,6 @@ def _planner(kind: str, threshold: int, sb, since: int):
             return None
         stream = current.stream
         same_partition = partition_of(stream, prev.record) == partition_of(stream, current.record)
-        if kind == "partition" and not same_partition:
-            return prev.index + 1, "partition"
         if kind == "window" and same_partition and _same_response(sb, since, stream, prev, current):
             return prev.index + 1, "window"
         return None
