@@ -147,7 +147,9 @@ class Spool:
     """Records the driver keeps on disk for another member, one batch per response.
 
     The driver appends while the member reads (see `Family.follow`): reads and
-    writes keep their own positions in the one file.
+    writes keep their own positions in the one file. Once the member has read
+    everything written, the file is emptied before the next write, so a followed
+    member's spool holds about one partition's rows, not the whole run's.
     """
 
     def __init__(self) -> None:
@@ -158,20 +160,38 @@ class Spool:
         self._rows_written = 0
         self._rows_complete = 0  # rows of the partitions ended so far
         self._rows_read = 0
+        # Where each partition's end marker starts and stops in the file.
+        self._ends: dict[int, tuple[int, int]] = {}
 
     def write(self, index: int, records: list[dict[str, Any]]) -> None:
         """Keep the records one response holds for partition `index`."""
         if records:
-            self._file.seek(0, os.SEEK_END)
+            self._seek_end()
             # One pickle per batch, not per record: pickling costs mostly per call.
             pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._rows_written += len(records)
 
     def end(self, index: int) -> None:
-        self._file.seek(0, os.SEEK_END)
+        self._seek_end()
+        start = self._file.tell()
         pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ends[index] = (start, self._file.tell())
         self.complete.add(index)
         self._rows_complete = self._rows_written
+
+    def _seek_end(self) -> None:
+        """Move to the end for a write, emptying the file first if all of it was read."""
+        size = self._file.seek(0, os.SEEK_END)
+        if size and self._read_at == size:
+            # A read in progress resumes from _read_at, so it reads the next write.
+            self._file.seek(0)
+            self._file.truncate()
+            self._read_at = 0
+            self._ends.clear()
+
+    def size(self) -> int:
+        """Bytes the spool's file holds now."""
+        return self._file.seek(0, os.SEEK_END)
 
     def backlog(self) -> int:
         """Rows of ended partitions not read yet."""
@@ -195,9 +215,18 @@ class Spool:
             if item_index != index:  # rows of a partition the member did not ask for
                 self._rows_read += len(records)
                 continue
+            # The partition's end marker right after its last batch is taken now: a
+            # member advanced up to its last row has then read the whole file, which
+            # the next write can empty.
+            marker_at, after_marker = self._ends.get(index, (-1, -1))
+            ended = marker_at == self._read_at
+            if ended:
+                self._read_at = after_marker
             for record in records:
                 self._rows_read += 1
                 yield record
+            if ended:
+                return
 
     def close(self) -> None:
         self._file.close()
