@@ -181,7 +181,7 @@ class Spool:
 
     def _seek_end(self) -> None:
         """Move to the end for a write, emptying the file first if all of it was read."""
-        size = self._file.seek(0, os.SEEK_END)
+        size = self.size()  # and the position is at the end
         if size and self._read_at == size:
             # A read in progress resumes from _read_at, so it reads the next write.
             self._file.seek(0)
