@@ -137,6 +137,18 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         title="Include archived",
         description="Also sync archived canvases and campaigns.",
     ),
+    th.Property(
+        "zero_rows",
+        th.BooleanType,
+        default=True,
+        title="Zero rows",
+        description=(
+            "Emit a row with 0 for each bucket Braze leaves out of a count series "
+            "(events, sessions, KPIs, purchases: Braze answers no point for a day "
+            "without activity), so that a day restated to zero overwrites its old value. "
+            "Set false for sparse tables; the bookmarks advance over those buckets alike."
+        ),
+    ),
     _list_property("canvas_ids", "canvas API ids"),
     _list_property("campaign_ids", "campaign API ids"),
     _list_property("segment_ids", "segment API ids"),
@@ -271,6 +283,7 @@ class Settings:
     lookback_days: int
     timezone: ZoneInfo
     include_archived: bool
+    zero_rows: bool
     entity_filters: Mapping[str, tuple[str, ...]]  # entity kind -> wanted ids/names
     app_ids: tuple[str, ...]
     series_segment_ids: tuple[str, ...]
@@ -311,6 +324,7 @@ class Settings:
             ),
             timezone=timezone,
             include_archived=_boolean(config, "include_archived", default=False),
+            zero_rows=_boolean(config, "zero_rows", default=True),
             entity_filters={
                 kind: _string_list(config, name) for name, kind in LIST_SETTINGS.items()
             },
@@ -344,6 +358,7 @@ class Settings:
             "lookback_days": self.lookback_days,
             "company_timezone": self.timezone.key,
             "include_archived": self.include_archived,
+            "zero_rows": self.zero_rows,
             "app_ids": list(self.app_ids),
             "series_segment_ids": list(self.series_segment_ids),
             "request_timeout": self.request_timeout,

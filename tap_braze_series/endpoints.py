@@ -108,6 +108,16 @@ class SeriesEndpoint:
     value_kind: str = "integer"  # JSON type of the value fields: "integer" or "number"
     flags: tuple[RequestFlag, ...] = ()
     pool: str = DEFAULT_POOL
+    # Whether Braze leaves out the buckets whose count is 0 rather than answering a
+    # point with 0 for them. Evidence: in Airbyte's source-braze integration fixtures,
+    # recorded against a live workspace on 2022-12-15, /events/data_series and the KPI
+    # series (DAU, new users, uninstalls) answered `data: []` for a workspace without
+    # that activity, while the canvas, campaign and segment series came zero-filled (a
+    # point with `size: 0` or zero `total_stats` for every day, even for untracked
+    # segments and for days before a canvas was edited). The count series (events,
+    # sessions, KPIs, purchases) are declared so; hours are taken to behave as days.
+    # For such an endpoint a bucket without a point is a 0, not a hole (feed.py).
+    omits_zero_buckets: bool = False
 
 
 CANVAS_LIST = ListEndpoint(
@@ -216,6 +226,7 @@ EVENT_SERIES = SeriesEndpoint(
     units=("day", "hour"),
     axes=(Axis(column="event_name", param="event", kind="events"), APPS, SEGMENT_USERS),
     value_fields=("count",),
+    omits_zero_buckets=True,
 )
 SEGMENT_SERIES = SeriesEndpoint(
     path="/segments/data_series",
@@ -232,6 +243,7 @@ SESSION_SERIES = SeriesEndpoint(
     units=("day", "hour"),
     axes=(APPS, SEGMENT_USERS),
     value_fields=("sessions",),
+    omits_zero_buckets=True,
 )
 KPI_DAU_SERIES = SeriesEndpoint(
     path="/kpi/dau/data_series",
@@ -240,6 +252,7 @@ KPI_DAU_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(APPS,),
     value_fields=("dau",),
+    omits_zero_buckets=True,
 )
 KPI_MAU_SERIES = SeriesEndpoint(
     path="/kpi/mau/data_series",
@@ -248,6 +261,7 @@ KPI_MAU_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(APPS,),
     value_fields=("mau",),
+    omits_zero_buckets=True,
 )
 KPI_NEW_USERS_SERIES = SeriesEndpoint(
     path="/kpi/new_users/data_series",
@@ -256,6 +270,7 @@ KPI_NEW_USERS_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(APPS,),
     value_fields=("new_users",),
+    omits_zero_buckets=True,
 )
 KPI_UNINSTALLS_SERIES = SeriesEndpoint(
     path="/kpi/uninstalls/data_series",
@@ -264,6 +279,7 @@ KPI_UNINSTALLS_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(APPS,),
     value_fields=("uninstalls",),
+    omits_zero_buckets=True,
 )
 # Some Braze pages put the purchase series in the 1,000/hour pool with the
 # product list; we budget them there, which is never wrong, only slower.
@@ -275,6 +291,7 @@ PURCHASE_QUANTITY_SERIES = SeriesEndpoint(
     axes=(PRODUCTS, APPS),
     value_fields=("purchase_quantity",),
     pool=SMALL_LISTS_POOL,
+    omits_zero_buckets=True,
 )
 PURCHASE_REVENUE_SERIES = SeriesEndpoint(
     path="/purchases/revenue_series",
@@ -285,6 +302,7 @@ PURCHASE_REVENUE_SERIES = SeriesEndpoint(
     value_fields=("revenue",),
     value_kind="number",
     pool=SMALL_LISTS_POOL,
+    omits_zero_buckets=True,
 )
 
 #: Every endpoint the tap calls.

@@ -21,9 +21,12 @@ If a driver stops early (an error, a record limit) the next member finds its
 spool incomplete from that partition on and drives the rest itself.
 
 Every response is checked once, before any member shapes it (`_check_coverage`):
-its points are put in bucket order, one per bucket, and a window with a bucket
-missing is asked again once; if the bucket is still missing, every member gets
-the rows before it and the partition stops there for this run.
+its points are put in bucket order, one per bucket. A count series (an endpoint
+that leaves out its zero buckets) gets a zero point for each bucket it lacks. In
+another series a window with a bucket missing is asked again once; if the bucket
+is still missing, every member gets the rows before it and the partition stops
+there for this run, unless the bucket is older than the lookback reaches (Braze
+no longer restates it): then the run moves past it, counted and warned of once.
 """
 
 from __future__ import annotations
@@ -39,16 +42,17 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
-from tap_braze_series.shapes import Issues, PayloadError, Points, with_points
+from tap_braze_series.shapes import Issues, PayloadError, Points, with_points, with_zeros
 from tap_braze_series.state import partition_key
 from tap_braze_series.stopping import RunStopped, Stop
-from tap_braze_series.windows import Bucket, Window
+from tap_braze_series.windows import Bucket, Window, shift
 
 if TYPE_CHECKING:
     from tap_braze_series.client import Response
 
 logger = logging.getLogger("tap-braze-series.feed")
 
+PASSED_HOLE = "bucket never answered, older than lookback_days (moved past)"
 REREAD_HOLE = "bucket missing from a re-read of buckets already emitted (their rows stand)"
 NOT_YET = "buckets at the run's end without a point yet (the next run reads them)"
 
@@ -140,6 +144,22 @@ class Member(Protocol):
 
     def open_bucket(self) -> Bucket | None:
         """The run's last bucket if the run ends inside it (Braze may not have it yet)."""
+        ...
+
+    @property
+    def omits_zero_buckets(self) -> bool:
+        """Whether Braze leaves out this series' buckets whose count is 0."""
+        ...
+
+    def zero_point(self, bucket: Bucket) -> dict[str, Any]:
+        """The point of a bucket Braze left out of a count series."""
+        ...
+
+    def restated_from(self) -> Bucket | None:
+        """The oldest bucket this run's lookback re-reads after this run (None: no range).
+
+        Braze restates recent buckets; one older than this is settled.
+        """
         ...
 
 
@@ -238,6 +258,8 @@ class FamilyStats:
 
     requests: int = 0
     windows_skipped: int = 0
+    zero_buckets: int = 0  # buckets a count series left out, emitted as 0
+    holes_passed: int = 0  # buckets never answered, too old to wait for
     issues: Issues = field(default_factory=Issues)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -350,6 +372,13 @@ class Family:
         (Requests and records are in the run's summary; see progress.py.)
         """
         stats = self.stats
+        if stats.zero_buckets:
+            logger.info(
+                "%s: %d buckets without a point taken as 0 (Braze leaves out a count "
+                "series' zero buckets).",
+                self.path,
+                stats.zero_buckets,
+            )
         for reason, count in stats.issues.counts.most_common():
             logger.warning(
                 "%s: skipped %d x %s (e.g. %s).",
@@ -440,18 +469,26 @@ class Family:
     ) -> tuple[Mapping[str, Any], Bucket | None]:
         """The response with one point per bucket in bucket order, and its first hole.
 
-        A window must hold a point for every bucket it asked for. Two exceptions:
-        before an entity's first data Braze has no points (a leading empty part of
-        a backfill is passed over), and at the run's end Braze may not have
-        produced the last buckets yet (the current one, or more if it lags): no
-        bookmark passes them, since nothing after them is emitted. A window with a
-        hole is asked again once. If the hole stays, the response is cut before it
-        and the hole is returned: the caller emits what comes before it and stops
-        the partition there, so that no bookmark ever passes a bucket that was not
-        emitted. A hole at or before the buckets every member already emitted in
-        earlier runs stops nothing: those rows stand.
+        A count series leaves out its zero buckets: each bucket without a point is a
+        0 (`_with_zeros`), never a hole. In another series a window must hold a point
+        for every bucket it asked for. Two exceptions: before an entity's first data
+        Braze has no points (a leading empty part of a backfill is passed over), and
+        at the run's end Braze may not have produced the last buckets yet (the
+        current one, or more if it lags): no bookmark passes them, since nothing
+        after them is emitted. A window with a hole is asked again once. If the hole
+        stays, the response is cut before it and the hole is returned: the caller
+        emits what comes before it and stops the partition there, so that no
+        bookmark ever passes a bucket that was not emitted. A hole at or before the
+        buckets every member already emitted in earlier runs stops nothing: those
+        rows stand. Nor does a hole older than what the lookback re-reads: Braze no
+        longer restates such a bucket, so waiting for it would hold the partition
+        for ever; the run moves past it and counts it.
         """
         where = f"{self._streams(planned)} {dict(planned.partition.context)}"
+        if member.omits_zero_buckets:
+            points = member.read_points(body, window, self.stats.issues, where)
+            points = self._with_zeros(member, points, planned, window)
+            return with_points(body, points), None
         first_try = Issues()
         points = member.read_points(body, window, first_try, where)
         missing = self._hole(member, points, planned, window, first_try, where)
@@ -465,7 +502,9 @@ class Family:
             )
             body = self._ask_again(planned, window)
             points = member.read_points(body, window, self.stats.issues, where)
-            missing = self._hole(member, points, planned, window, self.stats.issues, where)
+            missing = self._hole(
+                member, points, planned, window, self.stats.issues, where, final=True
+            )
         else:
             self.stats.issues.merge(first_try)
         if missing is None:
@@ -483,6 +522,40 @@ class Family:
             points = points.before(missing)
         return with_points(body, points), missing
 
+    def _with_zeros(
+        self, member: Member, points: Points, planned: PlannedPartition, window: Window
+    ) -> Points:
+        """A count series' points with a 0 for every bucket Braze left out, but two kinds.
+
+        Not before a never-bookmarked partition's first point (the time before the
+        entity had data: no rows), and not the run's open bucket (Braze may not have
+        it yet; the next run's lookback reads it again). A bucket that has ended is a
+        0 even at the run's end: a later point for it (Braze lagging) comes with the
+        next run's lookback, like any restatement.
+        """
+        if points.buckets:
+            first = window.first if planned.has_data else points.buckets[0]
+            planned.has_data = True
+        elif planned.has_data:
+            first = window.first
+        else:
+            logger.debug(
+                "%s answered no points for %s up to %s: taken as the time before it had data.",
+                self.path,
+                dict(planned.partition.context),
+                window.last,
+            )
+            return points
+        last = window.last
+        open_bucket = member.open_bucket()
+        if last == open_bucket and (not points.buckets or points.buckets[-1] != open_bucket):
+            last = shift(last, -1, points.unit)
+        if last < first:
+            return points
+        filled, added = with_zeros(points, first, last, member.zero_point)
+        self.stats.zero_buckets += added
+        return filled
+
     def _hole(
         self,
         member: Member,
@@ -491,16 +564,39 @@ class Family:
         window: Window,
         issues: Issues,
         where: str,
+        *,
+        final: bool = False,
     ) -> Bucket | None:
-        """The first missing bucket that matters (see _check_coverage), or None."""
+        """The first missing bucket that matters (see _check_coverage), or None.
+
+        With `final` (the window was asked twice), a hole older than the buckets the
+        lookback re-reads is passed over and counted.
+        """
         leading_ok = not planned.has_data
         tail_ok = window.last == member.last_bucket()
+        after = planned.delivered
         missing = points.first_missing(window, leading_ok=leading_ok, tail_ok=tail_ok)
-        delivered = planned.delivered
-        if missing is None or delivered is None or missing > delivered:
-            return missing
-        issues.add(REREAD_HOLE, f"{where}: {missing.isoformat()}")
-        return points.first_missing(window, leading_ok=leading_ok, tail_ok=tail_ok, after=delivered)
+        settled = member.restated_from() if final else None
+        while missing is not None:
+            if after is not None and missing <= after:
+                issues.add(REREAD_HOLE, f"{where}: {missing.isoformat()}")
+            elif settled is not None and missing < settled:
+                issues.add(PASSED_HOLE, f"{where}: {missing.isoformat()}")
+                self.stats.holes_passed += 1
+                logger.info(
+                    "%s: no point for %s in %s, asked twice; it is older than the lookback "
+                    "re-reads, so Braze will not restate it: moving past it.",
+                    self.path,
+                    missing.isoformat(),
+                    where,
+                )
+            else:
+                return missing
+            after = missing if after is None or missing > after else after
+            missing = points.first_missing(
+                window, leading_ok=leading_ok, tail_ok=tail_ok, after=after
+            )
+        return None
 
     def _count_tail(
         self, member: Member, points: Points, planned: PlannedPartition, window: Window, where: str

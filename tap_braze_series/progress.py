@@ -296,11 +296,13 @@ class RunReport:
         skipped: Mapping[str, int],
         *,
         failed: bool = False,
+        holes_passed: int = 0,
     ) -> str:
         """The end-of-run block: one row per synced stream, then the totals.
 
         `skipped` holds the points each family's responses had that could not be
-        used (see shapes.Issues), by family name.
+        used (see shapes.Issues), by family name; `holes_passed` the buckets Braze
+        never answered that the run moved past, being older than the lookback.
         """
         counts = self.tally.counts()
         names = [n for n in stream_order if n in self.streams]
@@ -383,6 +385,11 @@ class RunReport:
             f"{plural(total.sent, 'request')} ({plural(total.retries, 'retry', 'retries')}, "
             f"{plural(total.rate_limited, '429 answer')}) in {duration(elapsed)}"
         )
+        if holes_passed:
+            lines.append(
+                f"  moved past {plural(holes_passed, 'bucket')} Braze never answered, older "
+                "than lookback_days re-reads (no row for them; see the warning above)"
+            )
         if any(r[5] == "" for r in rows):
             lines.append("  (a blank request count: served by the requests of the stream above it)")
         return "\n".join(lines)

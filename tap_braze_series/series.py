@@ -16,7 +16,7 @@ from singer_sdk import typing as th
 from tap_braze_series import shapes
 from tap_braze_series.endpoints import CANVAS_SERIES, SeriesEndpoint
 from tap_braze_series.feed import Partition
-from tap_braze_series.windows import Bucket, Unit, Window
+from tap_braze_series.windows import Bucket, Unit, Window, format_bucket
 
 # Rows of one response: (body, partition, window, first bucket, time zone, issues) -> rows.
 Shaper = Callable[
@@ -40,6 +40,13 @@ class SeriesSpec:
     # (column, setting): the column joins the key when the setting names values (app_ids).
     setting_keys: tuple[tuple[str, str], ...] = ()
     description: str = ""
+
+    def zero_point(self, bucket: Bucket, tz: ZoneInfo) -> shapes.ZeroPoint:
+        """The point Braze leaves out for a bucket whose count is 0 (count series only)."""
+        zero = 0 if self.endpoint.value_kind == "integer" else 0.0
+        return shapes.ZeroPoint(
+            {"time": format_bucket(bucket, self.unit, tz), **dict.fromkeys(self.endpoint.value_fields, zero)}
+        )
 
     def point_list(self, body: Mapping[str, Any]) -> list[Any]:
         """The list of points of one response (PayloadError if the body is malformed)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -94,6 +94,16 @@ CAMPAIGN_METRICS: dict[str, str] = {
     "conversions3_by_send_time": "integer",
     "revenue": "number",
 }
+
+
+class ZeroPoint(dict):
+    """A point for a bucket a count series left out: Braze leaves out the buckets
+    whose count is 0 (see endpoints.SeriesEndpoint.omits_zero_buckets)."""
+
+
+class ZeroRow(dict):
+    """The record of a `ZeroPoint`: emitted (a day restated to 0 overwrites its old
+    value), or, with `zero_rows` off, only bookmarked."""
 
 
 class PayloadError(ValueError):
@@ -209,6 +219,30 @@ class Points:
         return Points(self.items[:keep], self.buckets[:keep], self.unit, changed=True)
 
 
+def with_zeros(
+    points: Points, first: Bucket, last: Bucket, zero_point: Callable[[Bucket], ZeroPoint]
+) -> tuple[Points, int]:
+    """`points` with a zero point for every bucket from `first` to `last` it lacks, and
+    how many were added."""
+    buckets = points.buckets
+    unit = points.unit
+    if count_buckets(first, last, unit) == sum(1 for b in buckets if first <= b <= last):
+        return points, 0
+    present = dict(zip(buckets, points.items, strict=True))
+    merged: dict[Bucket, Any] = {b: item for b, item in present.items() if b < first}
+    added = 0
+    bucket = first
+    while bucket <= last:
+        item = present.get(bucket)
+        if item is None:
+            item = zero_point(bucket)
+            added += 1
+        merged[bucket] = item
+        bucket = next_bucket(bucket, unit)
+    merged.update((b, item) for b, item in present.items() if b > last)
+    return Points(list(merged.values()), list(merged), unit, changed=True), added
+
+
 def ordered_points(
     items: list[Any], window: Window, unit: Unit, tz: ZoneInfo, issues: Issues, where: str
 ) -> Points:
@@ -282,7 +316,8 @@ def points(
     """(record time, point) for every usable point inside the window and >= start."""
     first, last = window.first, window.last
     for item in items:
-        if type(item) is not dict:  # JSON objects decode to dict; faster than an ABC check
+        # JSON objects decode to dict; faster than an ABC check.
+        if type(item) is not dict and type(item) is not ZeroPoint:
             issues.add(NOT_AN_OBJECT, repr(item)[:80])
             continue
         try:
@@ -370,7 +405,7 @@ def simple_records(
             elif value is None:
                 issues.add(f"'{name}' missing or null", time)
             record[name] = coerced
-        yield record
+        yield ZeroRow(record) if type(point) is ZeroPoint else record
 
 
 def _named_entries(

@@ -120,6 +120,8 @@ class BrazeStream(Stream):
 
     @override
     def _write_record_message(self, record: dict[str, Any]) -> None:
+        if type(record) is shapes.ZeroRow and not self.runtime.settings.zero_rows:
+            return  # a 0 Braze left out, not written; the bookmark still passes it
         tally = self.tally
         tally.records += 1
         tally.latest = record
@@ -837,6 +839,20 @@ class SeriesStream(BrazeStream):
             return None
         end = runtime.settings.end_instant(runtime.now)
         return last if bucket_end(last, unit, runtime.tz) > end else None
+
+    @property
+    def omits_zero_buckets(self) -> bool:
+        return self.spec.endpoint.omits_zero_buckets
+
+    def zero_point(self, bucket: Bucket) -> dict[str, Any]:
+        return self.spec.zero_point(bucket, self.runtime.tz)
+
+    def restated_from(self) -> Bucket | None:
+        runtime = self.runtime
+        last = runtime.last_bucket(self.spec.unit)
+        if last is None:
+            return None
+        return lookback_start(last, runtime.settings.lookback_days, self.spec.unit, runtime.tz)
 
     def shape(
         self,

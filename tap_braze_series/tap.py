@@ -248,7 +248,13 @@ class TapBrazeSeries(Tap):
             name: sum(family.stats.issues.counts.values())
             for name, family in runtime.families.items()
         }
-        logger.info("%s", runtime.report.summary(self.streams, skipped, failed=failed))
+        holes_passed = sum(family.stats.holes_passed for family in runtime.families.values())
+        logger.info(
+            "%s",
+            runtime.report.summary(
+                self.streams, skipped, failed=failed, holes_passed=holes_passed
+            ),
+        )
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:

@@ -10,11 +10,17 @@ Hour buckets are kept in UTC on purpose: Python compares two aware datetimes
 that share a tzinfo by wall time and ignores `fold`, so the two 01:00 hours of a
 fall-back night would compare equal in the local zone.
 
-Braze answers `length` buckets ending with the bucket that contains the instant
-just before `ending_at`. We always send `ending_at` as the last second of the
-last wanted bucket, which selects that bucket under either reading of the
-undocumented boundary rule, and we cut a range into the fewest windows the
-endpoint's maximum `length` allows.
+Braze answers `length` buckets ending at a bucket `ending_at` names. A recorded
+answer proves the date form: `ending_at=D` (a date) with `length=N` returns the
+days D-N ... D-1, so a date names the end, exclusive, of the last bucket. How
+Braze reads a datetime is not recorded: "the bucket holding the instant just
+before it" and "the last bucket that ends by it" both fit. We therefore always
+send the exclusive end of the last wanted bucket, the start of the next one: the
+next day's date for day series (the recorded form), and the next hour's start in
+the company time zone, with its offset, for hour series (both readings name the
+wanted hour for it; the last second of the hour, the obvious alternative, names
+the hour before it under the second reading). We cut a range into the fewest
+windows the endpoint's maximum `length` allows.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ Bucket = dt.date | dt.datetime
 UTC = dt.UTC
 ONE_HOUR = dt.timedelta(hours=1)
 ONE_DAY = dt.timedelta(days=1)
-ONE_SECOND = dt.timedelta(seconds=1)
 EPSILON = dt.timedelta(microseconds=1)
 
 
@@ -104,9 +109,17 @@ def count_buckets(first: Bucket, last: Bucket, unit: Unit) -> int:
 
 
 def format_ending_at(bucket: Bucket, unit: Unit, tz: ZoneInfo) -> str:
-    """`ending_at` for a window whose last bucket is `bucket`: its last second, local."""
-    last_second = bucket_end(bucket, unit, tz) - ONE_SECOND
-    return last_second.astimezone(tz).isoformat()
+    """`ending_at` for a window whose last bucket is `bucket`: that bucket's exclusive end.
+
+    For days, the date of the next day (`2024-03-06` for a window ending 2024-03-05):
+    the form whose reading a recorded answer proves. For hours, the start of the
+    next hour, local with its offset (`2024-03-10T04:00:00-04:00` for a window
+    ending 2024-03-10T03:00-04:00): the instant just before it lies in the wanted
+    hour, and the wanted hour is the last one that ends by it.
+    """
+    if unit == "day":
+        return (_as_date(bucket) + ONE_DAY).isoformat()
+    return bucket_end(bucket, unit, tz).astimezone(tz).isoformat()
 
 
 def plan_windows(

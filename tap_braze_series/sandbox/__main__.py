@@ -220,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave points out only on the first N asks of each request (default: on every ask)",
     )
     p.add_argument(
+        "--ending-at-reading",
+        choices=["instant", "ends-by"],
+        default=d.ending_at_reading.replace("_", "-"),
+        help="how a datetime ending_at names the last bucket: 'instant', the bucket holding "
+        "the instant just before it; 'ends-by', the last bucket that ends by it (a date is "
+        "exclusive under both, as recorded) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--count-zero-buckets",
+        choices=["omitted", "filled"],
+        default=d.count_zero_buckets,
+        help="whether event, session, KPI and purchase series leave out their zero buckets "
+        "(as recorded) or answer a point with 0 for them (default: %(default)s)",
+    )
+    p.add_argument(
         "--trickle-interval",
         type=float,
         default=d.trickle_interval,
@@ -283,6 +298,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         missing_repeats=args.missing_repeats,
         trickle_interval=args.trickle_interval,
         hang_seconds=args.hang_seconds,
+        ending_at_reading=args.ending_at_reading.replace("-", "_"),
+        count_zero_buckets=args.count_zero_buckets,
     )
 
 

@@ -10,6 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .points import DUPLICATE_VALUES, POINT_ORDERS
+from .timeutil import ENDING_AT_READINGS
+
+#: How count series answer their zero buckets: left out (as recorded) or a point with 0.
+COUNT_ZERO_BUCKETS: tuple[str, ...] = ("omitted", "filled")
 
 #: The fault kinds injected by default: each answers (or drops) the request at once.
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "drop", "slow", "truncated")
@@ -68,6 +72,15 @@ class SandboxConfig:
     missing_repeats: int | None = None
     trickle_interval: float = 1.0
     hang_seconds: float = 600.0
+    # How this Braze reads what public recordings leave open (docs/braze.md). A datetime
+    # `ending_at`: "instant", the last bucket holds the instant just before it (the
+    # current, partial bucket included when the bound is in the future); "ends_by", the
+    # last bucket is the last one that ends by it, or by now (no partial bucket). A date
+    # is its local midnight, exclusive, under both, as recorded. Count series (events,
+    # sessions, KPIs, purchases): "omitted" leaves out their zero buckets, as recorded;
+    # "filled" answers a point with 0 for them, as canvas, campaign and segment series do.
+    ending_at_reading: str = "instant"
+    count_zero_buckets: str = "omitted"
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -113,6 +126,10 @@ class SandboxConfig:
             raise ValueError("fault_max_repeats must be >= 0")
         resolve_rate_limits(self.rate_limits)  # validates
         self._check_point_faults()
+        if self.ending_at_reading not in ENDING_AT_READINGS:
+            raise ValueError(f"ending_at_reading must be one of {list(ENDING_AT_READINGS)}")
+        if self.count_zero_buckets not in COUNT_ZERO_BUCKETS:
+            raise ValueError(f"count_zero_buckets must be one of {list(COUNT_ZERO_BUCKETS)}")
 
     def _check_point_faults(self) -> None:
         if self.point_order not in POINT_ORDERS:

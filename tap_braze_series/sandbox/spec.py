@@ -83,6 +83,10 @@ SERIES: dict[str, SeriesSpec] = {
     )
 }
 
+#: The count series: public recordings show Braze leaving out their zero buckets
+#: (segment sizes, like canvas and campaign stats, come zero-filled).
+COUNT_SERIES: frozenset[str] = frozenset(path for path in SERIES if path != "/segments/data_series")
+
 CANVAS_SERIES_PATH = "/canvas/data_series"
 CAMPAIGN_SERIES_PATH = "/campaigns/data_series"
 CANVAS_MAX_LENGTH = 14

@@ -122,6 +122,24 @@ def bucket_label(start: datetime, unit: str, tz: tzinfo) -> str:
     return local.isoformat()
 
 
+#: How Braze may read a datetime ``ending_at`` (a date is its local midnight in both):
+#: "instant", the last bucket holds the instant just before it; "ends_by", the last
+#: bucket is the last one that ends by it.
+ENDING_AT_READINGS: tuple[str, ...] = ("instant", "ends_by")
+
+
+def last_bucket_for(end: datetime, unit: str, tz: tzinfo, reading: str) -> datetime:
+    """Start of the last bucket a series ending at the bound ``end`` holds."""
+    holding = bucket_start(to_utc(end) - ONE_MICROSECOND, unit, tz)
+    if reading == "instant":
+        return holding
+    if reading != "ends_by":
+        raise ValueError(f"unknown ending_at reading {reading!r}")
+    if to_utc(next_bucket(holding, unit, tz)) <= to_utc(end):
+        return holding
+    return prev_bucket(holding, unit, tz)
+
+
 def format_ts(dt: datetime) -> str:
     """ISO-8601 timestamp in UTC with seconds precision (``2024-03-05T10:11:12+00:00``)."""
     return dt.astimezone(UTC).replace(microsecond=0).isoformat()

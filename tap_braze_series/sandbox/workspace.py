@@ -21,6 +21,7 @@ from .spec import (
     CAMPAIGN_CHANNEL_METRICS,
     CANVAS_CHANNEL_METRICS,
     CHANNELS,
+    COUNT_SERIES,
     PUSH_CHANNELS,
     SERIES,
 )
@@ -473,13 +474,18 @@ class Workspace:
     ) -> list[datetime]:
         """Bucket starts (oldest first) a data-series request returns.
 
-        ``end = min(ending_at or now, now)``; the last bucket contains ``end - 1 µs``;
-        with ``starting_at`` the series runs from the bucket containing it,
+        ``end = min(ending_at or now, now)``; the last bucket is the one the
+        configured reading of ``end`` names (``config.ending_at_reading``; see
+        ``timeutil.last_bucket_for``); with ``starting_at`` the series runs from the bucket containing it,
         otherwise it holds ``length`` buckets.
         """
         now_u = to_utc(now)
-        end = now_u if ending_at is None else min(to_utc(ending_at), now_u)
-        last = self.bucket_start(end - timeutil.ONE_MICROSECOND, unit)
+        if ending_at is None or to_utc(ending_at) >= now_u:
+            last = timeutil.last_bucket_for(now_u, unit, self.tz, self.config.ending_at_reading)
+        else:
+            last = timeutil.last_bucket_for(
+                ending_at, unit, self.tz, self.config.ending_at_reading
+            )
         if starting_at is not None:
             first = to_utc(self.bucket_start(starting_at, unit))
             out = []
@@ -559,7 +565,7 @@ class Workspace:
     ) -> list[dict]:
         """The whole ``data`` list of a simple data-series response."""
         field = SERIES[path].value_field
-        return [
+        points = [
             {
                 "time": self.bucket_label(b, unit),
                 field: self.series_value(
@@ -568,6 +574,14 @@ class Workspace:
             }
             for b in self.window(now=now, length=length, unit=unit, ending_at=ending_at)
         ]
+        if self.omits_zero_buckets(path):
+            return [p for p in points if p[field] != 0]
+        return points
+
+    def omits_zero_buckets(self, path: str) -> bool:
+        """Whether a series leaves out its zero buckets: the count series, unless the
+        workspace is configured to fill them (segment sizes are always filled)."""
+        return path in COUNT_SERIES and self.config.count_zero_buckets == "omitted"
 
     def _as_bucket(self, value: datetime | date, unit: str) -> datetime:
         if isinstance(value, datetime):
@@ -601,6 +615,8 @@ class Workspace:
             u, u_sparse = self._h.uniforms(2, "series", field, ent, unit, key)
             if field == "count" and e_u[2] < 0.15 and u_sparse < 0.5:
                 return 0.0  # a sparse event: many days without occurrences
+            if field == "count" and e_u[2] < 0.5 and u_sparse < 0.25:
+                return 0.0  # about 1 bucket in 4 without occurrences
             weekday = 0.8 if day.weekday() >= 5 else 1.0
             base = scale * weekday * (0.75 + 0.5 * u)
             if unit == "hour":

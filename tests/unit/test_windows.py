@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_braze_series.sandbox import timeutil as sandbox_time
 from tap_braze_series.windows import (
     bucket_end,
     bucket_of,
@@ -83,17 +84,47 @@ def test_windows_tile_the_range_exactly_with_the_fewest_requests(case, max_lengt
     assert all(w.length == max_length for w in windows[:-1])
 
 
+def _braze_last_bucket(ending_at: str, unit: str, tz: ZoneInfo, reading: str):
+    """The last bucket Braze answers for `ending_at` under `reading` (the sandbox's code)."""
+    bound, _ = sandbox_time.parse_iso(ending_at, tz)
+    start = sandbox_time.last_bucket_for(bound, unit, tz, reading)
+    if unit == "day":
+        return start.astimezone(tz).date()
+    return start.astimezone(dt.UTC)
+
+
 @given(case=ranges())
-def test_ending_at_is_the_last_second_of_the_last_bucket(case):
+def test_ending_at_names_the_last_bucket_under_every_reading_of_the_bound(case):
     tz, unit, first, last = case
     for window in plan_windows(first, last, unit, 14, tz):
-        ending_at = parse_instant(window.ending_at, tz)
-        assert ending_at + dt.timedelta(seconds=1) == bucket_end(window.last, unit, tz)
-        # Under either reading of Braze's boundary rule the series ends with `last`.
-        assert bucket_of(ending_at, unit, tz) == window.last
-        assert bucket_of(ending_at - dt.timedelta(microseconds=1), unit, tz) == window.last
-        # Bounds are expressed in the company time zone.
-        assert ending_at.utcoffset() == ending_at.astimezone(tz).utcoffset()
+        # The bound is the last bucket's exclusive end: the next bucket's start.
+        if unit == "day":
+            assert window.ending_at == (window.last + dt.timedelta(days=1)).isoformat()
+        else:
+            ending_at = parse_instant(window.ending_at, tz)
+            assert ending_at == bucket_end(window.last, unit, tz)
+            # Bounds are expressed in the company time zone.
+            assert ending_at.utcoffset() == ending_at.astimezone(tz).utcoffset()
+        for reading in sandbox_time.ENDING_AT_READINGS:
+            assert _braze_last_bucket(window.ending_at, unit, tz, reading) == window.last
+
+
+@given(case=ranges())
+def test_the_last_second_of_the_last_bucket_is_wrong_under_the_ends_by_reading(case):
+    """Why the bound is the exclusive end: the last second names the bucket before."""
+    tz, unit, _, last = case
+    last_second = (bucket_end(last, unit, tz) - dt.timedelta(seconds=1)).astimezone(tz)
+    assert _braze_last_bucket(last_second.isoformat(), unit, tz, "instant") == last
+    assert _braze_last_bucket(last_second.isoformat(), unit, tz, "ends_by") == shift(
+        last, -1, unit
+    )
+
+
+def test_a_date_bound_is_exclusive_as_recorded():
+    """A recorded answer: ending_at=2022-12-15, length=3 gave 12-12, 12-13, 12-14."""
+    tz = ZoneInfo("UTC")
+    for reading in sandbox_time.ENDING_AT_READINGS:
+        assert _braze_last_bucket("2022-12-15", "day", tz, reading) == dt.date(2022, 12, 14)
 
 
 def test_one_bucket_range_and_start_equal_end():
@@ -101,7 +132,7 @@ def test_one_bucket_range_and_start_equal_end():
     day = dt.date(2024, 3, 5)
     [window] = plan_windows(day, day, "day", 14, tz)
     assert (window.first, window.last, window.length) == (day, day, 1)
-    assert window.ending_at == "2024-03-05T23:59:59+00:00"
+    assert window.ending_at == "2024-03-06"
     assert plan_windows(day, day - dt.timedelta(days=1), "day", 14, tz) == []
 
 
@@ -129,7 +160,7 @@ def test_hour_windows_across_spring_forward():
     last = shift(first, 99, "hour")
     [window] = plan_windows(first, last, "hour", 100, tz)
     assert window.length == 100
-    assert window.ending_at == "2024-03-13T04:59:59-04:00"
+    assert window.ending_at == "2024-03-13T05:00:00-04:00"
 
 
 @given(case=ranges())
