@@ -18,6 +18,16 @@ from tap_braze_series.sandbox import Workspace
 
 TAP = [sys.executable, "-m", "tap_braze_series.tap"]
 
+#: The readings of Braze the tap must be right under (docs/braze.md), as sandbox
+#: settings: as recorded (count series leave out their zero buckets; a datetime
+#: `ending_at` names the bucket holding the instant just before it), a datetime
+#: `ending_at` naming the last bucket that ends by it, and zero-filled count series.
+READINGS: dict[str, dict[str, str]] = {
+    "recorded": {},
+    "ends_by": {"ending_at_reading": "ends_by"},
+    "zero_filled": {"count_zero_buckets": "filled"},
+}
+
 
 @dataclass
 class TapRun:
@@ -147,12 +157,22 @@ def expected_simple(
     entities: Iterable[tuple[dict, str | None]] = (({}, None),),
     apps: Iterable[str] = ("*",),
     segments: Iterable[str] | None = None,
+    bookmarked: bool = False,
 ) -> list[dict]:
     """Expected rows of a simple series: identity, app_id, [segment_id,] time, value.
 
     With `segments` ('*' for all users), rows carry segment_id and values are those
     of each segment's users.
+
+    As the sandbox's readings make Braze answer (see docs/braze.md) and a run without
+    state exports it: a count series whose zero buckets Braze leaves out has no row
+    before its first non-zero bucket (unless `bookmarked`: a partition a run already
+    bookmarked has rows with 0 from the start of its lookback) and none for a zero in
+    the current, partial bucket (its other zeros are rows with 0); under the "ends_by" reading of
+    `ending_at` the partial bucket never appears.
     """
+    omitted = ws.omits_zero_buckets(path)
+    partial_shown = ws.config.ending_at_reading == "instant"
     buckets = (
         hour_starts(ws, first, last)
         if unit == "hour"
@@ -165,8 +185,12 @@ def expected_simple(
         for app in apps:
             for audience in audiences:
                 segment = audience.get("segment_id", "*")
+                seen_data = bookmarked
                 for start in buckets:
                     if start >= now_bucket_end:
+                        continue
+                    partial = ws.next_bucket(start, unit) > now
+                    if partial and not partial_shown:
                         continue
                     value = ws.series_value(
                         path,
@@ -177,6 +201,9 @@ def expected_simple(
                         segment_id=None if segment == "*" else segment,
                         now=now,
                     )
+                    if omitted and value == 0 and (partial or not seen_data):
+                        continue
+                    seen_data = True
                     rows.append(
                         {
                             **identity,
