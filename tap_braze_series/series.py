@@ -45,7 +45,10 @@ class SeriesSpec:
         """The point Braze leaves out for a bucket whose count is 0 (count series only)."""
         zero = 0 if self.endpoint.value_kind == "integer" else 0.0
         return shapes.ZeroPoint(
-            {"time": format_bucket(bucket, self.unit, tz), **dict.fromkeys(self.endpoint.value_fields, zero)}
+            {
+                "time": format_bucket(bucket, self.unit, tz),
+                **dict.fromkeys(self.endpoint.value_fields, zero),
+            }
         )
 
     def point_list(self, body: Mapping[str, Any]) -> list[Any]:

@@ -251,9 +251,7 @@ class TapBrazeSeries(Tap):
         holes_passed = sum(family.stats.holes_passed for family in runtime.families.values())
         logger.info(
             "%s",
-            runtime.report.summary(
-                self.streams, skipped, failed=failed, holes_passed=holes_passed
-            ),
+            runtime.report.summary(self.streams, skipped, failed=failed, holes_passed=holes_passed),
         )
 
     @override

@@ -476,16 +476,14 @@ class Workspace:
 
         ``end = min(ending_at or now, now)``; the last bucket is the one the
         configured reading of ``end`` names (``config.ending_at_reading``; see
-        ``timeutil.last_bucket_for``); with ``starting_at`` the series runs from the bucket containing it,
-        otherwise it holds ``length`` buckets.
+        ``timeutil.last_bucket_for``); with ``starting_at`` the series runs from the
+        bucket containing it, otherwise it holds ``length`` buckets.
         """
         now_u = to_utc(now)
         if ending_at is None or to_utc(ending_at) >= now_u:
             last = timeutil.last_bucket_for(now_u, unit, self.tz, self.config.ending_at_reading)
         else:
-            last = timeutil.last_bucket_for(
-                ending_at, unit, self.tz, self.config.ending_at_reading
-            )
+            last = timeutil.last_bucket_for(ending_at, unit, self.tz, self.config.ending_at_reading)
         if starting_at is not None:
             first = to_utc(self.bucket_start(starting_at, unit))
             out = []

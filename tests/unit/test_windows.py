@@ -115,9 +115,7 @@ def test_the_last_second_of_the_last_bucket_is_wrong_under_the_ends_by_reading(c
     tz, unit, _, last = case
     last_second = (bucket_end(last, unit, tz) - dt.timedelta(seconds=1)).astimezone(tz)
     assert _braze_last_bucket(last_second.isoformat(), unit, tz, "instant") == last
-    assert _braze_last_bucket(last_second.isoformat(), unit, tz, "ends_by") == shift(
-        last, -1, unit
-    )
+    assert _braze_last_bucket(last_second.isoformat(), unit, tz, "ends_by") == shift(last, -1, unit)
 
 
 def test_a_date_bound_is_exclusive_as_recorded():
