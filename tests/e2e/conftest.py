@@ -20,6 +20,7 @@ from e2e_support import (
 )
 
 from tap_braze_series.sandbox import Sandbox
+from tests.tapkit import READINGS
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +29,10 @@ def meltano_bin() -> Path:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(sandbox_config()) as sb:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The sandbox, as recorded; a test parametrised over READINGS gets each reading."""
+    reading = getattr(request, "param", "recorded")
+    with Sandbox(sandbox_config(**READINGS[reading])) as sb:
         yield sb
         assert sb.internal_errors == []
 

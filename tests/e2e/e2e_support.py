@@ -165,7 +165,12 @@ class MeltanoProject:
 
 
 def tap_env(
-    sandbox: Sandbox, *, start: dt.date, end: dt.date, streams: Sequence[str], **settings: object
+    sandbox: Sandbox,
+    *,
+    start: dt.date,
+    end: dt.date | dt.datetime,
+    streams: Sequence[str],
+    **settings: object,
 ) -> dict[str, str]:
     """Environment configuring tap-braze-series for `sandbox` and selecting `streams`."""
     env = {
@@ -218,8 +223,16 @@ def days(first: dt.date, last: dt.date) -> list[dt.date]:
 def expected_rows(
     ws: Workspace, stream: str, first: dt.date, last: dt.date, now: dt.datetime
 ) -> list[dict]:
-    """What `stream` must hold for days first..last with the sandbox at `now`."""
+    """What `stream` must hold for days first..last with the sandbox at `now`.
+
+    As the sandbox's reading of Braze answers (see tests.tapkit.READINGS): under the
+    "ends_by" reading of `ending_at` today's partial day never appears; a count
+    series whose zero buckets Braze leaves out has no row before its first non-zero
+    day, nor for a zero partial day.
+    """
     span = days(first, last)
+    if ws.config.ending_at_reading != "instant":
+        span = [d for d in span if ws.day_start(d + dt.timedelta(days=1)) <= now]
     if stream == "canvas_data_series":
         rows = []
         for canvas in ws.active_canvases:
@@ -236,24 +249,39 @@ def expected_rows(
         return rows
     if stream == "event_data_series":
         return [
-            {
-                "event_name": event,
-                "app_id": "*",
-                "time": day.isoformat(),
-                "count": ws.series_value("/events/data_series", day, entity=event, now=now),
-            }
+            row
             for event in ws.events
-            for day in span
+            for row in _as_answered(
+                ws,
+                "/events/data_series",
+                now,
+                [
+                    {
+                        "event_name": event,
+                        "app_id": "*",
+                        "time": day.isoformat(),
+                        "count": ws.series_value("/events/data_series", day, entity=event, now=now),
+                    }
+                    for day in span
+                ],
+                "count",
+            )
         ]
     if stream == "session_data_series":
-        return [
-            {
-                "app_id": "*",
-                "time": day.isoformat(),
-                "sessions": ws.series_value("/sessions/data_series", day, now=now),
-            }
-            for day in span
-        ]
+        return _as_answered(
+            ws,
+            "/sessions/data_series",
+            now,
+            [
+                {
+                    "app_id": "*",
+                    "time": day.isoformat(),
+                    "sessions": ws.series_value("/sessions/data_series", day, now=now),
+                }
+                for day in span
+            ],
+            "sessions",
+        )
     if stream == "segment_data_series":
         return [
             {
@@ -271,6 +299,23 @@ def expected_rows(
     if stream == "events":
         return [{"name": event} for event in ws.events]
     raise ValueError(stream)
+
+
+def _as_answered(
+    ws: Workspace, path: str, now: dt.datetime, rows: list[dict], field: str
+) -> list[dict]:
+    """One partition's day rows as a run without state exports them: where Braze leaves
+    out zero buckets, none before the first non-zero day and none for a zero partial day."""
+    if not ws.omits_zero_buckets(path):
+        return rows
+    kept = []
+    for row in rows:
+        day = dt.date.fromisoformat(row["time"])
+        partial = ws.day_start(day + dt.timedelta(days=1)) > now
+        if row[field] == 0 and (partial or not kept):
+            continue
+        kept.append(row)
+    return kept
 
 
 def normalise(
@@ -356,10 +401,16 @@ def requested_days(sandbox: Sandbox) -> list[Requested]:
         params = record.params
         if params.get("unit", "day") != "day":
             continue
-        end = dt.datetime.fromisoformat(params["ending_at"]).astimezone(sandbox.workspace.tz)
-        last = (
-            (end - dt.timedelta(microseconds=1)).date() if end.time() == dt.time(0) else end.date()
-        )
+        ending_at = params["ending_at"]
+        if len(ending_at) == 10:  # a date: the exclusive end
+            last = dt.date.fromisoformat(ending_at) - dt.timedelta(days=1)
+        else:
+            end = dt.datetime.fromisoformat(ending_at).astimezone(sandbox.workspace.tz)
+            last = (
+                (end - dt.timedelta(microseconds=1)).date()
+                if end.time() == dt.time(0)
+                else end.date()
+            )
         if "starting_at" in params:
             first = (
                 dt.datetime.fromisoformat(params["starting_at"])
