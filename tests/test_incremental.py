@@ -206,7 +206,7 @@ def test_three_nightly_runs_carrying_state_deliver_every_bucket(reading):
         now=NIGHT,
         restatement_days=3,
     )
-    first_day = dt.date(2024, 3, 1)
+    first_day = dt.date(2024, 4, 1)  # 7 hour windows, 4 canvas windows
     with Sandbox(config) as sb:
         warehouse: dict[str, dict[tuple, object]] = {s: {} for s in NIGHTLY_STREAMS}
         state = None
@@ -215,6 +215,7 @@ def test_three_nightly_runs_carrying_state_deliver_every_bucket(reading):
             sb.set_now(now)
             tap_config = {
                 **config_for(sb, end_date=now.isoformat(), lookback_days=14),
+                "start_date": first_day.isoformat(),
                 "company_timezone": tz,
                 "app_ids": ["app_ios"],
             }
