@@ -42,7 +42,15 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
-from tap_braze_series.shapes import Issues, PayloadError, Points, with_points, with_zeros
+from tap_braze_series.shapes import (
+    NO_VALID_TIME,
+    NOT_AN_OBJECT,
+    Issues,
+    PayloadError,
+    Points,
+    with_points,
+    with_zeros,
+)
 from tap_braze_series.state import partition_key
 from tap_braze_series.stopping import RunStopped, Stop
 from tap_braze_series.windows import Bucket, Window, shift
@@ -485,12 +493,15 @@ class Family:
         for ever; the run moves past it and counts it.
         """
         where = f"{self._streams(planned)} {dict(planned.partition.context)}"
-        if member.omits_zero_buckets:
-            points = member.read_points(body, window, self.stats.issues, where)
-            points = self._with_zeros(member, points, planned, window)
-            return with_points(body, points), None
         first_try = Issues()
         points = member.read_points(body, window, first_try, where)
+        # A point that could not be read leaves its bucket unknown, not a 0: the window
+        # is then checked as a zero-filled series' is.
+        if member.omits_zero_buckets and not (
+            first_try.counts[NOT_AN_OBJECT] or first_try.counts[NO_VALID_TIME]
+        ):
+            self.stats.issues.merge(first_try)
+            return with_points(body, self._with_zeros(member, points, planned, window)), None
         missing = self._hole(member, points, planned, window, first_try, where)
         if missing is not None:
             logger.info(
