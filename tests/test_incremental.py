@@ -243,3 +243,27 @@ def test_three_nightly_runs_carrying_state_deliver_every_bucket(reading):
         assert not held, held[:3]  # no partition held back, in the last run either
         zeros = sum(1 for v in warehouse["event_data_series"].values() if v == 0)
         assert zeros >= 20, "the sandbox's events have days without occurrences"
+
+
+def test_zero_rows_off_writes_no_zero_row_and_bookmarks_alike():
+    config = SandboxConfig(seed=5, n_canvases=1, n_events=6, n_segments=1, now=NIGHT)
+    with Sandbox(config) as sb:
+        # 'search & filter' has no occurrence on 05-13 and 05-14, the run's last days.
+        tap_config = config_for(sb, end_date="2024-05-14", start_date="2024-04-01")
+        dense = run_tap(tap_config, streams=["event_data_series"])
+        sparse = run_tap({**tap_config, "zero_rows": False}, streams=["event_data_series"])
+    assert dense.returncode == sparse.returncode == 0, sparse.stderr[-2000:]
+    rows = dense.records["event_data_series"]
+    zeros = [r for r in rows if r["count"] == 0]
+    assert len(zeros) >= 10, "the sandbox's events have days without occurrences"
+    assert sparse.records["event_data_series"] == [r for r in rows if r["count"] != 0]
+    assert sparse.state == dense.state
+    # Events whose last written row is before their last day: their bookmarks passed
+    # the zero days after it all the same.
+    marks = {
+        p["context"]["event_name"]: p.get("replication_key_value")
+        for p in sparse.state["bookmarks"]["event_data_series"]["partitions"]
+    }
+    last_written = {r["event_name"]: r["time"] for r in sparse.records["event_data_series"]}
+    assert last_written["search & filter"] == "2024-05-12"
+    assert marks["search & filter"] == "2024-05-14"
