@@ -304,14 +304,21 @@ def test_point_faults_reorder_duplicate_and_leave_out_points(fresh):
         last[point["time"]] = point
     assert last == right  # the right value is the last one given for its bucket
     assert sb.request_log[-1].point_faults == ("duplicate", "reordered")
-    sb.set_point_faults(point_order="asc", duplicate_rate=0.0, missing_rate=0.2, missing_repeats=1)
-    holed = _days(client.ok("/kpi/dau/data_series", **params))
+    # Points go missing in the zero-filled series only (a count series' missing bucket
+    # is a 0): segment sizes here; a count series stays whole.
+    segment = next(s.id for s in sb.workspace.segments if s.analytics_tracking_enabled)
+    path, params = "/segments/data_series", {**params, "segment_id": segment}
+    sb.set_point_faults(point_order="asc", duplicate_rate=0.0)
+    clean = client.ok(path, **params)
+    sb.set_point_faults(missing_rate=0.2, missing_repeats=1)
+    assert client.ok("/kpi/dau/data_series", length=30, ending_at=params["ending_at"])["data"]
+    holed = _days(client.ok(path, **params))
     assert holed[0] == _days(clean)[0]
     assert holed[-1] == _days(clean)[-1]
     assert 0 < 30 - len(holed) < 15
     # The same request asked again is whole; another window misses the same buckets.
-    assert _days(client.ok("/kpi/dau/data_series", **params)) == _days(clean)
-    other = _days(client.ok("/kpi/dau/data_series", length=29, ending_at=params["ending_at"]))
+    assert _days(client.ok(path, **params)) == _days(clean)
+    other = _days(client.ok(path, length=29, ending_at=params["ending_at"], segment_id=segment))
     assert set(_days(clean)[1:]) - set(other) == set(_days(clean)) - set(holed)
 
 

@@ -195,3 +195,34 @@ def test_a_variation_listed_twice_in_a_channel_makes_one_row():
     rows = list(shapes.campaign_message_records([point], WINDOW, START, UTC, "c1", issues))
     assert [(r["variation_api_id"], r["sent"]) for r in rows] == [("v1", 3), ("v2", 2)]
     assert sum(issues.counts.values()) == 1
+
+
+def test_zero_points_fill_the_buckets_a_count_series_left_out():
+    issues = shapes.Issues()
+    [window] = plan_windows(dt.date(2024, 3, 1), dt.date(2024, 3, 6), "day", 14, UTC)
+    items = [{"time": "2024-03-04", "count": 7}, {"time": "2024-03-02", "count": 3}]
+    points = shapes.ordered_points(items, window, "day", UTC, issues, "here")
+
+    def zero(bucket):
+        return shapes.ZeroPoint({"time": bucket.isoformat(), "count": 0})
+
+    filled, added = shapes.with_zeros(points, dt.date(2024, 3, 2), dt.date(2024, 3, 5), zero)
+    assert added == 2
+    assert filled.buckets == [dt.date(2024, 3, d) for d in (2, 3, 4, 5)]
+    rows = list(
+        shapes.simple_records(
+            filled.items, window, START, "day", UTC, {"event_name": "e"}, ("count",), issues
+        )
+    )
+    assert [(r["time"], r["count"]) for r in rows] == [
+        ("2024-03-02", 3),
+        ("2024-03-03", 0),
+        ("2024-03-04", 7),
+        ("2024-03-05", 0),
+    ]
+    # The rows of the buckets Braze left out are told apart (zero_rows: false drops them).
+    assert [type(r) is shapes.ZeroRow for r in rows] == [False, True, False, True]
+    assert not issues.counts
+    # Nothing to add: the same points.
+    same, none = shapes.with_zeros(filled, dt.date(2024, 3, 2), dt.date(2024, 3, 5), zero)
+    assert (same, none) == (filled, 0)
