@@ -190,7 +190,9 @@ def nightly_expected(ws, stream: str, now: dt.datetime, first: dt.date) -> dict[
     return {(*(r[k] for k in identity), r["time"]): r[field] for r in rows}
 
 
-@pytest.mark.parametrize("reading", list(READINGS))
+# The two readings under which the tap lost buckets; with zero-filled count series
+# (the third reading) no bucket is ever left out, and the sync-value tests cover it.
+@pytest.mark.parametrize("reading", ["recorded", "ends_by"])
 def test_three_nightly_runs_carrying_state_deliver_every_bucket(reading):
     """Nightly runs, each from the last one's STATE: what a warehouse upserting the rows
     holds after the third equals what Braze shows then, with no partition held back."""
