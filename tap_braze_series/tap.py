@@ -34,7 +34,12 @@ from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
-from tap_braze_series.writer import OutputError, StateFlushingWriter, flush_pending
+from tap_braze_series.writer import (
+    OutputError,
+    StateFlushingWriter,
+    flush_pending,
+    unwritable_stdout,
+)
 
 logger = logging.getLogger("tap-braze-series")
 
@@ -321,12 +326,11 @@ def main() -> None:
     stop = stopping.install()
     code: int | str | None = 0
     try:
-        TapBrazeSeries.cli()
+        try:
+            TapBrazeSeries.cli()
+        except SystemExit as exc:
+            code = exc.code
         sys.stdout.flush()  # what click or the SDK printed (a catalog) must reach stdout
-    except SystemExit as exc:
-        code = exc.code
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
     except stopping.RunStopped:
         pass
     except (BrazeError, OutputError) as exc:
@@ -336,7 +340,7 @@ def main() -> None:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
             raise
-        _fail(f"{_os_failure(exc)}.", stop)
+        _fail(unwritable_stdout(exc), stop)
     except ConfigValidationError as exc:
         _fail("; ".join(exc.errors) if exc.errors else str(exc), stop)
     except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
@@ -376,17 +380,6 @@ def _guard_standard_streams() -> None:
         sys.stderr = redact.RedactingStream(sys.stderr)
     if not isinstance(sys.stdout, redact.RedactingStream):
         sys.stdout = redact.RedactingStream(sys.stdout)
-
-
-def _os_failure(exc: OSError) -> str:
-    """What a failed write to stdout says, and what to do."""
-    cause = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return (
-            f"stdout cannot be written ({cause}): the disk or quota of the file stdout goes "
-            "to is full; free space there or send stdout elsewhere"
-        )
-    return f"stdout cannot be written ({cause}); check the file or device stdout goes to"
 
 
 def _where_the_next_run_starts() -> str:

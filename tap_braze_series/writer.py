@@ -152,7 +152,7 @@ class StateFlushingWriter(MsgSpecWriter):
         except OSError as exc:
             self._pending.clear()
             self._broken = exc
-            raise OutputError(_unwritable(exc)) from None
+            raise OutputError(unwritable_stdout(exc)) from None
         del self._pending[:done]
         if stopped and stop is not None:
             raise stopping.RunStopped(stop.reason)
@@ -175,7 +175,7 @@ class StateFlushingWriter(MsgSpecWriter):
             self.flush()
 
 
-def _unwritable(exc: OSError) -> str:
+def unwritable_stdout(exc: OSError) -> str:
     """The error line for stdout that cannot be written."""
     cause = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

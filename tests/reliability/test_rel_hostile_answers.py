@@ -28,10 +28,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tap_braze_series.sandbox.server import FaultInjector
 from tests.reliability.relkit import (
     CLI,
     assert_matches,
     bookmarks,
+    bucket_order,
     keys_of,
     oracle,
     run_cli,
@@ -301,3 +303,40 @@ def test_an_odd_character_in_the_key_names_api_key_and_not_the_key(tmp_path):
     assert key not in run.stderr
     assert key[:11] not in run.stderr
     assert sent == 0
+
+
+def test_a_later_window_that_stays_undecodable_keeps_the_rows_before_it():
+    """The partition's rows before the window are emitted, its bookmark stays before it."""
+    stream = "event_data_series_hourly"
+    with sandbox(now=NOW) as sb:
+        event = sb.workspace.events[2]
+        clean = run_tap(_config(sb), streams=[stream])
+        windows = sorted(
+            (
+                r
+                for r in sb.request_log
+                if r.params.get("event") == event and "app_id" not in r.params
+            ),
+            key=lambda r: r.params["ending_at"],
+        )
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert len(windows) >= 3, [r.params for r in windows]
+    last = windows[-1]
+    identity = FaultInjector.identity(last.path, last.params)
+    with _body_fault("huge_number", identity, None) as sb:
+        run = run_tap(_config(sb, max_retries=1), streams=[stream])
+        asked = [r for r in sb.request_log if r.fault == "huge_number"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(asked) == 2  # asked, and once again
+    want = oracle(sb.workspace, stream, first=START, last=NOW.date(), now=NOW, app_ids=APPS)
+    got = keyed(run.records[stream], keys_of(stream))
+    partition = (event, "*")
+    missing = sorted(k for k in want.keys() - got.keys())
+    assert missing, "the undecodable window's rows were emitted"
+    assert {k[:2] for k in missing} == {partition}
+    first_missing = bucket_order(missing[0][2])
+    # Everything before the window is there and right; nothing from it on.
+    assert_matches(stream, got, {k: v for k, v in want.items() if k not in set(missing)})
+    assert all(bucket_order(k[2]) < first_missing for k in got if k[:2] == partition)
+    mark = bookmarks(run.state)[stream][(("app_id", "*"), ("event_name", event))]
+    assert bucket_order(mark) < first_missing
