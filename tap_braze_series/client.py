@@ -96,10 +96,11 @@ class BrazeUndecodableError(BrazeResponseError):
     """A 200 whose JSON could not be decoded whole, however often it was asked again."""
 
 
-# A decoded answer larger than this is not Braze's: the largest documented answers (a
-# canvas series of its longest window, with every step and variant, a list page of 100
-# entities) are a few megabytes. Past it, the body is not read further (a small gzip
-# body can inflate to gigabytes) and the answer counts as invalid: retried, then given up.
+# A decoded answer larger than this is not Braze's: a series answer holds at most 100
+# buckets (a canvas 14 days, with its steps and variants), a list page 100 entities; the
+# sandbox's largest canvas answer, every breakdown on, is 35 KB. Past it, the body is not
+# read further (1 MB of gzip can inflate to 1 GB: 2.1 GB of memory when it was read
+# whole) and the answer counts as invalid: retried, then its partition stops.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 
