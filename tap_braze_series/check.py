@@ -33,6 +33,7 @@ from tap_braze_series.endpoints import (
 from tap_braze_series.entities import entity_id
 from tap_braze_series.progress import plural
 from tap_braze_series.ratelimit import RateGovernor
+from tap_braze_series.redact import RedactingStream
 from tap_braze_series.windows import EPSILON, bucket_of, plan_windows
 
 # A check should take seconds: one retry of a transient failure, a short timeout.
@@ -268,6 +269,7 @@ def check_streams(
     streams_by_path: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
     """Check the streams (`stream.selected` says which count), print the lines; exit code."""
+    out = RedactingStream(out)  # Braze's messages may repeat the key (a 401 does)
     client = BrazeClient(
         api_url=settings.api_url,
         api_key=settings.api_key,

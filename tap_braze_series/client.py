@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -92,6 +92,19 @@ class BrazeResponseError(BrazeError):
     """A 200 whose body contradicts the documented shape."""
 
 
+class BrazeUndecodableError(BrazeResponseError):
+    """A 200 whose JSON could not be decoded whole, however often it was asked again."""
+
+
+# A decoded answer larger than this is not Braze's: a series answer holds at most 100
+# buckets (a canvas 14 days, with its steps and variants), a list page 100 entities; the
+# sandbox's largest canvas answer, every breakdown on, is 35 KB. Past it, the body is not
+# read further (1 MB of gzip can inflate to 1 GB: 2.1 GB of memory when it was read
+# whole) and the answer counts as invalid: retried, then its partition stops.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
+
+
 # A body checked to be one JSON object, its values left undecoded: much cheaper
 # than decoding it all, and what a worker needs to know to retry or not.
 _JSON_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -101,28 +114,79 @@ class Response:
     """A successful response: its body as received, decoded when first read.
 
     Undecoded bytes are several times smaller than the objects they decode to:
-    responses that wait their turn (see scheduler.py) are kept as bytes.
+    responses that wait their turn (see scheduler.py) are kept as bytes. A body
+    that passed the arrival check can still fail the full decode (a number out of
+    range such as 1e999): it is then asked for again, like invalid JSON, through
+    `refetch`, and BrazeUndecodableError says it stayed so.
     """
 
-    __slots__ = ("_body", "params", "path", "raw")
+    __slots__ = ("_body", "_refetch", "failed", "params", "path", "raw")
 
-    def __init__(self, path: str, params: Mapping[str, str], raw: bytes) -> None:
+    def __init__(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        raw: bytes,
+        refetch: Callable[[Response, str], dict[str, Any]] | None = None,
+        failed: str | None = None,
+    ) -> None:
         self.path = path
         self.params = params
         self.raw = raw
+        self._refetch = refetch
+        # Why every answer to this request was unusable (too large), if it was.
+        self.failed = failed
         self._body: dict[str, Any] | None = None
 
     @property
     def body(self) -> dict[str, Any]:
+        if self.failed is not None:
+            raise BrazeUndecodableError(self.failed)
         if self._body is None:
             try:
-                self._body = msgspec.json.decode(self.raw)
-            except msgspec.DecodeError as exc:  # e.g. bad UTF-8: the arrival check skips strings
-                raise BrazeResponseError(
-                    f"{describe(self.path, self.params)} answered a 200 whose JSON cannot be "
-                    f"decoded ({exc})."
-                ) from None
+                self._body = decode_body(self.raw, describe(self.path, self.params))
+            except msgspec.DecodeError as exc:
+                if self._refetch is None:
+                    raise BrazeUndecodableError(
+                        f"{describe(self.path, self.params)} answered a 200 whose JSON cannot "
+                        f"be decoded ({exc})."
+                    ) from None
+                self._body = self._refetch(self, str(exc))
         return self._body
+
+
+def decode_body(raw: bytes, where: str) -> dict[str, Any]:
+    """The decoded JSON of a body that passed the arrival check (which reads no strings).
+
+    Text that is not UTF-8 is read with replacement characters (see `_as_utf8`).
+    """
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        replaced = _as_utf8(raw, where)
+        if replaced is None:
+            raise
+        return msgspec.json.decode(replaced)
+
+
+def _as_utf8(raw: bytes, where: str) -> bytes | None:
+    """`raw` with bytes that are not UTF-8 replaced (U+FFFD), or None if it is UTF-8.
+
+    Braze's text (a canvas name) is UTF-8; a body that is not is read, not refused:
+    its odd bytes become replacement characters, with a warning.
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        logger.warning(
+            "%s answered text that is not UTF-8 (byte 0x%02x at offset %d); read with "
+            "replacement characters (U+FFFD) in its place.",
+            where,
+            raw[exc.start],
+            exc.start,
+        )
+        return raw.decode("utf-8", "replace").encode("utf-8")
+    return None
 
 
 def describe(path: str, params: Mapping[str, Any] | None) -> str:
@@ -134,6 +198,14 @@ def describe(path: str, params: Mapping[str, Any] | None) -> str:
 
 class _RetryableError(Exception):
     """A failure worth another attempt; its message says what failed."""
+
+
+class _TooLarge(_RetryableError):
+    """An answer past MAX_RESPONSE_BYTES."""
+
+
+class _UnusableAnswers(Exception):
+    """Every answer to a request was too large (see Response.failed)."""
 
 
 class BrazePagePaginator(PageNumberPaginator):
@@ -280,10 +352,17 @@ class Deadlines:
                     _shut(watch.sock)
 
     def watched_connection(self, cls: type) -> type:
-        """`cls` (an urllib3 connection class) telling this watchdog its socket."""
+        """`cls` (an urllib3 connection class) telling this watchdog its socket.
+
+        Its responses skip interim (1xx) answers, and a connection that sent more
+        than the answer asked for is not reused (see `_FinalResponse`).
+        """
         deadlines = self
 
         class WatchedConnection(cls):  # type: ignore[misc, valid-type]
+            response_class = _FinalResponse
+            _last_response: _FinalResponse | None = None
+
             def connect(self) -> None:
                 super().connect()
                 deadlines.attach(self.sock)
@@ -292,6 +371,21 @@ class Deadlines:
                 deadlines.attach(self.sock)  # a reused keep-alive connection
                 super().request(*args, **kwargs)
 
+            def getresponse(self) -> Any:
+                response = super().getresponse()
+                self._last_response = getattr(response, "_original_response", None)
+                return response
+
+            @property
+            def is_connected(self) -> bool:
+                # urllib3 asks this before reusing a kept-alive connection: one whose
+                # server answered out of turn is closed, so no later request reads an
+                # answer that was not its own.
+                last = self._last_response
+                if last is not None and last.out_of_turn:
+                    return False
+                return bool(super().is_connected)
+
         return WatchedConnection
 
     def watched_pool(self, cls: type) -> type:
@@ -299,6 +393,59 @@ class Deadlines:
         return type(
             cls.__name__, (cls,), {"ConnectionCls": self.watched_connection(cls.ConnectionCls)}
         )
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client's response, never taking an interim (1xx) answer for the final one.
+
+    http.client skips `100 Continue` only: a `103 Early Hints` would be returned as
+    the answer (with no body), and the real answer, arriving next on the
+    kept-alive connection, read as the answer to the next request. Every 1xx but
+    101 is skipped here (101 was never asked for: an error). Bytes already there
+    once the answer is complete were sent out of turn: the connection is marked
+    so that it is not reused.
+    """
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self._socket = sock
+        self.out_of_turn = False
+        self.interim = 0
+
+    @override
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status == 101:
+                self.out_of_turn = True
+                raise http.client.HTTPException("an unasked-for 101 Switching Protocols")
+            if not 100 <= status < 200:
+                return version, status, reason
+            self.interim += 1
+            http.client.parse_headers(self.fp)  # an interim answer's headers, unused
+
+    @override
+    def _close_conn(self) -> None:
+        fp = self.fp
+        if fp is not None and not self.out_of_turn:
+            self.out_of_turn = _unread_bytes(fp, self._socket)
+        super()._close_conn()  # type: ignore[misc]
+
+
+def _unread_bytes(fp: Any, sock: socket.socket) -> bool:
+    """Whether the server sent more than the answer: in `fp`'s buffer, or on the socket."""
+    try:
+        timeout = sock.gettimeout()
+    except OSError:
+        return False
+    try:
+        sock.settimeout(0)
+        return bool(fp.peek(1))
+    except (BlockingIOError, OSError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
 
 
 def _shut(sock: socket.socket) -> None:
@@ -362,8 +509,52 @@ class BrazeClient:
         self.tally = RequestTally()  # per endpoint, for the run's summary
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
-        """GET `path` and return its decoded body; retry what is transient."""
+        """GET `path` and return its body, checked; retry what is transient."""
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            raw = self._get_raw(path, query)
+        except _UnusableAnswers as exc:
+            # Like a body that cannot be decoded: the reader of the body decides (a series
+            # partition stops, a list stops the run).
+            return Response(path, query, b"", failed=str(exc))
+        return Response(path, query, raw, self._refetch)
+
+    def _refetch(self, response: Response, reason: str) -> dict[str, Any]:
+        """Ask again for an answer that could not be decoded whole, as for invalid JSON."""
+        path, query = response.path, response.params
+        failures = 1
+        while True:
+            if failures >= self._max_tries:
+                raise BrazeUndecodableError(
+                    f"{describe(path, query)} answered a 200 whose JSON cannot be decoded "
+                    f"({reason}), {'once' if failures == 1 else f'{failures} times in a row'}."
+                )
+            self._back_off(path, query, f"a 200 whose JSON cannot be decoded: {reason}", failures)
+            try:
+                raw = self._get_raw(path, query)
+            except _UnusableAnswers as exc:
+                raise BrazeUndecodableError(str(exc)) from None
+            try:
+                return decode_body(raw, describe(path, query))
+            except msgspec.DecodeError as exc:
+                reason = str(exc)
+                failures += 1
+
+    def _back_off(self, path: str, query: Mapping[str, str], error: object, failures: int) -> None:
+        wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))
+        self.retries += 1
+        self.tally.retried(path, query.get("unit"))
+        logger.warning(
+            "Request %s failed (%s); retry %d of %d in %.2f s.",
+            describe(path, query),
+            error,
+            failures,
+            self._max_tries - 1,
+            wait,
+        )
+        self._stop.sleep(wait)
+
+    def _get_raw(self, path: str, query: Mapping[str, str]) -> bytes:
         pool = pool_of(path)
         url = self._url_prefix + path
         if query:
@@ -372,13 +563,17 @@ class BrazeClient:
         rate_limited = 0
         while True:
             response: urllib3.BaseHTTPResponse | None = None
+            raw: bytes | None = None
             error: _RetryableError
             self._enter_in_flight()
             try:
                 self.governor.acquire(pool)  # raises RunStopped once the run must stop
                 try:
                     with self._deadlines.watch(self._timeout) as watch:
-                        response = self._http.urlopen("GET", url, redirect=False)
+                        response = self._http.urlopen(
+                            "GET", url, redirect=False, preload_content=False
+                        )
+                        raw = _read_bounded(response)
                     self._answered = True
                 except NETWORK_ERRORS as exc:
                     self._stop.check()  # its socket was shut down by the stop: not a failure
@@ -389,6 +584,10 @@ class BrazeClient:
                     if watch.expired:
                         reason = f"no complete answer within request_timeout ({self._timeout:g} s)"
                     error = _RetryableError(reason)
+                    response = None
+                except _RetryableError as exc:  # too large: the rest is not read
+                    self._answered = True
+                    error = exc
                 finally:
                     status = response.status if response is not None else None
                     self.governor.release(
@@ -397,9 +596,9 @@ class BrazeClient:
                     self.tally.sent(path, query.get("unit"), status)
             finally:
                 self._in_flight.release()
-            if response is not None:
+            if response is not None and raw is not None:
                 try:
-                    return Response(path, query, self._check(path, query, response))
+                    return self._check(path, query, response, raw)
                 except _RetryableError as exc:
                     error = exc
             if response is not None and response.status == 429:
@@ -415,24 +614,18 @@ class BrazeClient:
                 continue
             self._stop.check()
             failures += 1
+            if failures >= self._max_tries and isinstance(error, _TooLarge):
+                raise _UnusableAnswers(
+                    f"{describe(path, query)} answered "
+                    f"{'once' if failures == 1 else f'{failures} times in a row'} with {error}"
+                )
             if failures >= self._max_tries:
                 raise BrazeUnavailableError(
                     f"{describe(path, query)} failed "
                     f"{'once' if failures == 1 else f'{failures} times in a row'} (last: {error}); "
                     "Braze may be unavailable."
                 )
-            wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))
-            self.retries += 1
-            self.tally.retried(path, query.get("unit"))
-            logger.warning(
-                "Request %s failed (%s); retry %d of %d in %.2f s.",
-                describe(path, query),
-                error,
-                failures,
-                self._max_tries - 1,
-                wait,
-            )
-            self._stop.sleep(wait)
+            self._back_off(path, query, error, failures)
 
     def _enter_in_flight(self) -> None:
         """Take a slot among the requests in flight; RunStopped if the run stops first."""
@@ -440,7 +633,7 @@ class BrazeClient:
             self._stop.check()
 
     def _check(
-        self, path: str, query: Mapping[str, str], response: urllib3.BaseHTTPResponse
+        self, path: str, query: Mapping[str, str], response: urllib3.BaseHTTPResponse, raw: bytes
     ) -> bytes:
         """Classify a response: return its body, raise a retryable or a final error."""
         status = response.status
@@ -449,7 +642,7 @@ class BrazeClient:
         if status == 401:
             raise BrazeAuthError(
                 f"Braze rejected the API key (401) at {self.api_url}: "
-                f"{_braze_message(response)}. Check that api_key is a REST API key of this "
+                f"{_braze_message(response, raw)}. Check that api_key is a REST API key of this "
                 "workspace, unquoted, and that api_url is the REST endpoint of the instance "
                 "the key belongs to (an EU key fails against a US endpoint)."
             )
@@ -460,7 +653,7 @@ class BrazeClient:
             )
             raise BrazePermissionError(
                 f"Braze refused {path} (403): the API key lacks the '{permission}' permission "
-                f"(or the plan does not include it): {_braze_message(response)}. Grant "
+                f"(or the plan does not include it): {_braze_message(response, raw)}. Grant "
                 f"'{permission}' to the key, or deselect: {streams}."
             )
         if status == 404:
@@ -470,25 +663,34 @@ class BrazeClient:
             )
         if status >= 400:
             raise BrazeRequestError(
-                f"Braze rejected {describe(path, query)} ({status}): {_braze_message(response)}"
+                f"Braze rejected {describe(path, query)} ({status}): "
+                f"{_braze_message(response, raw)}"
             )
         if status >= 300:
             raise BrazeRequestError(
                 f"Braze answered {describe(path, query)} with a redirect ({status}) to "
                 f"{response.headers.get('Location')!r}; set api_url to the REST endpoint itself."
             )
-        raw = response.data
         try:
             _JSON_OBJECT.decode(raw)
         except msgspec.ValidationError:
             raise _RetryableError("a 200 response whose JSON is not an object") from None
         except msgspec.DecodeError:
-            raise _RetryableError("invalid JSON in a 200 response") from None
+            replaced = _as_utf8(raw, describe(path, query))
+            if replaced is None:
+                raise _RetryableError("invalid JSON in a 200 response") from None
+            return self._check(path, query, response, replaced)
         return raw
 
     def paginate(self, endpoint: ListEndpoint, params: Mapping[str, Any]) -> Iterator[Any]:
-        """Yield every item of a paged list endpoint."""
+        """Yield every item of a paged list endpoint.
+
+        A list that ignores `page` answers the same page for ever: a page naming
+        only items already listed ends the list (with one warning), so a list
+        never costs more requests than its items need.
+        """
         paginator = BrazePagePaginator(endpoint.page_size, endpoint.items_field)
+        listed: set[Any] = set()
         while not paginator.finished:
             page = self.get(endpoint.path, {**params, "page": paginator.current_value})
             items = page.body.get(endpoint.items_field)
@@ -497,8 +699,32 @@ class BrazeClient:
                     f"{describe(endpoint.path, page.params)} answered without a "
                     f"'{endpoint.items_field}' list; cannot enumerate {endpoint.kind}."
                 )
+            identities = {_list_identity(item) for item in items}
+            if items and paginator.current_value and identities <= listed:
+                logger.warning(
+                    "%s answered page %s with only %s already listed on earlier pages (it "
+                    "seems to ignore `page`); the list ends there, with the %d listed.",
+                    endpoint.path,
+                    paginator.current_value,
+                    endpoint.kind,
+                    len(listed),
+                )
+                return
+            listed |= identities
             yield from items
             paginator.advance(_PageView(page.body))
+
+
+def _list_identity(item: Any) -> Any:
+    """What names a list item: its id or name, else the whole item."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        for field in ("id", "name", "product_name"):
+            value = item.get(field)
+            if isinstance(value, str) and value:
+                return (field, value)
+    return msgspec.json.encode(item)
 
 
 class _PageView:
@@ -588,12 +814,31 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-def _braze_message(response: urllib3.BaseHTTPResponse) -> str:
+def _read_bounded(response: urllib3.BaseHTTPResponse) -> bytes:
+    """The decoded body, read in chunks; _RetryableError once it passes MAX_RESPONSE_BYTES."""
+    body = bytearray()
+    try:
+        for chunk in response.stream(_READ_CHUNK, decode_content=True):
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise _TooLarge(
+                    f"an answer larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB once "
+                    "decompressed; not read further"
+                )
+    except _TooLarge:
+        body.clear()
+        response.close()  # the rest is never read: the connection is not reused
+        raise
+    response.release_conn()
+    return bytes(body)
+
+
+def _braze_message(response: urllib3.BaseHTTPResponse, raw: bytes) -> str:
     reason = response.reason or f"HTTP {response.status}"
     try:
-        body = msgspec.json.decode(response.data)
+        body = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return response.data[:200].decode("utf-8", "replace").strip() or reason
+        return raw[:200].decode("utf-8", "replace").strip() or reason
     if isinstance(body, dict):
         message = body.get("message")
         errors = body.get("errors")

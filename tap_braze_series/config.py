@@ -27,6 +27,8 @@ from singer_sdk.helpers.capabilities import (
     STREAM_MAPS_CONFIG,
 )
 
+from tap_braze_series import redact
+
 DEFAULT_LOOKBACK_DAYS = 14
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_WORKERS = 8
@@ -297,6 +299,9 @@ class Settings:
     @classmethod
     def parse(cls, config: Mapping[str, Any]) -> Settings:
         """Check every setting; raise SettingsError on the first problem."""
+        # Known before any message is worded: a setting error (or anything later) that
+        # repeats the key, say one pasted into api_url, has it taken out.
+        redact.register(config.get("api_key"))
         timezone = _timezone(config.get("company_timezone", "UTC"))
         start = _bound(config, "start_date", timezone, required=True)
         end = _bound(config, "end_date", timezone, required=False)
@@ -401,6 +406,17 @@ def _api_key(value: object) -> str:
         )
     if any(ch.isspace() for ch in value):
         raise SettingsError("api_key", "contains whitespace; paste the key exactly.")
+    odd = next((i for i, ch in enumerate(value) if not (ch.isascii() and ch.isprintable())), None)
+    if odd is not None:
+        # Braze keys are plain ASCII; a key copied from a web page or a chat can carry an
+        # invisible character (a zero-width space, a soft or non-breaking hyphen) that no
+        # HTTP header can hold. Its position helps; the key itself is never printed.
+        raise SettingsError(
+            "api_key",
+            f"contains an invisible or unusual character (U+{ord(value[odd]):04X}, "
+            f"character {odd + 1} of {len(value)}); Braze keys are plain letters, digits "
+            "and dashes. Re-paste the key without it, or type that character again.",
+        )
     return value
 
 
@@ -425,10 +441,25 @@ def _api_url(value: object) -> str:
     parts = urlsplit(value.strip())
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
-        raise SettingsError("api_url", f"{value!r} is not an http(s) URL; {hint}")
+        # Not repeated: a value that is no URL at all may be a secret pasted in the
+        # wrong setting (the API key itself, say).
+        shown = f"{value!r} is" if "://" in value and "@" not in value else "the value is"
+        raise SettingsError("api_url", f"{shown} not an http(s) URL; {hint}")
     if parts.query or parts.fragment or parts.username or parts.password:
+        # Credentials or a query may hold a key: the value is not repeated.
+        what = [
+            name
+            for name, present in (
+                ("credentials (user:password@)", parts.username or parts.password),
+                ("a query (?...)", parts.query),
+                ("a fragment (#...)", parts.fragment),
+            )
+            if present
+        ]
         raise SettingsError(
-            "api_url", f"{value!r} must not carry a query, fragment or credentials; {hint}"
+            "api_url",
+            f"carries {' and '.join(what)}, which it must not (the API key goes in api_key, "
+            f"never in the URL); {hint}",
         )
     if host.lower().startswith("sdk."):
         suggestion = "rest." + host[4:]
@@ -444,8 +475,8 @@ def _api_url(value: object) -> str:
         )
     try:
         _ = parts.port
-    except ValueError as exc:
-        raise SettingsError("api_url", f"{value!r} has an invalid port; {hint}") from exc
+    except ValueError:
+        raise SettingsError("api_url", f"{host} has an invalid port; {hint}") from None
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 

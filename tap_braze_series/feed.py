@@ -31,6 +31,8 @@ no longer restates it): then the run moves past it, counted and warned of once.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import pickle
@@ -41,6 +43,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from tap_braze_series.client import BrazeError, BrazeUndecodableError
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
 from tap_braze_series.shapes import (
     NO_VALID_TIME,
@@ -59,6 +62,12 @@ if TYPE_CHECKING:
     from tap_braze_series.client import Response
 
 logger = logging.getLogger("tap-braze-series.feed")
+
+
+
+class SpoolFullError(BrazeError):
+    """The temporary folder holding the spools is full."""
+
 
 PASSED_HOLE = "bucket never answered, older than lookback_days (moved past)"
 REREAD_HOLE = "bucket missing from a re-read of buckets already emitted (their rows stand)"
@@ -194,15 +203,17 @@ class Spool:
     def write(self, index: int, records: list[dict[str, Any]]) -> None:
         """Keep the records one response holds for partition `index`."""
         if records:
-            self._seek_end()
-            # One pickle per batch, not per record: pickling costs mostly per call.
-            pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            with _disk_full_is_an_error():
+                self._seek_end()
+                # One pickle per batch, not per record: pickling costs mostly per call.
+                pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._rows_written += len(records)
 
     def end(self, index: int) -> None:
-        self._seek_end()
-        start = self._file.tell()
-        pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        with _disk_full_is_an_error():
+            self._seek_end()
+            start = self._file.tell()
+            pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self._ends[index] = (start, self._file.tell())
         self.complete.add(index)
         self._rows_complete = self._rows_written
@@ -258,6 +269,22 @@ class Spool:
 
     def close(self) -> None:
         self._file.close()
+
+
+@contextlib.contextmanager
+def _disk_full_is_an_error() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        folder = tempfile.gettempdir()
+        raise SpoolFullError(
+            f"the temporary folder {folder} is full ({exc.strerror}): the tap keeps the "
+            "rows one request serves for the family's other streams there. Free space in "
+            f"{folder}, or set TMPDIR to a folder with more room (about the rows of one "
+            "partition per stream)."
+        ) from None
 
 
 @dataclass
@@ -437,7 +464,7 @@ class Family:
                         for name in others
                         if name in self._spools and name in planned.starts
                     }
-                except PayloadError as exc:
+                except (PayloadError, BrazeUndecodableError) as exc:
                     planned.broken = True
                     self.stats.windows_skipped += 1
                     logger.warning(
@@ -639,6 +666,26 @@ class Family:
             missing.isoformat(),
         )
 
+    def _body(self, job: _Job, response: Response) -> Mapping[str, Any] | None:
+        """The decoded body; None, the partition stopped, if it stays undecodable."""
+        try:
+            return response.body
+        except BrazeUndecodableError as exc:
+            assert job.window is not None
+            job.planned.broken = True
+            self.stats.windows_skipped += 1
+            logger.warning(
+                "Skipping %s for %s from %s on: %s The rows before it were emitted; its "
+                "bookmark stays before %s, so the next run reads it again. The other "
+                "partitions and streams go on.",
+                self.path,
+                dict(job.planned.partition.context),
+                job.window.first,
+                exc,
+                job.window.first,
+            )
+            return None
+
     def _streams(self, planned: PlannedPartition) -> str:
         return ", ".join(name for name in (self._pending or []) if name in planned.starts)
 
@@ -696,6 +743,6 @@ class Family:
         _abort_at(self._stop, fetcher)
         try:
             for job, response in fetcher:
-                yield job, None if response is None else response.body
+                yield job, None if response is None else self._body(job, response)
         finally:
             fetcher.close()

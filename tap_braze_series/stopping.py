@@ -13,6 +13,10 @@ main thread, at its next safe point, raises `RunStopped`; the console script
 then writes a final STATE, says why it stopped, and exits without joining the
 worker threads: one still blocked on a socket must not delay the exit.
 
+The forced exit never cuts a line: the writer holds `LINE` while it writes one,
+and the exit waits for it as long as the reader keeps taking the line (it
+stops waiting once nothing was taken for LINE_STALL_SECONDS).
+
 The same watcher polls stdout: Linux reports POLLERR on a pipe's write end once
 its reader is gone, so a target that exits stops the run within a second even
 when the tap writes nothing for a while.
@@ -39,6 +43,35 @@ FINAL_WRITE_SECONDS = 3.5
 # How often a thread waiting on something else looks at the stop.
 POLL_SECONDS = 0.1
 READER_GONE = "the reader of stdout closed the pipe"
+# The forced exit waits for a line under way while its reader takes some of it at
+# least this often.
+LINE_STALL_SECONDS = 1.0
+
+
+class LineGuard:
+    """Held by the writer while a line is under way; `progress` counts bytes written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.progress = 0
+
+    def acquire(self, timeout: float = -1) -> bool:
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def wait_for_line_end(self) -> bool:
+        """Take the guard once the line under way ends; False if its reader stalled."""
+        seen = self.progress
+        while not self.acquire(timeout=LINE_STALL_SECONDS):
+            if self.progress == seen:
+                return False
+            seen = self.progress
+        return True
+
+
+LINE = LineGuard()
 
 
 class RunStopped(BaseException):
@@ -144,7 +177,11 @@ def _watch(stop: Stop, wake_read: int) -> None:
     while True:
         timeout = None if stop.at is None else stop.remaining(HARD_EXIT_SECONDS) * 1000
         if timeout is not None and timeout <= 0:
-            say(f"did not stop within {HARD_EXIT_SECONDS:.0f} s ({stop.reason}); exiting now.")
+            # Never in the middle of a line (held while the reader takes it): the
+            # output ends on a whole line, and no new one is started.
+            whole = LINE.wait_for_line_end()
+            cut = "" if whole else "; the reader stopped taking a line, which is cut"
+            say(f"did not stop within {HARD_EXIT_SECONDS:.0f} s ({stop.reason}); exiting now{cut}.")
             os._exit(stop.exit_code or 1)
         for fd, events in poller.poll(timeout):
             if fd == wake_read:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from functools import cached_property
@@ -23,7 +26,7 @@ from singer_sdk.helpers.capabilities import (
 )
 from typing_extensions import override
 
-from tap_braze_series import stopping
+from tap_braze_series import redact, stopping
 from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
@@ -31,7 +34,12 @@ from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
 from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
-from tap_braze_series.writer import StateFlushingWriter, flush_pending
+from tap_braze_series.writer import (
+    OutputError,
+    StateFlushingWriter,
+    flush_pending,
+    unwritable_stdout,
+)
 
 logger = logging.getLogger("tap-braze-series")
 
@@ -49,6 +57,13 @@ class _QuietSetupLines(logging.Filter):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
+
+
+class InvalidSettings(Exception):
+    """A setting the SDK's own schema refuses (stream maps, flattening, ...): one line.
+
+    Not a ConfigValidationError, which the SDK's command handlers log as several lines.
+    """
 
 
 class TapBrazeSeries(Tap):
@@ -115,11 +130,13 @@ class TapBrazeSeries(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # Our own checks first: they name the setting, say how to fix it and never
         # print a value (the SDK's schema errors print values, the API key included).
+        # A SettingsError passes the SDK's handlers (which log each error, then "Config
+        # validation failed", as more lines) to the console script's one error line.
         try:
             settings = Settings.parse(self._config)
         except SettingsError as exc:
             if raise_errors:
-                raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+                raise
             return [str(exc)]
         for warning in unknown_settings(self._config):
             self.logger.warning(warning)
@@ -130,6 +147,8 @@ class TapBrazeSeries(Tap):
         self._config = {**original, **settings.typed_values(original)}
         try:
             return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise InvalidSettings("; ".join(exc.errors) if exc.errors else str(exc)) from None
         finally:
             self._config = original
 
@@ -178,10 +197,7 @@ class TapBrazeSeries(Tap):
 
     @cached_property
     def runtime(self) -> Runtime:
-        try:
-            settings = Settings.parse(self.config)
-        except SettingsError as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+        settings = Settings.parse(self.config)
         return Runtime(settings, streams_by_path(settings))
 
     @override
@@ -310,18 +326,25 @@ def main() -> None:
     STATE covering only written records, one line saying so, and exit status 143,
     130 or 1.
     """
+    _guard_standard_streams()  # first: before anything opens a file
     stop = stopping.install()
     code: int | str | None = 0
     try:
-        TapBrazeSeries.cli()
-    except SystemExit as exc:
-        code = exc.code
+        try:
+            TapBrazeSeries.cli()
+        except SystemExit as exc:
+            code = exc.code
+        sys.stdout.flush()  # what click or the SDK printed (a catalog) must reach stdout
     except stopping.RunStopped:
         pass
-    except BrazeError as exc:
+    except (BrazeError, OutputError) as exc:
         _fail(str(exc), stop, where=True)
-    except (StateError, SettingsError) as exc:
+    except (StateError, SettingsError, InvalidSettings) as exc:
         _fail(str(exc), stop)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+            raise
+        _fail(unwritable_stdout(exc), stop)
     except ConfigValidationError as exc:
         _fail("; ".join(exc.errors) if exc.errors else str(exc), stop)
     except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
@@ -329,6 +352,38 @@ def main() -> None:
     if stop.is_set():
         _stopped(stop)
     sys.exit(code)
+
+
+def _guard_standard_streams() -> None:
+    """A closed stdout is an error; a closed stderr is replaced by /dev/null.
+
+    Started with `>&-` or `2>&-`, the process has no file descriptor 1 or 2: the
+    next file it opened (the spool, a socket) would take that number and receive
+    the Singer messages or the log lines. Everything written to stdout and stderr
+    then has the API key taken out (see redact.py).
+    """
+    try:
+        os.fstat(1)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                b"tap-braze-series: error: stdout is closed (the tap was started with >&- or "
+                b"without an output); run it with stdout going to a target, a file or a pipe.\n",
+            )
+        os._exit(1)
+    try:
+        os.fstat(2)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 2:
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - the process's stderr
+    if not isinstance(sys.stderr, redact.RedactingStream):
+        sys.stderr = redact.RedactingStream(sys.stderr)
+    if not isinstance(sys.stdout, redact.RedactingStream):
+        sys.stdout = redact.RedactingStream(sys.stdout)
 
 
 def _where_the_next_run_starts() -> str:

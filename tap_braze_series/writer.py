@@ -9,13 +9,19 @@ reads again.
 
 Every line reaches stdout whole, even when the run is stopped while a slow
 target leaves the pipe full: into a pipe, only what fits without blocking is
-written, cut after a newline, so the writer is never stuck in the middle of a
-line and sees a stop between two lines (see `PipeOutput`).
+written, cut after a newline, so the writer sees a stop between two lines (see
+`PipeOutput`). A line longer than the pipe is written in pieces as the reader
+takes them, holding `stopping.LINE` so that the forced exit finishes it first;
+after a stop, a line is started only if it fits in the pipe or the reader's pace
+lets it end before the forced exit.
+
+The configured API key is taken out of what is written (see redact.py).
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import datetime as dt
 import errno
@@ -33,13 +39,19 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib import Message, StateMessage
 from typing_extensions import override
 
-from tap_braze_series import stopping
+from tap_braze_series import redact, stopping
 
 # Lines are gathered up to this size before a write: fewer system calls.
 CHUNK = 256 * 1024
 PAGE = 4096
 
 _WRITERS: weakref.WeakSet[StateFlushingWriter] = weakref.WeakSet()
+# The reader's pace is measured over this many seconds of writes.
+PACE_SECONDS = 3.0
+
+
+class OutputError(Exception):
+    """stdout cannot be written (a full disk, an I/O error): the run stops on one line."""
 
 
 def flush_pending() -> None:
@@ -62,6 +74,7 @@ class StateFlushingWriter(MsgSpecWriter):
         self._pending = bytearray()
         self._stop = stopping.installed()
         self._output: PipeOutput | None = None
+        self._broken: OSError | None = None
         atexit.register(self._flush_at_exit)
         _WRITERS.add(self)
 
@@ -116,18 +129,19 @@ class StateFlushingWriter(MsgSpecWriter):
 
     def _write(self, deadline: float | None) -> bool:
         stop = self._stop
-        if stop is not None and stop.reason == stopping.READER_GONE:
-            self._pending.clear()  # nobody reads: drop, do not fail
+        if (stop is not None and stop.reason == stopping.READER_GONE) or self._broken:
+            self._pending.clear()  # nobody reads, or nothing can be written: drop
             return False
-        output = self._output_for_stdout()
-        if output is None:
-            # stdout is not a file descriptor (the tap runs inside a program that
-            # captures it): write through it.
-            sys.stdout.buffer.write(self._pending)
-            sys.stdout.flush()
-            self._pending.clear()
-            return True
+        redact.redact_bytes(self._pending)
         try:
+            output = self._output_for_stdout()
+            if output is None:
+                # stdout is not a file descriptor (the tap runs inside a program that
+                # captures it): write through it.
+                sys.stdout.buffer.write(self._pending)
+                sys.stdout.flush()
+                self._pending.clear()
+                return True
             done, stopped = output.write(self._pending, stop, deadline)
         except BrokenPipeError:
             self._pending.clear()
@@ -135,6 +149,10 @@ class StateFlushingWriter(MsgSpecWriter):
                 raise
             stopping.reader_gone(stop)
             raise stopping.RunStopped(stop.reason) from None
+        except OSError as exc:
+            self._pending.clear()
+            self._broken = exc
+            raise OutputError(unwritable_stdout(exc)) from None
         del self._pending[:done]
         if stopped and stop is not None:
             raise stopping.RunStopped(stop.reason)
@@ -153,8 +171,19 @@ class StateFlushingWriter(MsgSpecWriter):
         return self._output
 
     def _flush_at_exit(self) -> None:
-        with contextlib.suppress(BrokenPipeError, stopping.RunStopped):
+        with contextlib.suppress(OSError, OutputError, stopping.RunStopped):
             self.flush()
+
+
+def unwritable_stdout(exc: OSError) -> str:
+    """The error line for stdout that cannot be written."""
+    cause = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            f"stdout cannot be written ({cause}): the disk or quota of the file stdout goes "
+            "to is full; free space there, or send stdout to a target or another disk."
+        )
+    return f"stdout cannot be written ({cause}); check the file or device stdout goes to."
 
 
 class PipeOutput:
@@ -163,8 +192,8 @@ class PipeOutput:
     Into a pipe, each write is at most what the pipe has room for (its capacity
     less what is unread, less a page of slack: the kernel fills the pipe page by
     page) and ends after a newline; between two writes, a full pipe is waited
-    for with poll, looking at the stop. A line longer than the room is written
-    whole, blocking. Other outputs (a file, a terminal) are written directly.
+    for with poll, looking at the stop. A line longer than the room is written in
+    pieces of the room. Other outputs (a file, a terminal) are written directly.
     """
 
     def __init__(self, fd: int) -> None:
@@ -174,6 +203,8 @@ class PipeOutput:
         except OSError:
             self.is_pipe = False
         self._capacity = PAGE
+        # (monotonic time, bytes) of recent writes: the reader's pace.
+        self._pace: collections.deque[tuple[float, int]] = collections.deque()
         if self.is_pipe:
             with contextlib.suppress(OSError, AttributeError):
                 self._capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
@@ -185,26 +216,65 @@ class PipeOutput:
 
         Without a deadline, keep going until all is written, unless `stop` is set
         (then return between two lines). With a deadline, ignore the stop and
-        return when the deadline passes between two lines.
+        return when the deadline passes between two lines, or before a line that
+        the reader would not take before the forced exit.
+
+        Each line is written holding `stopping.LINE`, which the forced exit takes
+        before it exits: a line once started is finished while the reader takes it.
         """
         done = 0
         total = len(data)
-        with memoryview(data) as view:
-            while done < total:
-                if not self.is_pipe:
-                    done += os.write(self.fd, view[done:])
-                    continue
-                waited = self._wait_writable(stop, deadline, data, done)
-                if waited is not None:
-                    return done, waited
-                room = max(self._room(), 1)
-                end = min(total, done + room)
-                if end < total:
-                    newline = data.rfind(b"\n", done, end)
-                    # A line longer than the room: write up to its end, even if it blocks.
-                    end = newline + 1 if newline >= 0 else data.find(b"\n", end) + 1 or total
-                done += os.write(self.fd, view[done:end])
+        holding = False
+        try:
+            with memoryview(data) as view:
+                while done < total:
+                    at_line_start = done == 0 or data[done - 1] == 0x0A
+                    if at_line_start and holding:
+                        stopping.LINE.release()  # between two lines: the forced exit may go
+                        holding = False
+                    if self.is_pipe:
+                        waited = self._wait_writable(stop, deadline, data, done)
+                        if waited is not None:
+                            return done, waited
+                        room = max(self._room(), 1)
+                        stopped = at_line_start and stop is not None and stop.is_set()
+                        if stopped and not self._can_finish(data, done, room, stop):
+                            return done, deadline is None
+                    if not holding:
+                        stopping.LINE.acquire()
+                        holding = True
+                    if not self.is_pipe:
+                        written = os.write(self.fd, view[done:])
+                    else:
+                        end = min(total, done + room)
+                        if end < total:
+                            newline = data.rfind(b"\n", done, end)
+                            # Whole lines that fit; a line longer than the room goes in
+                            # pieces of the room, each written as the reader frees it.
+                            end = newline + 1 if newline >= done else end
+                        written = os.write(self.fd, view[done:end])
+                    done += written
+                    self._pace.append((time.monotonic(), written))
+                    stopping.LINE.progress += written
+        finally:
+            if holding:
+                stopping.LINE.release()
         return done, False
+
+    def _can_finish(self, data: bytearray, done: int, room: int, stop: stopping.Stop) -> bool:
+        """Whether the line at `done` can be written before the forced exit (after a stop)."""
+        end = data.find(b"\n", done)
+        length = (end + 1 if end >= 0 else len(data)) - done
+        if length <= room:
+            return True
+        now = time.monotonic()
+        while self._pace and self._pace[0][0] < now - PACE_SECONDS:
+            self._pace.popleft()
+        if len(self._pace) < 2:
+            return False
+        elapsed = max(now - self._pace[0][0], 1e-3)
+        pace = sum(n for _, n in self._pace) / elapsed  # bytes per second
+        return (length - room) / pace < stop.remaining(stopping.HARD_EXIT_SECONDS)
 
     def _wait_writable(
         self, stop: stopping.Stop | None, deadline: float | None, data: bytearray, done: int

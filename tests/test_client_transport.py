@@ -327,3 +327,66 @@ def test_a_proxy_that_refuses_to_tunnel_is_named_with_its_answer(proxy, monkeypa
     message = _stops_at_once("https://rest.iad-01.braze.com")
     assert f"through the proxy {proxy_url}" in message
     assert "501" in message
+
+
+# Interim answers and answers out of turn, on one kept-alive connection.
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers each GET with `before` (raw heads), BODY as a 200, then `after` (raw)."""
+
+    protocol_version = "HTTP/1.1"
+    log: list[tuple[str, int]]
+    before = b""
+    after = b""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.log.append((self.path, self.client_address[1]))
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\n\r\n"
+        ).encode()
+        self.wfile.write(self.before)
+        self.wfile.flush()
+        time.sleep(0.02)
+        self.wfile.write(head + BODY + self.after)
+        self.wfile.flush()
+
+
+@pytest.mark.parametrize(
+    "heads",
+    [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 199 Odd\r\n\r\n",
+    ],
+    ids=["103", "100-102-199"],
+)
+def test_interim_answers_are_skipped_and_the_connection_kept(heads):
+    handler = type("Interim", (_Scripted,), {"log": [], "before": heads})
+    for url in _serve(handler):
+        tap_client = client(url, max_in_flight=1)
+        bodies = [tap_client.get("/kpi/dau/data_series", {"length": n}).body for n in (1, 2, 3)]
+        assert bodies == [json.loads(BODY)] * 3
+        assert tap_client.retries == 0
+        assert len({port for _, port in handler.log}) == 1  # one connection, reused
+
+
+def test_a_101_nobody_asked_for_is_a_broken_answer():
+    handler = type("Upgrade", (_Scripted,), {"log": [], "before": b"HTTP/1.1 101 Upgrade\r\n\r\n"})
+    for url in _serve(handler):
+        with pytest.raises(BrazeUnavailableError, match="connection failed or dropped"):
+            client(url).get("/kpi/dau/data_series", {"length": 1})
+
+
+def test_a_connection_that_sent_more_than_its_answer_is_not_reused():
+    extra = b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+    handler = type("Unsolicited", (_Scripted,), {"log": [], "after": extra})
+    for url in _serve(handler):
+        tap_client = client(url, max_in_flight=1)
+        for n in (1, 2, 3):
+            assert tap_client.get("/kpi/dau/data_series", {"length": n}).body == json.loads(BODY)
+        ports = [port for _, port in handler.log]
+        assert len(set(ports)) == 3, ports

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
+from .config import (
+    BODY_FAULTS,
+    CONNECTION_KINDS,
+    DEFAULT_RATE_LIMITS,
+    FAULT_KINDS,
+    STALL_KINDS,
+    SandboxConfig,
+)
 from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
 from .timeutil import parse_iso
@@ -166,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         + " (the default) and the stalls "
         + ",".join(STALL_KINDS)
         + " (hang: never answer; stall: headers, then nothing; trickle: one byte per "
-        "--trickle-interval)",
+        "--trickle-interval) and the answers out of turn " + ",".join(CONNECTION_KINDS),
     )
     p.add_argument(
         "--fault-max-repeats",
@@ -255,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 403 on endpoints needing this API-key permission, "
         "e.g. segments.data_series; repeatable",
     )
+    _answer_fault_arguments(p, d)
     p.add_argument(
         "--ready-file",
         default=None,
@@ -262,6 +270,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the base URL to this file once listening",
     )
     return p
+
+
+def _answer_fault_arguments(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
+    p.add_argument(
+        "--401-without-key",
+        dest="auth_error_echoes_key",
+        action="store_false",
+        default=d.auth_error_echoes_key,
+        help="a 401 does not repeat the key sent and carries the pool's X-RateLimit-* values "
+        "(by default it repeats it, with empty values, as a recorded real 401 does)",
+    )
+    p.add_argument(
+        "--echo-key-in",
+        type=lambda v: frozenset(int(x) for x in _csv(v)),
+        default=d.echo_key_statuses,
+        metavar="400,403",
+        help="these statuses' messages repeat the key sent too",
+    )
+    p.add_argument(
+        "--lists-ignore-page",
+        action="store_true",
+        default=d.lists_ignore_page,
+        help="lists answer page 0 whatever page is asked: a list that never ends",
+    )
+    p.add_argument(
+        "--body-fault",
+        choices=BODY_FAULTS,
+        default=d.body_fault,
+        help="mangle 200 answers: a number out of range, text that is not UTF-8, or a "
+        "gzip/deflate body inflating to --bomb-bytes",
+    )
+    p.add_argument(
+        "--body-fault-match",
+        default=d.body_fault_match,
+        metavar="TEXT",
+        help="only requests whose 'path?k=v&...' (sorted) contains TEXT (default: all)",
+    )
+    p.add_argument(
+        "--body-fault-repeats",
+        type=int,
+        default=d.body_fault_repeats,
+        metavar="N",
+        help="only the first N asks of each request (default: every ask)",
+    )
+    p.add_argument(
+        "--bomb-bytes",
+        type=int,
+        default=d.bomb_bytes,
+        help="inflated size of a gzip_bomb / deflate_bomb answer (default: %(default)s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -300,6 +358,13 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         hang_seconds=args.hang_seconds,
         ending_at_reading=args.ending_at_reading.replace("-", "_"),
         count_zero_buckets=args.count_zero_buckets,
+        auth_error_echoes_key=args.auth_error_echoes_key,
+        echo_key_statuses=args.echo_key_in,
+        lists_ignore_page=args.lists_ignore_page,
+        body_fault=args.body_fault,
+        body_fault_match=args.body_fault_match,
+        body_fault_repeats=args.body_fault_repeats,
+        bomb_bytes=args.bomb_bytes,
     )
 
 

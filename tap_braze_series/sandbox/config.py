@@ -22,6 +22,15 @@ FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "drop", "slow", "tru
 #: byte every ``trickle_interval`` seconds. A hang or stall lasts until the client hangs
 #: up, ``hang_seconds`` pass, or the sandbox stops.
 STALL_KINDS: tuple[str, ...] = ("hang", "stall", "trickle")
+#: Answers out of turn, injected only when asked for: "early_hints" sends a
+#: ``103 Early Hints`` and the answer 50 ms later; "interim" sends 102, 103 and 199
+#: heads before the answer; "unsolicited" sends the answer, then the same answer again,
+#: which nothing asked for, on the kept-alive connection.
+CONNECTION_KINDS: tuple[str, ...] = ("early_hints", "interim", "unsolicited")
+#: Answers that pass a JSON check but not a full decode, or are too large (see
+#: ``body_fault``): a number out of range, text that is not UTF-8, a small gzip or
+#: deflate body that inflates to ``bomb_bytes``.
+BODY_FAULTS: tuple[str, ...] = ("huge_number", "bad_utf8", "gzip_bomb", "deflate_bomb")
 
 #: Rate-limit pools and Braze's documented defaults: ``pool -> (limit, window_seconds)``.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {
@@ -81,6 +90,21 @@ class SandboxConfig:
     # "filled" answers a point with 0 for them, as canvas, campaign and segment series do.
     ending_at_reading: str = "instant"
     count_zero_buckets: str = "omitted"
+    # --- answers as public recordings of real Braze show them, and stranger ones ---
+    # A 401 says "Invalid API key: <the key sent>" with empty X-RateLimit-* values, as a
+    # recorded real 401 does; False: a message without the key, and the pool's values.
+    auth_error_echoes_key: bool = True
+    # Statuses (400, 403) whose messages repeat the key sent, too.
+    echo_key_statuses: frozenset[int] = frozenset()
+    # Lists answer page 0 whatever `page` asks: a list that never ends.
+    lists_ignore_page: bool = False
+    # One of BODY_FAULTS, applied to 200s of requests whose "path?k=v&..." (sorted
+    # parameters) contains body_fault_match, on their first body_fault_repeats asks
+    # (None: every ask).
+    body_fault: str | None = None
+    body_fault_match: str = ""
+    body_fault_repeats: int | None = None
+    bomb_bytes: int = 1024**3
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -116,7 +140,7 @@ class SandboxConfig:
             raise ValueError("trickle_interval must be > 0 and hang_seconds >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
-        known = [*FAULT_KINDS, *STALL_KINDS]
+        known = [*FAULT_KINDS, *STALL_KINDS, *CONNECTION_KINDS]
         unknown = [k for k in self.fault_kinds if k not in known]
         if unknown:
             raise ValueError(f"unknown fault kinds {unknown}; known: {known}")
@@ -130,6 +154,18 @@ class SandboxConfig:
             raise ValueError(f"ending_at_reading must be one of {list(ENDING_AT_READINGS)}")
         if self.count_zero_buckets not in COUNT_ZERO_BUCKETS:
             raise ValueError(f"count_zero_buckets must be one of {list(COUNT_ZERO_BUCKETS)}")
+        self._check_answer_faults()
+
+    def _check_answer_faults(self) -> None:
+        object.__setattr__(self, "echo_key_statuses", frozenset(self.echo_key_statuses))
+        if not self.echo_key_statuses <= {400, 403}:
+            raise ValueError("echo_key_statuses may hold 400 and 403")
+        if self.body_fault is not None and self.body_fault not in BODY_FAULTS:
+            raise ValueError(f"body_fault must be one of {list(BODY_FAULTS)} or None")
+        if self.body_fault_repeats is not None and self.body_fault_repeats < 1:
+            raise ValueError("body_fault_repeats must be >= 1, or None for every ask")
+        if self.bomb_bytes < 64:
+            raise ValueError("bomb_bytes must be >= 64")
 
     def _check_point_faults(self) -> None:
         if self.point_order not in POINT_ORDERS:

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import Api, error_body
-from .config import SandboxConfig, resolve_rate_limits
+from .config import CONNECTION_KINDS, SandboxConfig, resolve_rate_limits
 from .points import PointFaults
 from .spec import pool_for
 from .timeutil import UTC
@@ -197,6 +198,114 @@ def tail_delay(seed: int, identity: str, rate: float, seconds: float) -> float:
     return seconds if int.from_bytes(raw, "big") / 2**64 < rate else 0.0
 
 
+# --------------------------------------------------------------------------- odd answers
+
+
+def _rejected_key(
+    cfg: SandboxConfig, token: str, pool_headers: Mapping[str, str]
+) -> tuple[int, dict, dict[str, str]]:
+    """A 401 for a wrong key: as recorded from real Braze, it repeats the key sent and its
+    X-RateLimit-* headers are empty (``auth_error_echoes_key``)."""
+    if cfg.auth_error_echoes_key:
+        return (
+            401,
+            error_body(f"Invalid API key: {token.strip()}".rstrip()),
+            {name: "" for name in pool_headers},
+        )
+    return (
+        401,
+        error_body(
+            "Invalid API key: the key in the Authorization header is not a valid REST API "
+            "key for this workspace."
+        ),
+        dict(pool_headers),
+    )
+
+
+class AnswerFaults:
+    """Mangles 200 answers as ``body_fault`` says, counting asks per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asks: dict[str, int] = {}
+        self._bombs: dict[tuple[str, int], bytes] = {}
+
+    def apply(
+        self, cfg: SandboxConfig, identity: str, raw: bytes, headers: Mapping[str, str]
+    ) -> tuple[bytes, Mapping[str, str], str | None]:
+        """(body, headers, fault name or None) of one answer."""
+        kind = cfg.body_fault
+        if kind is None or cfg.body_fault_match not in identity:
+            return raw, headers, None
+        with self._lock:
+            asks = self._asks.get(identity, 0)
+            self._asks[identity] = asks + 1
+        if cfg.body_fault_repeats is not None and asks >= cfg.body_fault_repeats:
+            return raw, headers, None
+        if kind == "huge_number":
+            # Valid JSON, and an object: only a full decode finds the number out of range.
+            return raw[: raw.rindex(b"}")] + b', "sandbox_extra": 1e999}', headers, kind
+        if kind == "bad_utf8":
+            # A name with a latin-1 byte, as a system that is not UTF-8 would write it.
+            mangled = raw.replace(b'"name": "', b'"name": "Caf\xe9 ', 1)
+            if mangled == raw:
+                mangled = raw[: raw.rindex(b"}")] + b', "sandbox_note": "Caf\xe9"}'
+            return mangled, headers, kind
+        encoding = "gzip" if kind == "gzip_bomb" else "deflate"
+        return self._bomb(encoding, cfg.bomb_bytes), {**headers, "Content-Encoding": encoding}, kind
+
+    def _bomb(self, encoding: str, size: int) -> bytes:
+        """A compressed JSON object of `size` bytes once inflated (mostly spaces)."""
+        with self._lock:
+            cached = self._bombs.get((encoding, size))
+            if cached is not None:
+                return cached
+            head, tail = b'{"message": "success", "data": []', b"}"
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+            parts = [packer.compress(head)]
+            left = size - len(head) - len(tail)
+            block = b" " * (1024 * 1024)
+            while left > 0:
+                parts.append(packer.compress(block[: min(left, len(block))]))
+                left -= len(block)
+            parts += [packer.compress(tail), packer.flush()]
+            self._bombs[(encoding, size)] = b"".join(parts)
+            return self._bombs[(encoding, size)]
+
+
+_INTERIM_HEADS = {
+    "early_hints": b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n",
+    "interim": (
+        b"HTTP/1.1 102 Processing\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 199 Still Working\r\nX-Sandbox: interim\r\n\r\n"
+    ),
+}
+
+
+def _answer_out_of_turn(
+    ex: _Exchange,
+    fault: str,
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    stopping: threading.Event,
+) -> None:
+    """Interim (1xx) heads before the answer, or a second answer nobody asked for."""
+    h = ex.handler
+    ex.finish(status, fault)
+    if fault in _INTERIM_HEADS:
+        h.wfile.write(_INTERIM_HEADS[fault])
+        h.wfile.flush()
+        stopping.wait(0.05)  # the real answer comes later, as a server computing it sends it
+        h.send(status, raw, "application/json", headers)
+        return
+    answer = h.head(status, len(raw), "application/json", headers) + raw
+    # Both in one write: the second is there when the client has read the first.
+    h.wfile.write(answer + answer)
+    h.wfile.flush()
+
+
 _HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
@@ -355,6 +464,7 @@ class Sandbox:
             self._config.fault_max_repeats,
         )
         self._points = PointFaults(self._config.seed, **self._config.point_fault_settings())
+        self._answer_faults = AnswerFaults()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -497,6 +607,14 @@ class Sandbox:
                 self._config, **{k: v for k, v in changes.items() if v is not None}
             )
 
+    def set_answer_faults(self, **changes: Any) -> None:
+        """Change how answers misbehave (SandboxConfig names: auth_error_echoes_key,
+        echo_key_statuses, lists_ignore_page, body_fault, body_fault_match,
+        body_fault_repeats, bomb_bytes); resets the per-request ask counts."""
+        with self._lock:
+            self._config = dataclasses.replace(self._config, **changes)
+            self._answer_faults = AnswerFaults()
+
     def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
         with self._lock:
             self._config = dataclasses.replace(
@@ -589,14 +707,8 @@ class Sandbox:
             return
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() != "bearer" or token.strip() != cfg.api_key:
-            send_json(
-                401,
-                error_body(
-                    "Invalid API key: the key in the Authorization header is not a valid REST API "
-                    "key for this workspace."
-                ),
-                self._limiter.peek(pool),
-            )
+            status, body, headers = _rejected_key(cfg, token, self._limiter.peek(pool))
+            send_json(status, body, headers)
             return
         # 2. rate limit
         allowed, rl_headers = self._limiter.hit(pool)
@@ -642,10 +754,23 @@ class Sandbox:
             return
         # 4. the API proper
         now = cfg.now if cfg.now is not None else datetime.now(UTC)
-        status, body = self.api.handle(path, params, now=now, denied=cfg.denied_permissions)
+        asked = {**params, "page": "0"} if cfg.lists_ignore_page and "page" in params else params
+        status, body = self.api.handle(path, asked, now=now, denied=cfg.denied_permissions)
         if status == 200:
             body, ex.point_faults = self._points.apply(path, params, body)
+        elif status in cfg.echo_key_statuses and isinstance(body.get("message"), str):
+            body = {**body, "message": f"{body['message']} (API key: {token.strip()})"}
         raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        answer_headers: Mapping[str, str] = rl_headers
+        if status == 200 and cfg.body_fault is not None:
+            raw, answer_headers, body_fault = self._answer_faults.apply(
+                cfg, FaultInjector.identity(path, params), raw, rl_headers
+            )
+            fault = fault or body_fault
+        if fault in CONNECTION_KINDS:
+            self._sleep(cfg.latency)
+            _answer_out_of_turn(ex, fault, status, raw, answer_headers, self._stopping)
+            return
         if fault == "slow":
             self._sleep(cfg.slow_seconds)
         if fault == "truncated":
@@ -665,7 +790,7 @@ class Sandbox:
                 self._stopping,
             )
             return
-        ex.reply(status, raw, "application/json", rl_headers, fault)
+        ex.reply(status, raw, "application/json", answer_headers, fault)
 
     def _hang(self, ex: _Exchange, cfg: SandboxConfig, fault: str) -> None:
         """Answer nothing more until the client hangs up, hang_seconds pass or we stop."""

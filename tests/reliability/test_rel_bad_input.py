@@ -91,6 +91,15 @@ CONFIG_CASES = [
     ("api_url", "https://rest.iad-01.braze.com?api_key=x"),
     ("api_key", f" {KEY} "),
     ("api_key", f'"{KEY}"'),
+    # pasted from a web page: a non-breaking hyphen, a zero-width space, a soft hyphen
+    ("api_key", KEY.replace("-", "\u2011", 1)),
+    ("api_key", KEY[:6] + "\u200b" + KEY[6:]),
+    ("api_key", KEY[:6] + "\u00ad" + KEY[6:]),
+    # the key pasted into api_url: as credentials, in the query, as the whole value
+    ("api_url", f"https://user:{KEY}@rest.iad-01.braze.com"),
+    ("api_url", f"https://{KEY}@rest.iad-01.braze.com"),
+    ("api_url", f"https://rest.iad-01.braze.com/?api_key={KEY}"),
+    ("api_url", KEY),
     ("end_date", "2024-02-01"),  # before start_date
     ("end_date", "2024-03-01T00:00:00+00:00"),  # an exclusive end equal to the start
     # lists with entries that are not (non-empty) strings
@@ -276,17 +285,18 @@ def outcomes(catalog, good_state):
 
 
 def _assert_rejected(outcome, *words: str) -> None:
+    """A non-zero exit, no request, and exactly the promised line: one error, no other."""
     run, requested = outcome
     assert run.returncode != 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
-    assert KEY not in run.stderr
-    assert KEY not in run.stdout
-    lines = [
-        line
-        for line in run.stderr.splitlines()
-        if "error" in line.lower() and all(w in line for w in words)
-    ]
-    assert lines, (words, run.stderr[-2000:])
+    for text in (run.stderr, run.stdout):
+        assert KEY not in text
+        assert KEY.lower() not in text
+    errors = [line for line in run.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("tap-braze-series: error: "), errors
+    assert all(w in errors[0] for w in words), (words, errors)
+    assert "| ERROR" not in run.stderr
     assert requested == [], requested
     assert '"RECORD"' not in run.stdout
 

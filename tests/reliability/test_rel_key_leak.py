@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tap_braze_series.sandbox import FAULT_KINDS
-from tests.reliability.relkit import run_cli, sandbox, tap_config
+from tests.reliability.relkit import CLI, run_cli, sandbox, tap_config
 from tests.tapkit import catalog_for
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
@@ -140,3 +143,105 @@ def test_a_wrong_key_does_not_leak_either():
         assert_no_leak(run.stdout, wrong)
         assert_no_leak(run.stderr, wrong)
         assert_not_in_urls(sb, wrong)
+
+
+# --- answers that repeat the key ------------------------------------------------------
+# A recorded real 401 is `{"message": "Invalid API key: <the key sent>"}`, the sandbox's
+# default; 400 and 403 messages repeat it when asked (`echo_key_statuses`).
+
+ECHOES = {
+    # status -> (sandbox settings, tap settings, stream)
+    401: ({}, {"api_key": "WRONGCANARY-3d5e7f9a1b2c4d6e-88"}, "session_data_series"),
+    400: ({}, {"app_ids": ["no_such_app"]}, "session_data_series"),
+    403: ({"denied_permissions": {"sessions.data_series"}}, {}, "session_data_series"),
+}
+
+
+def _run_with_streams(
+    tmp: Path, config: dict, catalog: dict | None, *, stderr_closed: bool, args=()
+):
+    """The console script at DEBUG; with stderr closed (`2>&-`) if asked."""
+    config_path = tmp / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [CLI, "--config", str(config_path), *args]
+    if catalog is not None:
+        (tmp / "catalog.json").write_text(json.dumps(catalog))
+        command += ["--catalog", str(tmp / "catalog.json")]
+    return subprocess.run(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL if stderr_closed else subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env={**os.environ, **DEBUG},
+        preexec_fn=(lambda: os.close(2)) if stderr_closed else None,
+    )
+
+
+@pytest.mark.parametrize("stderr_closed", [False, True], ids=["stderr", "stderr-closed"])
+@pytest.mark.parametrize("status", sorted(ECHOES))
+def test_an_answer_repeating_the_key_leaks_it_nowhere(tmp_path, status, stderr_closed):
+    sandbox_extra, tap_extra, stream = ECHOES[status]
+    with sandbox(now=NOW, api_key=KEY, echo_key_statuses={400, 403}, **sandbox_extra) as sb:
+        config = {**tap_config(sb.url, KEY, NOW, "2024-04-01"), **tap_extra}
+        sent = config["api_key"]
+        proc = _run_with_streams(
+            tmp_path, config, catalog_for(config, [stream]), stderr_closed=stderr_closed
+        )
+        assert any(r.status == status for r in sb.request_log), sb.request_log
+    assert proc.returncode != 0
+    assert_no_leak(proc.stdout, sent)
+    assert_no_leak(proc.stdout, KEY)
+    # stdout holds only Singer messages, whatever happened to stderr.
+    for line in proc.stdout.splitlines():
+        assert json.loads(line)["type"] in {"SCHEMA", "STATE", "RECORD", "ACTIVATE_VERSION"}
+    if not stderr_closed:
+        assert_no_leak(proc.stderr, sent)
+        assert_no_leak(proc.stderr, KEY)
+        assert "| DEBUG" in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if "tap-braze-series: error:" in line]
+        assert len(errors) == 1, proc.stderr[-2000:]
+        # Braze's message is kept, the key in it replaced.
+        assert f"({status})" in errors[0], errors
+        assert "<api_key redacted>" in errors[0], errors
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_check_output_repeating_the_key_leaks_it_nowhere(tmp_path, status):
+    sandbox_extra, tap_extra, _ = ECHOES[status]
+    with sandbox(now=NOW, api_key=KEY, echo_key_statuses={403}, **sandbox_extra) as sb:
+        config = {**tap_config(sb.url, KEY, NOW, "2024-04-01"), **tap_extra}
+        proc = _run_with_streams(tmp_path, config, None, stderr_closed=False, args=["--check"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
+    assert "cannot sync" in proc.stdout
+    assert "<api_key redacted>" in proc.stdout
+    for text in (proc.stdout, proc.stderr):
+        assert_no_leak(text, config["api_key"])
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "https://user:{key}@rest.iad-01.braze.com",
+        "https://rest.iad-01.braze.com/?api_key={key}",
+        "{key}",
+        "https://{key}",  # a valid URL whose host is the key: a connection error
+    ],
+    ids=["userinfo", "query", "whole", "host"],
+)
+def test_a_key_pasted_into_api_url_is_not_repeated(tmp_path, api_url):
+    """At DEBUG: the setting error (or, for a key read as the host, the failed
+    connection and urllib3's debug lines) never shows it."""
+    config = tap_config(api_url.format(key=KEY), KEY, NOW, "2024-04-01")
+    as_host = api_url == "https://{key}"  # discovery sends nothing: nothing to fail on
+    for args in ((),) if as_host else ((), ("--discover",)):
+        proc = _run_with_streams(tmp_path, config, None, stderr_closed=False, args=args)
+        assert proc.returncode != 0
+        errors = [line for line in proc.stderr.splitlines() if "tap-braze-series: error:" in line]
+        assert len(errors) == 1, proc.stderr[-2000:]
+        assert "api_url" in errors[0], errors
+        if not as_host:
+            assert "| ERROR" not in proc.stderr, proc.stderr[-2000:]
+        for text in (proc.stdout, proc.stderr):
+            assert_no_leak(text)
+            assert_no_leak(text, KEY.lower())

@@ -23,8 +23,11 @@ server stops the run at once: no traceback, no further request, a non-zero exit.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import random
 import signal
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,6 +36,7 @@ import pytest
 import requests
 
 from tests.reliability.relkit import (
+    Proxy,
     StreamedRun,
     oracle,
     record_key,
@@ -267,3 +271,63 @@ def test_a_closed_stdout_stops_the_run_while_it_waits_on_the_server(sb, tmp_path
     # Requests in flight when the pipe closed may finish; none starts a second later.
     late = [r for r in sb.request_log if r.started > run.signalled_at + 1.0]
     assert not late, late[:3]
+
+
+# --- a forced exit while a long line goes to a slow reader ----------------------------------
+
+BIG_LINE = 10 * 1024 * 1024  # a canvas name this long: a 10 MB RECORD line
+READER_PACE = 1.3 * 1024 * 1024  # bytes a second
+
+
+def _big_names(path, params, body):
+    """Two canvases of /canvas/list named with BIG_LINE characters."""
+    if path != "/canvas/list":
+        return None
+    for canvas in body["canvases"][:2]:
+        canvas["name"] = "x" * BIG_LINE
+    return body
+
+
+def test_a_forced_exit_never_cuts_a_line_nor_starts_one_it_cannot_finish(sb, tmp_path):
+    """SIGTERM while a 10 MB line goes to a reader taking 1.3 MB/s: the line under way is
+    finished (past the 4.5 s forced exit, as long as the reader takes it), the next 10 MB
+    line is not started, and the output ends on a whole line."""
+    with Proxy(sb.url, mutate=_big_names) as proxy:
+        config = tap_config(proxy.url, sb.api_key, NOW, START, app_ids=APPS)
+        command = write_inputs(tmp_path, config, streams=["canvases"], tag="big")
+        with (tmp_path / "big.err").open("w") as err:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            out = bytearray()
+            signalled = None
+            started = time.monotonic()
+            while True:
+                chunk = os.read(fd, 64 * 1024)
+                if not chunk:
+                    break
+                out += chunk
+                # Mid-way into the first big line: the stop.
+                if signalled is None and len(out) > 2 * 1024 * 1024:
+                    proc.send_signal(signal.SIGTERM)
+                    signalled = time.monotonic()
+                time.sleep(len(chunk) / READER_PACE)
+                assert time.monotonic() - started < 90
+            proc.wait(timeout=30)
+            ended = time.monotonic()
+            proc.stdout.close()
+        stderr = (tmp_path / "big.err").read_text()
+    assert signalled is not None, stderr[-2000:]
+    assert proc.returncode == 143, (proc.returncode, stderr[-2000:])
+    assert out.endswith(b"\n"), out[-200:]
+    lines = out.split(b"\n")[:-1]
+    messages = [json.loads(line) for line in lines]  # every line whole
+    names = [m["record"]["name"] for m in messages if m["type"] == "RECORD"]
+    # The line under way when the stop came was finished; the second was never started.
+    assert [len(n) for n in names if len(n) == BIG_LINE] == [BIG_LINE]
+    # The forced exit waited for the line: later than 4.5 s, as the reader's pace allows.
+    assert ended - signalled > 4.5
+    assert ended - signalled < BIG_LINE / READER_PACE + 5
+    said = [line for line in stderr.splitlines() if "tap-braze-series:" in line]
+    assert said, stderr[-2000:]
+    assert "Traceback" not in stderr

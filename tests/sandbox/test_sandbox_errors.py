@@ -140,16 +140,17 @@ def test_missing_key(sandbox):
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "sent"),
     [
-        "Bearer wrong-key",
-        "Bearer",
-        "Basic c2FuZGJveC1rZXk=",
-        "sandbox-key",
-        'Bearer "sandbox-key"',
+        ("Bearer wrong-key", "wrong-key"),
+        ("Bearer", ""),
+        ("Basic c2FuZGJveC1rZXk=", "c2FuZGJveC1rZXk="),
+        ("sandbox-key", ""),
+        ('Bearer "sandbox-key"', '"sandbox-key"'),
     ],
 )
-def test_wrong_key(sandbox, header):
+def test_a_wrong_key_is_repeated_with_empty_rate_limit_values(sandbox, header, sent):
+    """As a recorded real 401: `Invalid API key: <the key sent>`, empty X-RateLimit-*."""
     resp = requests.get(
         sandbox.url + "/kpi/dau/data_series",
         params={"length": 1},
@@ -157,10 +158,37 @@ def test_wrong_key(sandbox, header):
         timeout=10,
     )
     assert resp.status_code == 401
+    assert resp.json()["message"] == f"Invalid API key: {sent}".rstrip()
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+        assert resp.headers[name] == "", name
+
+
+def test_a_401_without_the_key_when_switched(fresh):
+    sb, _ = fresh(auth_error_echoes_key=False)
+    resp = requests.get(
+        sb.url + "/kpi/dau/data_series",
+        params={"length": 1},
+        headers={"Authorization": "Bearer wrong-key"},
+        timeout=10,
+    )
+    assert resp.status_code == 401
     msg = resp.json()["message"]
     assert msg.startswith("Invalid API key")
     assert "wrong-key" not in msg
-    assert sandbox.api_key not in msg
+    assert sb.api_key not in msg
+    assert int(resp.headers["X-RateLimit-Limit"]) > 0
+
+
+def test_400_and_403_messages_repeat_the_key_when_asked(fresh):
+    sb, client = fresh(
+        echo_key_statuses=frozenset({400, 403}), denied_permissions={"sessions.data_series"}
+    )
+    bad = client.get("/kpi/dau/data_series", length="abc")
+    denied = client.get("/sessions/data_series", length=1)
+    assert bad.status_code == 400
+    assert denied.status_code == 403
+    assert f"(API key: {sb.api_key})" in bad.json()["message"]
+    assert f"(API key: {sb.api_key})" in denied.json()["message"]
 
 
 def test_key_in_query_string_rejected(sandbox):

@@ -93,3 +93,44 @@ def test_date_bounds():
     settings = parse(end_date="2024-01-31T12:00:00Z")
     assert settings.end_instant(now) == dt.datetime(2024, 1, 31, 12, tzinfo=dt.UTC)
     assert parse().end_instant(now) == now
+
+
+SECRET = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize(
+    ("odd", "code"),
+    [("\u2011", "U+2011"), ("\u200b", "U+200B"), ("\u00ad", "U+00AD"), ("\u0435", "U+0435")],
+    ids=["non-breaking hyphen", "zero-width space", "soft hyphen", "cyrillic e"],
+)
+def test_a_key_with_an_odd_character_names_it_never_the_key(odd, code):
+    key = SECRET[:9] + odd + SECRET[9:]
+    with pytest.raises(SettingsError) as raised:
+        parse(api_key=key)
+    message = str(raised.value)
+    assert message.startswith("Setting 'api_key': ")
+    assert code in message
+    assert "character 10 of 37" in message
+    assert "Re-paste the key" in message
+    assert SECRET[:9] not in message
+    assert SECRET[9:] not in message
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        f"https://user:{SECRET}@rest.iad-01.braze.com",
+        f"https://{SECRET}@rest.iad-01.braze.com",
+        f"https://rest.iad-01.braze.com/?api_key={SECRET}",
+        f"https://rest.iad-01.braze.com/#{SECRET}",
+        SECRET,
+        f"rest.iad-01.braze.com:{SECRET}",
+        f"https://rest.iad-01.braze.com:{SECRET}",
+    ],
+)
+def test_api_url_errors_never_repeat_what_may_be_a_secret(api_url):
+    """Even when api_key is something else: the value itself is not repeated."""
+    with pytest.raises(SettingsError) as raised:
+        parse(api_url=api_url)
+    assert "api_url" in str(raised.value)
+    assert SECRET not in str(raised.value)
