@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tap-braze-series.feed")
 
 
-
 class SpoolFullError(BrazeError):
     """The temporary folder holding the spools is full."""
 
