@@ -108,6 +108,9 @@ class SeriesEndpoint:
     value_kind: str = "integer"  # JSON type of the value fields: "integer" or "number"
     flags: tuple[RequestFlag, ...] = ()
     pool: str = DEFAULT_POOL
+    # Braze zero-fills an entity's series before it existed: with the details endpoint
+    # whose `created_at` tells that day, a partition without a bookmark starts there.
+    created_by: DetailsEndpoint | None = None
 
 
 CANVAS_LIST = ListEndpoint(
@@ -195,6 +198,7 @@ CANVAS_SERIES = SeriesEndpoint(
     max_length=14,
     units=("day",),
     axes=(Axis(column="canvas_id", param="canvas_id", kind="canvases"),),
+    created_by=CANVAS_DETAILS,
     flags=(
         RequestFlag("include_variant_breakdown", frozenset({"canvas_variant_data_series"})),
         RequestFlag("include_step_breakdown", _STEP_STREAMS),
@@ -208,6 +212,7 @@ CAMPAIGN_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(Axis(column="campaign_id", param="campaign_id", kind="campaigns"),),
     pool=CAMPAIGN_SERIES_POOL,
+    created_by=CAMPAIGN_DETAILS,
 )
 EVENT_SERIES = SeriesEndpoint(
     path="/events/data_series",

@@ -338,7 +338,7 @@ class RunReport:
         if others.sent:
             rows.append(
                 [
-                    "(entity lists)",
+                    "(lists, details)",
                     "-",
                     "-",
                     "-",

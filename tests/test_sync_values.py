@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import days, expected_simple, keyed, run_tap
+from tests.tapkit import days, entity_days, expected_simple, keyed, run_tap
 
 NOW = dt.datetime(2024, 6, 30, 15, 30, tzinfo=dt.UTC)  # 11:30 in New York: today is partial
 TZ = "America/New_York"  # DST starts 2024-03-10 inside the range
@@ -66,7 +66,7 @@ def test_canvas_total_variant_step_and_message_rows_equal_the_oracle(synced):
     assert {r["id"] for r in run.records["canvases"]} == {c.id for c in canvases}
     expected_total, expected_variant, expected_step, expected_message = {}, {}, {}, {}
     for canvas in canvases:
-        for day in days(START, END):
+        for day in entity_days(ws, canvas, START, END):
             stat = ws.canvas_stats(canvas.id, day, now=NOW)
             time = day.isoformat()
             expected_total[(canvas.id, time)] = stat["total_stats"]
