@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
+from .config import (
+    DEFAULT_RATE_LIMITS,
+    FAULT_KINDS,
+    RATE_LIMIT_HEADER_MODES,
+    STALL_KINDS,
+    SandboxConfig,
+)
 from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
 from .timeutil import parse_iso
@@ -241,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. segments.data_series; repeatable",
     )
     p.add_argument(
+        "--rate-limit-headers",
+        choices=RATE_LIMIT_HEADER_MODES,
+        default=d.rate_limit_headers,
+        help="send the X-RateLimit-* headers as they should be (valid) or in an odd form: "
+        "missing, empty, a reset of nan, inf, in epoch milliseconds or a week away (far), "
+        "a negative remainder, or Remaining nan with Limit inf (default: %(default)s)",
+    )
+    p.add_argument(
         "--ready-file",
         default=None,
         metavar="PATH",
@@ -283,6 +297,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         missing_repeats=args.missing_repeats,
         trickle_interval=args.trickle_interval,
         hang_seconds=args.hang_seconds,
+        rate_limit_headers=args.rate_limit_headers,
     )
 
 
