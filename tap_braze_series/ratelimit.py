@@ -73,6 +73,7 @@ class _PoolState:
     ours: int = 0  # our requests Braze counted in the current window
     shared: bool = False  # Braze's counts showed requests that were not ours
     others: int = 0  # requests not ours Braze counted in the current window (at least)
+    others_before: int = 0  # ... in the window before it: what they may use again
     next_at: float = 0.0  # clock time before which a paced request waits
     planned: int = 0  # requests the run still plans for it (see RateGovernor.plan)
     pacing: bool = False  # whether requests to it are paced now
@@ -222,6 +223,7 @@ class RateGovernor:
             state.reset_at = reset
             state.remaining = remaining
             state.ours = int(counted)
+            state.others_before = state.others
             state.others = 0
         elif abs(reset - state.reset_at) <= 0.5:
             # Responses of one window arrive out of order: the smallest count is the newest.
@@ -346,8 +348,14 @@ class RateGovernor:
             return sum(int(count) for second, count in self._sent if second + 1.0 > horizon)
 
     def _paced(self, pool: str, state: _PoolState, available: int) -> bool:
-        """Whether requests to a pool are paced now: shared, and too little left for the plan."""
-        paced = state.shared and state.planned > available
+        """Whether requests to a pool are paced now: shared, and too little left for the plan.
+
+        What remains must serve what the run still plans and what the others may still
+        send this window: as much as they sent in the last one, less what they already
+        did, and at least as much again as they did so far in this one.
+        """
+        others_to_come = max(state.others_before - state.others, state.others)
+        paced = state.shared and state.planned + others_to_come > available
         now = self._clock()
         if (
             paced

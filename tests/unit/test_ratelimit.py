@@ -269,7 +269,9 @@ def test_a_shared_pool_with_room_for_the_whole_plan_is_not_paced():
     governor.acquire("default")
     _announce(governor, clock, 19, reset)  # others took 10: the pool is shared
     start = clock.now
-    for remaining in (17, 15, 13, 11):  # 4 planned requests left, 18 remain: room for all
+    # 4 planned requests left, 18 remain: room for all, and for as many again from the
+    # others as they sent so far.
+    for remaining in (18, 17, 16, 15):
         governor.acquire("default")
         _announce(governor, clock, remaining, reset)
     assert clock.now == start, "a pool with room for all the run plans was paced"
@@ -440,3 +442,21 @@ def test_a_usable_answer_after_odd_ones_is_used():
     start = clock.now
     governor.acquire("default")
     assert clock.now >= start + 7
+
+
+def test_others_still_sending_count_against_what_remains():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.plan("default", 8)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 29, reset)
+    governor.acquire("default")
+    _announce(governor, clock, 16, reset)  # others took 12 since: they may take as many again
+    sent = []
+    for remaining in (14, 12, 10):
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap > 0.5 for gap in gaps), gaps
