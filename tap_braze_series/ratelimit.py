@@ -202,6 +202,10 @@ class RateGovernor:
             state.answered = True
             if headers is not None:
                 self._observe(pool, state, headers, status)
+            if status == 429:
+                reset = state.reset_at
+                wait = max(reset - self._wall(), 0.0) + RESET_MARGIN if reset else 1.0
+                self._log_wait(pool, "Braze answered 429 (rate limited)", wait)
             self._cond.notify_all()
 
     def _observe(
