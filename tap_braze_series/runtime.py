@@ -17,7 +17,13 @@ from functools import partial
 from typing import Any, Protocol
 
 from tap_braze_series import stopping
-from tap_braze_series.client import BrazeClient, BrazePermissionError, Response
+from tap_braze_series.client import (
+    BrazeAuthError,
+    BrazeClient,
+    BrazeError,
+    BrazePermissionError,
+    Response,
+)
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint
 from tap_braze_series.entities import SINGULAR, EntityDirectory, entity_id
@@ -278,7 +284,10 @@ class Runtime:
         kept: dict[str, Response] = {}
         unreadable: list[str] = []
         try:
-            for entity, response in self.read_details(details, ids):
+            for entity, response in self.read_details(details, ids, tolerant=True):
+                if not response.raw:  # no usable answer: read from start_date
+                    unreadable.append(entity)
+                    continue
                 if shared:
                     kept[entity] = response
                 day = self.creation_day(response.body)
@@ -297,7 +306,7 @@ class Runtime:
             return {}
         if unreadable:
             logger.warning(
-                "%s gave no readable created_at for %s (e.g. %s): read from start_date.",
+                "%s gave no usable created_at for %s (e.g. %s): read from start_date.",
                 details.path,
                 plural(len(unreadable), "entity", "entities"),
                 ", ".join(unreadable[:3]),
@@ -326,18 +335,33 @@ class Runtime:
         return from_start - at_best >= 2
 
     def read_details(
-        self, details: DetailsEndpoint, ids: Sequence[str]
+        self, details: DetailsEndpoint, ids: Sequence[str], *, tolerant: bool = False
     ) -> Iterator[tuple[str, Response]]:
-        """(entity, its details answer) in `ids` order, `max_workers` requests running."""
+        """(entity, its details answer) in `ids` order, `max_workers` requests running.
+
+        `tolerant`: an entity whose request fails (a 404 for a canvas deleted since the
+        list, an answer that cannot be decoded, Braze unavailable) gets an empty answer
+        (no `raw` bytes) instead of stopping the run; a rejected key or a missing
+        permission still raises.
+        """
         self.governor.plan(details.pool, len(ids))
         param = details.id_param
-        return fetch_ordered(
-            self.executor(),
-            lambda entity: self.fetch(details.path, {param: entity}),
-            ids,
-            self.settings.max_workers,
-            self.stop,
-        )
+
+        def fetch(entity: str) -> Response:
+            params = {param: entity}
+            try:
+                response = self.fetch(details.path, params)
+                if tolerant:
+                    _ = response.body  # decoded here, where a failure is this entity's
+                return response
+            except (BrazeAuthError, BrazePermissionError):
+                raise
+            except BrazeError:
+                if not tolerant:
+                    raise
+                return Response(details.path, params, b"")
+
+        return fetch_ordered(self.executor(), fetch, ids, self.settings.max_workers, self.stop)
 
     def creation_day(self, body: Mapping[str, Any]) -> Bucket | None:
         """The creation day, in the company time zone, a details answer tells."""

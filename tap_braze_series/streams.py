@@ -690,11 +690,12 @@ class SeriesStream(BrazeStream):
         self.runtime.report_range()
         family = self.family
         family.start([m.name for m in family.members if m.selected])  # type: ignore[attr-defined]
-        self.runtime.family_started(family, self.spec)
         tally.begin_partition()
         first: dict[str, Any] | None = None
         complete = False
         try:
+            # At the family's first partition: its plan, and the creation days it needs.
+            self.runtime.family_started(family, self.spec)
             records = iter(family.records(self, context))
             first = next(records, None)
             if first is not None:

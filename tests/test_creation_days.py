@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.reliability.relkit import assert_matches, keys_of, oracle
+from tests.reliability.relkit import Proxy, assert_matches, keys_of, oracle
 from tests.tapkit import entity_days, keyed, run_tap
 
 NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.UTC)
@@ -182,3 +182,29 @@ def test_an_entity_with_a_bookmark_is_unchanged_and_asks_no_details(sb):
     assert not served(sb, "/canvas/details")
     rows = [r for r in run.records["canvas_data_series"] if r["canvas_id"] == canvas.id]
     assert rows[0]["time"] == bookmark  # re-read from its bookmark, as before
+
+
+def test_a_details_answer_that_fails_costs_only_its_entity_its_creation_day(sb):
+    ws = sb.workspace
+    new = [c for c in ws.active_canvases if may_save(ws, c, 14) and ws.created_day(c) > START]
+    gone, odd = new[:2]  # a 404 (deleted since the list); an answer without created_at
+
+    def fail(path, params):
+        return 404 if path == "/canvas/details" and params.get("canvas_id") == gone.id else None
+
+    def mutate(path, params, body):
+        if path == "/canvas/details" and params.get("canvas_id") == odd.id:
+            return {k: v for k, v in body.items() if k != "created_at"}
+        return None
+
+    with Proxy(sb.url, mutate=mutate, fail=fail) as proxy:
+        run = run_tap({**config(sb), "api_url": proxy.url}, streams=["canvas_data_series"])
+    assert run.returncode == 0, run.stderr[-3000:]  # a details request never stops the run
+    [warning] = [line for line in run.stderr.splitlines() if "created_at" in line]
+    assert "2 entities" in warning
+    first_day = {}
+    for record in run.records["canvas_data_series"]:
+        first_day.setdefault(record["canvas_id"], record["time"])
+    for canvas in ws.active_canvases:
+        expected = START if canvas in (gone, odd) else max(START, ws.created_day(canvas))
+        assert first_day[canvas.id] == expected.isoformat(), canvas.id
