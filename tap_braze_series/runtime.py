@@ -256,30 +256,29 @@ class Runtime:
     def _learn_creation(self, spec: SeriesSpec, details: DetailsEndpoint) -> dict[str, Bucket]:
         """Ask the details of the entities whose creation day can save requests.
 
-        If the details stream syncs this run, it asks every entity's details anyway:
-        they are asked here, once, for all, and kept for it. Otherwise only where a
-        request can save more than itself: a member without a bookmark would read
-        from start_date, and the entity was last edited (created at the latest)
-        late enough that starting at its creation could skip two windows or more.
+        Only where a request can save requests: a member without a bookmark would
+        read from start_date, and the entity was last edited (created at the latest)
+        late enough that starting at its creation could skip two windows or more, or
+        one if the details stream syncs this run: it asks every entity's details
+        anyway, so the answers asked here are kept for it, and cost nothing more.
+        The others wait for the stream's turn: the first records come no later.
         """
         stream = self.details_streams.get(details.kind)
         shared = stream is not None and stream.selected
         family = self.families[spec.family]
-        if shared:
-            ids = self.directory.ids(details.kind)
-        else:
-            edited = {
-                entity_id(details.kind, item): item.get("last_edited")
-                for item in self.directory.entities(details.kind)
-                if isinstance(item, Mapping)
-            }
-            column = spec.endpoint.axes[0].column
-            ids = [
-                entity
-                for partition in family.partitions()
-                if isinstance(entity := partition.context.get(column), str)
-                and self._creation_pays(spec, family, partition, edited.get(entity))
-            ]
+        edited = {
+            entity_id(details.kind, item): item.get("last_edited")
+            for item in self.directory.entities(details.kind)
+            if isinstance(item, Mapping)
+        }
+        column = spec.endpoint.axes[0].column
+        saving = 1 if shared else 2  # windows a request must be able to save
+        ids = [
+            entity
+            for partition in family.partitions()
+            if isinstance(entity := partition.context.get(column), str)
+            and self._creation_pays(spec, family, partition, edited.get(entity), saving)
+        ]
         created: dict[str, Bucket] = {}
         kept: dict[str, Response] = {}
         unreadable: list[str] = []
@@ -316,7 +315,12 @@ class Runtime:
         return created
 
     def _creation_pays(
-        self, spec: SeriesSpec, family: Family, partition: Partition, last_edited: Any
+        self,
+        spec: SeriesSpec,
+        family: Family,
+        partition: Partition,
+        last_edited: Any,
+        saving: int,
     ) -> bool:
         first, last = self.first_bucket(spec.unit), self.last_bucket(spec.unit)
         if first is None or last is None:
@@ -332,7 +336,7 @@ class Runtime:
                 latest = min(max(first, edited), last)
         from_start = len(self.plan(spec, {"": first}))
         at_best = len(self.plan(spec, {"": latest}))
-        return from_start - at_best >= 2
+        return from_start - at_best >= saving
 
     def read_details(
         self, details: DetailsEndpoint, ids: Sequence[str], *, tolerant: bool = False
