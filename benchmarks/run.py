@@ -128,6 +128,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "mem_canvases": 20, "mem_events": 5, "mem_days": [30, 730],
         "state_entities": [100, 1000], "state_days": 3, "state_repeat": 1,
         "rl_events": 100, "rl_days": 365,
+        "creation_canvases": 20, "creation_campaigns": 10, "rerun_events": 100,
     },
     "default": {
         "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
@@ -136,6 +137,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "mem_canvases": 100, "mem_events": 10, "mem_days": [30, 730],
         "state_entities": [100, 1000, 10000], "state_days": 3, "state_repeat": 3,
         "rl_events": 250, "rl_days": 365,
+        "creation_canvases": 50, "creation_campaigns": 25, "rerun_events": 250,
     },
     "full": {
         "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
@@ -144,9 +146,20 @@ SIZES: dict[str, dict[str, Any]] = {
         "mem_canvases": 500, "mem_events": 100, "mem_days": [30, 730],
         "state_entities": [100, 1000, 10000], "state_days": 3, "state_repeat": 3,
         "rl_events": 500, "rl_days": 365,
+        "creation_canvases": 50, "creation_campaigns": 25, "rerun_events": 1000,
     },
 }
-ALL_CASES = ("scaling", "throughput", "memory", "state", "ratelimit", "tail", "memory_large")
+ALL_CASES = (
+    "scaling",
+    "throughput",
+    "memory",
+    "state",
+    "ratelimit",
+    "tail",
+    "creation",
+    "rerun",
+    "memory_large",
+)
 DEFAULT_CASES = ALL_CASES[:-1]  # memory_large takes minutes of both cores: on request only
 # Response-time distributions of the tail cases: (label, tail_rate, tail_latency s).
 TAILS: tuple[tuple[str, float, float], ...] = (
@@ -181,6 +194,7 @@ def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
         tail_rate=spec.get("tail_rate", 0.0),
         tail_latency=spec.get("tail_latency", 1.0),
         rate_limits={k: (int(v[0]), float(v[1])) for k, v in limits.items()} if limits else None,
+        denied_permissions=frozenset(spec.get("denied", ())),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -465,6 +479,7 @@ def run_tap(
     state: dict | None = None,
     timeout: float = 3600,
     digest: bool = False,
+    save_stdout: Path | None = None,
 ) -> TapRun:
     """Run the tap as a subprocess, count its output here, rusage from wait4()."""
     config_path = workdir / "tap-config.json"
@@ -506,12 +521,17 @@ def run_tap(
         killer.start()
         assert proc.stdout is not None
         read = proc.stdout.read
+        saved = open(save_stdout, "wb") if save_stdout else None  # noqa: SIM115
         while True:
             data = read(1 << 20)
             if not data:
                 break
             counter.feed(data)
+            if saved:
+                saved.write(data)
         counter.close()
+        if saved:
+            saved.close()
         _, status, usage = os.wait4(proc.pid, 0)
         run.wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -543,7 +563,7 @@ def run_tap(
     text = stderr_path.read_text(errors="replace")
     run.governor_waits_logged = text.count("Rate governor:")
     run.retries_logged = text.count("retry ")
-    run.rate_limited_logged = text.count("429 rate limited")
+    run.rate_limited_logged = text.count("answered 429 (rate limited)")
     if run.returncode != 0:
         run.stderr_tail = "\n".join(text.splitlines()[-15:])
     return run
@@ -582,6 +602,21 @@ def minimum_requests(family: str, counts: dict[str, int], days: int) -> dict[str
     pages = n // fam["page"] + 1
     return {"list": pages, "series": n * per_entity, "total": pages + n * per_entity,
             "per_entity": per_entity, "entities": n}
+
+
+def canvas_minimum(minimum: dict[str, int], spec: dict[str, Any], days: int) -> dict[str, int]:
+    """The fewest canvas requests: each canvas from the later of the run's first day and
+    its creation day (Braze has zeros before it), plus one details request per canvas
+    created after the first day, which only its details can tell."""
+    ws = creation_oracle(spec)
+    start = END_DATE - dt.timedelta(days=days - 1)
+    series = details = 0
+    for canvas in ws.active_canvases:
+        first = max(start, ws.created_day(canvas))
+        series += math.ceil(max((END_DATE - first).days + 1, 0) / FAMILIES["canvas"]["max"])
+        details += ws.created_day(canvas) > start
+    total = minimum["list"] + series + details
+    return {**minimum, "series": series, "details": details, "total": total}
 
 
 def log_stats(log: dict[str, Any], series_path: str) -> dict[str, Any]:
@@ -743,6 +778,8 @@ def run_case(
         raise RuntimeError(f"{case} {label}: the tap failed ({run.returncode}):\n{run.stderr_tail}")
     counts = sandbox.info["counts"]
     minimum = minimum_requests(family, counts, days)
+    if family == "canvas":
+        minimum = canvas_minimum(minimum, {"history_start": HISTORY_START, **spec}, days)
     stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
     ideal = minimum["total"] * latency / workers
     extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts,
@@ -1006,6 +1043,190 @@ def report_ratelimit(results: list[CaseResult]) -> str:
     )
 
 
+# --------------------------------------------------------------------------- creation days
+
+CREATION_DAYS = 730
+CREATION_SERIES = {  # stream -> (series path, details path, entity kind, max length)
+    "canvas_data_series": ("/canvas/data_series", "/canvas/details", "canvases", 14),
+    "campaign_data_series": ("/campaigns/data_series", "/campaigns/details", "campaigns", 100),
+}
+
+
+def creation_oracle(spec: dict[str, Any]) -> Any:
+    """The workspace the sandbox process serves, rebuilt here for its oracle."""
+    sys.path.insert(0, str(ROOT))
+    from tap_braze_series.sandbox import SandboxConfig, Workspace
+
+    return Workspace(
+        SandboxConfig(
+            seed=spec.get("seed", 7),
+            n_canvases=spec.get("canvases", 0),
+            n_campaigns=spec.get("campaigns", 0),
+            n_segments=0,
+            n_events=0,
+            n_products=0,
+            now=dt.datetime.fromisoformat(SANDBOX_NOW),
+            history_start=dt.date.fromisoformat(spec["history_start"]),
+        )
+    )
+
+
+def check_creation_rows(ws: Any, stdout: Path, start: dt.date) -> dict[str, int]:
+    """Rows against the oracle: from each entity's creation day, every day, exact values."""
+    got: dict[tuple[str, str, str], dict[str, Any]] = {}
+    with open(stdout, "rb") as lines:
+        for line in lines:
+            if not line.startswith(_RECORD_STREAM):
+                continue
+            message = json.loads(line)
+            stream, record = message["stream"], message["record"]
+            if stream in CREATION_SERIES:
+                key = "canvas_id" if stream.startswith("canvas") else "campaign_id"
+                got[(stream, record[key], record["time"])] = record
+    out = {"rows": len(got), "before_creation": 0, "missing": 0, "wrong": 0}
+    entities = [("canvas_data_series", c) for c in ws.active_canvases] + [
+        ("campaign_data_series", c) for c in ws.active_campaigns
+    ]
+    for stream, entity in entities:
+        created = ws.created_day(entity)
+        day = start
+        while day <= END_DATE:
+            record = got.get((stream, entity.id, day.isoformat()))
+            if day < created:
+                out["before_creation"] += record is not None
+            elif record is None:
+                out["missing"] += 1
+            else:
+                if stream == "canvas_data_series":
+                    want = ws.canvas_stats(entity.id, day, now=ws.config.now)["total_stats"]
+                else:
+                    stat = ws.campaign_stats(entity.id, day, now=ws.config.now)
+                    want = {k: v for k, v in stat.items() if k not in ("time", "messages")}
+                extra = record.get("extra_metrics") or {}
+                out["wrong"] += any(record.get(k, extra.get(k)) != v for k, v in want.items())
+            day += dt.timedelta(days=1)
+    return out
+
+
+def case_creation(size: dict[str, Any], workdir: Path, workers: int, latency: float) -> tuple:
+    """Two-year backfill of canvases and campaigns created across it: requests and rows."""
+    start = END_DATE - dt.timedelta(days=CREATION_DAYS - 1)
+    spec: dict[str, Any] = {
+        "canvases": size["creation_canvases"],
+        "campaigns": size["creation_campaigns"],
+        "latency": latency,
+        "history_start": start.isoformat(),
+    }
+    ws = creation_oracle(spec)
+    active = {"canvases": ws.active_canvases, "campaigns": ws.active_campaigns}
+    series_min = 0
+    new = 0  # entities created after start_date: the only ones whose day saves requests
+    for _stream, (_path, _details, kind, max_length) in CREATION_SERIES.items():
+        for entity in active[kind]:
+            first = max(start, ws.created_day(entity))
+            series_min += math.ceil(((END_DATE - first).days + 1) / max_length)
+            new += ws.created_day(entity) > start
+    entities = sum(len(v) for v in active.values())
+    variants = (
+        ("from start_date (no details permission)", (), ["canvas.details", "campaigns.details"]),
+        ("from creation days", (), []),
+        ("from creation days, details streams synced", ("canvas_details", "campaign_details"), []),
+    )
+    rows, data = [], []
+    for label, extra_streams, denied in variants:
+        casedir = workdir / f"creation-{len(data)}"
+        casedir.mkdir(parents=True, exist_ok=True)
+        wait_quiet()
+        with SandboxProcess(casedir, **spec, denied=denied) as sandbox:
+            url, key = sandbox.info["url"], sandbox.info["api_key"]
+            config = tap_config(url, key, CREATION_DAYS, workers)
+            stdout = casedir / "tap-stdout.jsonl"
+            run = run_tap(
+                config, (*CREATION_SERIES, *extra_streams), casedir, save_stdout=stdout
+            )
+        if run.returncode != 0:
+            raise RuntimeError(f"creation {label}: the tap failed:\n{run.stderr_tail}")
+        served = Counter(r[0] for r in sandbox.log["requests"] if r[1] == 200)
+        series = sum(served[path] for path, *_ in CREATION_SERIES.values())
+        details = sum(served[d] for _p, d, *_ in CREATION_SERIES.values())
+        # With the details streams synced, every entity's details are asked anyway.
+        minimum = series_min + (entities if extra_streams else new)
+        check = check_creation_rows(ws, stdout, start)
+        stdout.unlink()
+        made = series + details
+        rows.append([
+            label, series, details, made, minimum, f"{100 * (made / minimum - 1):+.1f}%",
+            check["rows"], check["before_creation"], check["missing"], check["wrong"],
+            f"{run.wall:.2f}",
+        ])
+        data.append({"label": label, "series": series, "details": details, "minimum": minimum,
+                     "series_minimum": series_min, "check": check, "wall": run.wall,
+                     "cpu": run.cpu, "by_path": dict(served)})
+        print(f"  creation   {label:<44} series {series} details {details} (minimum "
+              f"{minimum}) rows {check['rows']} before creation {check['before_creation']} "
+              f"missing {check['missing']} wrong {check['wrong']} wall {run.wall:.2f} s",
+              flush=True)
+    text = (
+        f"## Backfill from creation days ({len(ws.active_canvases)} canvases and "
+        f"{len(ws.active_campaigns)} campaigns, {new} of them created after start_date; "
+        f"canvas_data_series + campaign_data_series over {CREATION_DAYS} days, latency "
+        f"{latency * 1000:g} ms, {workers} workers)\n\n"
+        + table(
+            ["run", "series requests", "details requests", "series + details",
+             "minimum", "over minimum", "rows", "rows before creation", "days missing",
+             "rows wrong", "wall s"],
+            rows,
+        )
+        + f"\n\nminimum = each entity's windows from the later of start_date and its "
+        f"creation day ({series_min}) + one details request per entity created after "
+        "start_date (with the details streams synced: per entity, which those streams need "
+        "anyway)."
+    )
+    return text, data
+
+
+def case_rerun(size: dict[str, Any], workdir: Path, workers: int, pairs: int = 3) -> tuple:
+    """A run on a fresh pool, then the same run at once (the first run's requests now count
+    as others' in Braze's pool); `pairs` times, each on a fresh sandbox, medians compared."""
+    latency, days, n = 0.02, 365, size["rerun_events"]
+    casedir = workdir / "rerun"
+    casedir.mkdir(parents=True, exist_ok=True)
+    firsts, seconds = [], []
+    for _ in range(pairs):
+        wait_quiet()
+        with SandboxProcess(casedir, events=n, latency=latency) as sandbox:
+            config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers)
+            firsts.append(run_tap(config, FAMILIES["events"]["streams"], casedir))
+            seconds.append(run_tap(config, FAMILIES["events"]["streams"], casedir))
+            paced = Path(casedir / "tap-stderr.log").read_text().count("pacing requests to it.")
+        print(f"  rerun      first {firsts[-1].wall:.2f} s, second {seconds[-1].wall:.2f} s "
+              f"({seconds[-1].wall / firsts[-1].wall:.2f}x), CPU {firsts[-1].cpu:.2f} s / "
+              f"{seconds[-1].cpu:.2f} s, pacing lines in the second {paced}", flush=True)
+    rows = []
+    for label, runs in (("first run (fresh pool)", firsts), ("second run, right after", seconds)):
+        rows.append([
+            label,
+            ", ".join(f"{r.wall:.2f}" for r in runs),
+            f"{statistics.median(r.wall for r in runs):.2f}",
+            f"{statistics.median(r.cpu for r in runs):.2f}",
+        ])
+    ratio = statistics.median(r.wall for r in seconds) / statistics.median(r.wall for r in firsts)
+    text = (
+        f"## A run right after a run (events daily, {n} events × {days} days = "
+        f"{n * math.ceil(days / 100):,} series requests, latency {latency * 1000:g} ms, "
+        f"{workers} workers; {pairs} pairs, each on a fresh sandbox, whose pool counts the "
+        "first run's requests as others' during the second)\n\n"
+        + table(["run", "wall s (each pair)", "median wall s", "median tap CPU s"], rows)
+        + f"\n\nsecond / first (medians): {ratio:.2f}"
+    )
+    data = {
+        "first": [{"wall": r.wall, "cpu": r.cpu} for r in firsts],
+        "second": [{"wall": r.wall, "cpu": r.cpu} for r in seconds],
+        "ratio": ratio,
+    }
+    return text, data
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1206,6 +1427,12 @@ def main_bench(args: argparse.Namespace) -> int:
             + "\n\nideal = max(sum of the response times in the sandbox's request log / "
             f"workers, the slowest response); startup = {startup.wall:.2f} s."
         )
+    if "creation" in cases:
+        text, out["cases"]["creation"] = case_creation(size, workdir, workers, lat)
+        sections.append(text)
+    if "rerun" in cases:
+        text, out["cases"]["rerun"] = case_rerun(size, workdir, workers)
+        sections.append(text)
     if "memory_large" in cases:
         results = []
         for tail, rate, seconds in (TAILS[0], TAILS[-1]):

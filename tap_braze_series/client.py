@@ -610,8 +610,7 @@ class BrazeClient:
                         f"after {rate_limited} waits for the announced reset; lower "
                         "max_requests_per_hour or run later."
                     )
-                logger.info("429 rate limited on %s; waiting for the reset.", path)
-                continue
+                continue  # the governor's line says so, once a minute per pool
             self._stop.check()
             failures += 1
             if failures >= self._max_tries and isinstance(error, _TooLarge):

@@ -118,6 +118,9 @@ class SeriesEndpoint:
     # sessions, KPIs, purchases) are declared so; hours are taken to behave as days.
     # For such an endpoint a bucket without a point is a 0, not a hole (feed.py).
     omits_zero_buckets: bool = False
+    # Braze zero-fills an entity's series before it existed: with the details endpoint
+    # whose `created_at` tells that day, a partition without a bookmark starts there.
+    created_by: DetailsEndpoint | None = None
 
 
 CANVAS_LIST = ListEndpoint(
@@ -205,6 +208,7 @@ CANVAS_SERIES = SeriesEndpoint(
     max_length=14,
     units=("day",),
     axes=(Axis(column="canvas_id", param="canvas_id", kind="canvases"),),
+    created_by=CANVAS_DETAILS,
     flags=(
         RequestFlag("include_variant_breakdown", frozenset({"canvas_variant_data_series"})),
         RequestFlag("include_step_breakdown", _STEP_STREAMS),
@@ -218,6 +222,7 @@ CAMPAIGN_SERIES = SeriesEndpoint(
     units=("day",),
     axes=(Axis(column="campaign_id", param="campaign_id", kind="campaigns"),),
     pool=CAMPAIGN_SERIES_POOL,
+    created_by=CAMPAIGN_DETAILS,
 )
 EVENT_SERIES = SeriesEndpoint(
     path="/events/data_series",

@@ -340,7 +340,7 @@ class RunReport:
         if others.sent:
             rows.append(
                 [
-                    "(entity lists)",
+                    "(lists, details)",
                     "-",
                     "-",
                     "-",

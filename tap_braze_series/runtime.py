@@ -7,23 +7,39 @@ endpoint descriptions of endpoints.py and the settings.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
 
 from tap_braze_series import stopping
-from tap_braze_series.client import BrazeClient, Response
+from tap_braze_series.client import (
+    BrazeAuthError,
+    BrazeClient,
+    BrazeError,
+    BrazePermissionError,
+    Response,
+)
 from tap_braze_series.config import Settings
-from tap_braze_series.endpoints import ALL, Axis
-from tap_braze_series.entities import EntityDirectory, entity_id
-from tap_braze_series.feed import Family, Member, Partition
+from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint
+from tap_braze_series.entities import SINGULAR, EntityDirectory, entity_id
+from tap_braze_series.feed import Family, Member, Partition, fetch_ordered
 from tap_braze_series.progress import Budget, RunReport, plural, pool_budget
 from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.series import SeriesSpec, unit_param
-from tap_braze_series.windows import EPSILON, Bucket, Unit, Window, bucket_of, plan_windows
+from tap_braze_series.windows import (
+    EPSILON,
+    Bucket,
+    Unit,
+    Window,
+    bucket_of,
+    parse_instant,
+    plan_windows,
+)
 
 logger = logging.getLogger("tap-braze-series")
 
@@ -38,6 +54,12 @@ class SeriesMember(Member, Protocol):
     def report_future_bookmarks(self) -> None:
         """Warn of partitions whose bookmark is after the run's end."""
         ...
+
+
+class DetailsReader(Protocol):
+    """A details stream, as the runtime sees it: whether it syncs this run."""
+
+    selected: bool
 
 
 class Runtime:
@@ -78,6 +100,12 @@ class Runtime:
         self._series: list[SeriesMember] = []
         self._range_reported = False
         self._members: dict[str, list[SeriesMember]] = {}  # family -> its streams
+        self._started: set[str] = set()  # families whose plan the governor has
+        # Entities' creation days, per kind, learnt from their details (see created()).
+        self.details_streams: dict[str, DetailsReader] = {}  # kind -> its details stream
+        self._created: dict[str, dict[str, Bucket]] = {}
+        self._details_kept: dict[str, dict[str, Response]] = {}  # for the details stream
+        self._details_lock = threading.Lock()
 
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -203,6 +231,178 @@ class Runtime:
                 by_start[first] = len(self.plan(spec, {"": first}))
             total += by_start[first]
         return total
+
+    # Creation days: Braze zero-fills a canvas's or campaign's series before it existed.
+
+    def created(self, spec: SeriesSpec, partition: Partition) -> Bucket | None:
+        """The day the partition's entity was created, where its details told it.
+
+        Asked for a member without a bookmark: it starts at the later of this day
+        and start_date. None where it is not known (not worth a request, no
+        permission, not in the answer): that member starts at start_date.
+        """
+        details = spec.endpoint.created_by
+        if details is None or spec.unit != "day":
+            return None
+        axis = spec.endpoint.axes[0]
+        entity = partition.context.get(axis.column)
+        if not isinstance(entity, str):
+            return None
+        with self._details_lock:
+            if details.kind not in self._created:
+                self._created[details.kind] = self._learn_creation(spec, details)
+            return self._created[details.kind].get(entity)
+
+    def _learn_creation(self, spec: SeriesSpec, details: DetailsEndpoint) -> dict[str, Bucket]:
+        """Ask the details of the entities whose creation day can save requests.
+
+        Only where a request can save requests: a member without a bookmark would
+        read from start_date, and the entity was last edited (created at the latest)
+        late enough that starting at its creation could skip two windows or more, or
+        one if the details stream syncs this run: it asks every entity's details
+        anyway, so the answers asked here are kept for it, and cost nothing more.
+        The others wait for the stream's turn: the first records come no later.
+        """
+        stream = self.details_streams.get(details.kind)
+        shared = stream is not None and stream.selected
+        family = self.families[spec.family]
+        edited = {
+            entity_id(details.kind, item): item.get("last_edited")
+            for item in self.directory.entities(details.kind)
+            if isinstance(item, Mapping)
+        }
+        column = spec.endpoint.axes[0].column
+        saving = 1 if shared else 2  # windows a request must be able to save
+        ids = [
+            entity
+            for partition in family.partitions()
+            if isinstance(entity := partition.context.get(column), str)
+            and self._creation_pays(spec, family, partition, edited.get(entity), saving)
+        ]
+        created: dict[str, Bucket] = {}
+        kept: dict[str, Response] = {}
+        unreadable: list[str] = []
+        try:
+            for entity, response in self.read_details(details, ids, tolerant=True):
+                if not response.raw:  # no usable answer: read from start_date
+                    unreadable.append(entity)
+                    continue
+                if shared:
+                    kept[entity] = response
+                day = self.creation_day(response.body)
+                if day is None:
+                    unreadable.append(entity)
+                else:
+                    created[entity] = day
+        except BrazePermissionError:
+            logger.warning(
+                "The API key lacks the '%s' permission: every %s is read from start_date, "
+                "without learning the day it was created (Braze answers zeros before it). "
+                "Grant it to save those requests.",
+                details.permission,
+                SINGULAR[details.kind],
+            )
+            return {}
+        if unreadable:
+            logger.warning(
+                "%s gave no usable created_at for %s (e.g. %s): read from start_date.",
+                details.path,
+                plural(len(unreadable), "entity", "entities"),
+                ", ".join(unreadable[:3]),
+            )
+        if shared:
+            self._details_kept[details.kind] = kept
+        return created
+
+    def _creation_pays(
+        self,
+        spec: SeriesSpec,
+        family: Family,
+        partition: Partition,
+        last_edited: Any,
+        saving: int,
+    ) -> bool:
+        first, last = self.first_bucket(spec.unit), self.last_bucket(spec.unit)
+        if first is None or last is None:
+            return False
+        selected = [m for m in family.members if m.selected]  # type: ignore[attr-defined]
+        if all(m.bookmark_bucket(partition) is not None for m in selected):
+            return False  # every member resumes from its bookmark
+        # Created at the latest when last edited; without that day, as late as can be.
+        latest = last
+        if isinstance(last_edited, str):
+            with contextlib.suppress(ValueError):
+                edited = bucket_of(parse_instant(last_edited, self.tz), "day", self.tz)
+                latest = min(max(first, edited), last)
+        from_start = len(self.plan(spec, {"": first}))
+        at_best = len(self.plan(spec, {"": latest}))
+        return from_start - at_best >= saving
+
+    def read_details(
+        self, details: DetailsEndpoint, ids: Sequence[str], *, tolerant: bool = False
+    ) -> Iterator[tuple[str, Response]]:
+        """(entity, its details answer) in `ids` order, `max_workers` requests running.
+
+        `tolerant`: an entity whose request fails (a 404 for a canvas deleted since the
+        list, an answer that cannot be decoded, Braze unavailable) gets an empty answer
+        (no `raw` bytes) instead of stopping the run; a rejected key or a missing
+        permission still raises.
+        """
+        self.governor.plan(details.pool, len(ids))
+        param = details.id_param
+
+        def fetch(entity: str) -> Response:
+            params = {param: entity}
+            try:
+                response = self.fetch(details.path, params)
+                if tolerant:
+                    _ = response.body  # decoded here, where a failure is this entity's
+                return response
+            except (BrazeAuthError, BrazePermissionError):
+                raise
+            except BrazeError:
+                if not tolerant:
+                    raise
+                return Response(details.path, params, b"")
+
+        return fetch_ordered(self.executor(), fetch, ids, self.settings.max_workers, self.stop)
+
+    def creation_day(self, body: Mapping[str, Any]) -> Bucket | None:
+        """The creation day, in the company time zone, a details answer tells."""
+        value = body.get("created_at") if body.get("message") == "success" else None
+        if not isinstance(value, str):
+            return None
+        try:
+            return bucket_of(parse_instant(value, self.tz), "day", self.tz)
+        except ValueError:
+            return None
+
+    def kept_details(self, kind: str) -> dict[str, Response]:
+        """Details answers asked for the series' sake, handed once to the details stream."""
+        with self._details_lock:
+            return self._details_kept.pop(kind, {})
+
+    def note_details(self, kind: str, entity: str, body: Mapping[str, Any]) -> None:
+        """The details stream read an entity: the series need not ask its creation day."""
+        day = self.creation_day(body)
+        with self._details_lock:
+            created = self._created.setdefault(kind, {})
+            if day is not None:
+                created[entity] = day
+
+    def family_started(self, family: Family, spec: SeriesSpec) -> None:
+        """A family's first partition starts: its plan goes to the governor and progress lines.
+
+        Once per family: the governor counts its requests down as they are sent.
+        """
+        if family.name in self._started:
+            return
+        self._started.add(family.name)
+        planned = self.planned_requests(family, spec)
+        self.governor.plan(spec.endpoint.pool, planned)
+        self.report.family_started(
+            family.name, spec.endpoint.pool, len(family.partitions()), lambda: planned
+        )
 
     def budget(self, pool: str) -> Budget:
         """The limit that caps a pool's request rate, for progress lines."""

@@ -46,7 +46,7 @@ from tap_braze_series.endpoints import (
     SeriesEndpoint,
 )
 from tap_braze_series.entities import entity_id
-from tap_braze_series.feed import Family, Partition, PlannedPartition, fetch_ordered
+from tap_braze_series.feed import Family, Partition, PlannedPartition
 from tap_braze_series.progress import EndpointKey, StreamTally
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.series import SeriesSpec, Shaper, unit_param
@@ -263,22 +263,27 @@ class DetailsStream(BrazeStream):
     def counted_endpoint(self) -> EndpointKey:
         return (self.endpoint.path, None)
 
+    def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tap, *args, **kwargs)
+        # The series of this kind ask these details for creation days: they share them.
+        self.runtime.details_streams[self.endpoint.kind] = self
+
     @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         _ = self.tally  # listed in the summary, even with no record
         runtime = self.runtime
         path = self.endpoint.path
-        param = self.endpoint.id_param
-        ids = runtime.directory.ids(self.endpoint.kind)
-        results = fetch_ordered(
-            runtime.executor(),
-            lambda entity: runtime.fetch(path, {param: entity}),
-            ids,
-            runtime.settings.max_workers,
-            runtime.stop,
-        )
-        for entity, response in results:
+        kind = self.endpoint.kind
+        ids = runtime.directory.ids(kind)
+        # Answers the series already asked (for creation days) are not asked again.
+        kept = runtime.kept_details(kind)
+        asked = iter(runtime.read_details(self.endpoint, [i for i in ids if i not in kept]))
+        for entity in ids:
+            response = kept.pop(entity, None)
+            if response is None:
+                _asked, response = next(asked)
             body = response.body
+            runtime.note_details(kind, entity, body)
             if body.get("message") != "success":
                 self.logger.warning(
                     "Skipping %s for %s: Braze answered message=%r.",
@@ -687,17 +692,12 @@ class SeriesStream(BrazeStream):
         self.runtime.report_range()
         family = self.family
         family.start([m.name for m in family.members if m.selected])  # type: ignore[attr-defined]
-        runtime = self.runtime
-        runtime.report.family_started(
-            family.name,
-            self.spec.endpoint.pool,
-            len(family.partitions()),
-            lambda: runtime.planned_requests(family, self.spec),
-        )
         tally.begin_partition()
         first: dict[str, Any] | None = None
         complete = False
         try:
+            # At the family's first partition: its plan, and the creation days it needs.
+            self.runtime.family_started(family, self.spec)
             records = iter(family.records(self, context))
             first = next(records, None)
             if first is not None:
@@ -755,6 +755,9 @@ class SeriesStream(BrazeStream):
             first = max(
                 first, lookback_start(bucket, runtime.settings.lookback_days, unit, runtime.tz)
             )
+        elif bucket is None and (created := runtime.created(self.spec, partition)) is not None:
+            # Braze answers zeros for the days before the entity existed: none is read.
+            first = max(first, created)
         return first if first <= last else None
 
     def has_bookmark(self, partition: Partition) -> bool:

@@ -135,6 +135,11 @@ def days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def entity_days(ws: Workspace, entity: Any, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The days a canvas's or campaign's rows cover: none before the day it was created."""
+    return days(max(first, ws.created_day(entity)), last)
+
+
 def hour_starts(ws: Workspace, first: dt.date, last: dt.date) -> list[dt.datetime]:
     start = ws.day_start(first)
     end = ws.day_start(last + dt.timedelta(days=1))

@@ -89,7 +89,7 @@ def test_the_summary_agrees_with_the_records_and_the_request_log():
             "canvases",
             "event_data_series",
             "event_data_series_hourly",
-            "(entity lists)",
+            "(lists, details)",
         ], "the streams in sync order, then the lists read for partitions"
         for stream in streams:
             records = run.records[stream]
@@ -114,7 +114,10 @@ def test_the_summary_agrees_with_the_records_and_the_request_log():
             assert retries == sum(r.status == 500 for r in requests), stream
             assert rate_limited == sum(r.status == 429 for r in requests), stream
         assert rows["canvas_data_series"][4:] == ["", "", "", ""], "same requests as above"
-        assert number(rows["(entity lists)"][4]) == len(served(sb, "/events/list"))
+        # The events list read for partitions, the canvases' details for their creation days.
+        assert number(rows["(lists, details)"][4]) == len(served(sb, "/events/list")) + len(
+            served(sb, "/canvas/details")
+        )
         assert sum(r.status == 500 for r in log) > 0, "the faults were retried"
         assert f"{len(log):,} requests (" in total
         assert f"{sum(len(run.records[s]) for s in streams):,} records from 5 streams" in total

@@ -10,7 +10,7 @@ import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.shapes import bucket_key
-from tests.tapkit import READINGS, days, expected_simple, keyed, run_tap
+from tests.tapkit import READINGS, days, entity_days, expected_simple, keyed, run_tap
 
 NOW = dt.datetime(2024, 6, 30, 15, 30, tzinfo=dt.UTC)  # 11:30 in New York: today is partial
 TZ = "America/New_York"  # DST starts 2024-03-10 inside the range
@@ -71,7 +71,7 @@ def test_canvas_total_variant_step_and_message_rows_equal_the_oracle(synced):
     # Under the "ends_by" reading Braze never shows today's partial day.
     last = END if sb.config.ending_at_reading == "instant" else END - dt.timedelta(days=1)
     for canvas in canvases:
-        for day in days(START, last):
+        for day in entity_days(ws, canvas, START, last):
             stat = ws.canvas_stats(canvas.id, day, now=NOW)
             time = day.isoformat()
             expected_total[(canvas.id, time)] = stat["total_stats"]

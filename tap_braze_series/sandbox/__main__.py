@@ -16,6 +16,9 @@ from .config import (
     CONNECTION_KINDS,
     DEFAULT_RATE_LIMITS,
     FAULT_KINDS,
+    DEFAULT_RATE_LIMITS,
+    FAULT_KINDS,
+    RATE_LIMIT_HEADER_MODES,
     STALL_KINDS,
     SandboxConfig,
 )
@@ -264,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _answer_fault_arguments(p, d)
     p.add_argument(
+        "--rate-limit-headers",
+        choices=RATE_LIMIT_HEADER_MODES,
+        default=d.rate_limit_headers,
+        help="send the X-RateLimit-* headers as they should be (valid) or in an odd form: "
+        "missing, empty, a reset of nan, inf, in epoch milliseconds or a week away (far), "
+        "a negative remainder, or Remaining nan with Limit inf (default: %(default)s)",
+    )
+    p.add_argument(
         "--ready-file",
         default=None,
         metavar="PATH",
@@ -365,6 +376,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         body_fault_match=args.body_fault_match,
         body_fault_repeats=args.body_fault_repeats,
         bomb_bytes=args.bomb_bytes,
+        rate_limit_headers=args.rate_limit_headers,
     )
 
 

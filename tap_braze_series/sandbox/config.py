@@ -32,6 +32,20 @@ CONNECTION_KINDS: tuple[str, ...] = ("early_hints", "interim", "unsolicited")
 #: deflate body that inflates to ``bomb_bytes``.
 BODY_FAULTS: tuple[str, ...] = ("huge_number", "bad_utf8", "gzip_bomb", "deflate_bomb")
 
+#: How the rate-limit headers are sent: as they should be, or in one of the odd forms a
+#: server, a proxy or a future Braze may send (see server.rate_limit_headers).
+RATE_LIMIT_HEADER_MODES: tuple[str, ...] = (
+    "valid",
+    "missing",  # none of the three
+    "empty",  # all three present and empty, as on a real 401
+    "nan",  # X-RateLimit-Reset: nan
+    "inf",  # X-RateLimit-Reset: inf
+    "milliseconds",  # the reset in epoch milliseconds
+    "far",  # a reset a week away
+    "negative",  # X-RateLimit-Remaining: -1
+    "nan-remaining",  # X-RateLimit-Remaining: nan with X-RateLimit-Limit: inf
+)
+
 #: Rate-limit pools and Braze's documented defaults: ``pool -> (limit, window_seconds)``.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {
     "default": (250_000, 3600.0),
@@ -105,6 +119,9 @@ class SandboxConfig:
     body_fault_match: str = ""
     body_fault_repeats: int | None = None
     bomb_bytes: int = 1024**3
+    # Rate-limit headers as sent: "valid", or one of the odd forms of
+    # RATE_LIMIT_HEADER_MODES (missing, empty, not finite, negative, absurd resets).
+    rate_limit_headers: str = "valid"
 
     def __post_init__(self) -> None:
         # Normalise container types so callers may pass lists/sets.
@@ -149,6 +166,11 @@ class SandboxConfig:
         if self.fault_max_repeats < 0:
             raise ValueError("fault_max_repeats must be >= 0")
         resolve_rate_limits(self.rate_limits)  # validates
+        if self.rate_limit_headers not in RATE_LIMIT_HEADER_MODES:
+            raise ValueError(
+                f"unknown rate_limit_headers {self.rate_limit_headers!r}; "
+                f"known: {', '.join(RATE_LIMIT_HEADER_MODES)}"
+            )
         self._check_point_faults()
         if self.ending_at_reading not in ENDING_AT_READINGS:
             raise ValueError(f"ending_at_reading must be one of {list(ENDING_AT_READINGS)}")

@@ -152,6 +152,37 @@ class RateLimiter:
         }
 
 
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+#: What a real 401 carries: the three headers, empty.
+EMPTY_RATE_LIMIT_HEADERS = dict.fromkeys(RATE_LIMIT_HEADERS, "")
+
+
+def rate_limit_headers(headers: Mapping[str, str], mode: str) -> dict[str, str]:
+    """The rate-limit headers to send in ``mode`` (SandboxConfig.rate_limit_headers)."""
+    out = dict(headers)
+    if mode == "valid":
+        return out
+    if mode == "missing":
+        return {k: v for k, v in out.items() if k not in RATE_LIMIT_HEADERS}
+    if mode == "empty":
+        return {**out, **EMPTY_RATE_LIMIT_HEADERS}
+    reset = "X-RateLimit-Reset"
+    if mode in ("nan", "inf"):
+        out[reset] = mode
+    elif mode == "milliseconds":
+        out[reset] = str(int(out[reset]) * 1000)
+    elif mode == "far":
+        out[reset] = str(int(out[reset]) + 7 * 86400)
+    elif mode == "negative":
+        out["X-RateLimit-Remaining"] = "-1"
+    elif mode == "nan-remaining":
+        out["X-RateLimit-Remaining"] = "nan"
+        out["X-RateLimit-Limit"] = "inf"
+    else:
+        raise ValueError(f"unknown rate_limit_headers mode {mode!r}")
+    return out
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -615,6 +646,11 @@ class Sandbox:
             self._config = dataclasses.replace(self._config, **changes)
             self._answer_faults = AnswerFaults()
 
+    def set_rate_limit_headers(self, mode: str) -> None:
+        """Send the rate-limit headers in ``mode`` (see SandboxConfig.rate_limit_headers)."""
+        with self._lock:
+            self._config = dataclasses.replace(self._config, rate_limit_headers=mode)
+
     def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
         with self._lock:
             self._config = dataclasses.replace(
@@ -694,7 +730,7 @@ class Sandbox:
                     "Invalid API key: API keys in the query string are not supported; send the "
                     "key in the 'Authorization: Bearer <key>' header."
                 ),
-                self._limiter.peek(pool),
+                EMPTY_RATE_LIMIT_HEADERS,  # as a real 401 sends them
             )
             return
         auth = h.headers.get("Authorization")
@@ -702,7 +738,7 @@ class Sandbox:
             send_json(
                 401,
                 error_body("Invalid API key: missing 'Authorization: Bearer <key>' header."),
-                self._limiter.peek(pool),
+                EMPTY_RATE_LIMIT_HEADERS,  # as a real 401 sends them
             )
             return
         scheme, _, token = auth.strip().partition(" ")
@@ -712,6 +748,7 @@ class Sandbox:
             return
         # 2. rate limit
         allowed, rl_headers = self._limiter.hit(pool)
+        rl_headers = rate_limit_headers(rl_headers, cfg.rate_limit_headers)
         if not allowed:
             send_json(429, error_body("rate limit exceeded"), rl_headers)
             return

@@ -433,6 +433,14 @@ class Workspace:
     def segment(self, segment_id: str) -> Segment:
         return self.segment_by_id[segment_id]
 
+    def created_day(self, entity: Canvas | Campaign) -> date:
+        """The day (company time zone) an entity was created: its ``created_at``'s."""
+        return datetime.fromisoformat(entity.created_at).astimezone(self.tz).date()
+
+    def first_live_day(self, entity: Canvas | Campaign) -> date:
+        """The first day with activity: Braze answers zeros for every day before it."""
+        return max(self.history_start, self.created_day(entity))
+
     def message_variation_id(self, campaign_id: str, variation_api_id: str, channel: str) -> str:
         """Id of a campaign variation's message on one channel.
 
@@ -650,7 +658,7 @@ class Workspace:
         start = self.day_start(day)
         end = self.next_bucket(start, "day")
         m = self.maturity(start, end, now)
-        live = day >= self.history_start
+        live = day >= self.first_live_day(canvas)
         key = day.isoformat()
 
         total = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0, "entries": 0}
@@ -743,7 +751,7 @@ class Workspace:
         start = self.day_start(day)
         end = self.next_bucket(start, "day")
         m = self.maturity(start, end, now)
-        live = day >= self.history_start
+        live = day >= self.first_live_day(camp)
         key = day.isoformat()
         conv_keys = (
             "conversions",

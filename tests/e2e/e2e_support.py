@@ -236,7 +236,7 @@ def expected_rows(
     if stream == "canvas_data_series":
         rows = []
         for canvas in ws.active_canvases:
-            for day in span:
+            for day in (d for d in span if d >= ws.created_day(canvas)):
                 total = ws.canvas_stats(canvas.id, day, now=now)["total_stats"]
                 rows.append(
                     {

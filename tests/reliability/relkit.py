@@ -184,7 +184,7 @@ def oracle(
         day_list = [d for d in day_list if ws.day_start(d + dt.timedelta(days=1)) <= now]
     if stream.startswith("canvas_"):
         for canvas in (c for c in ws.canvases if not c.archived):
-            for day in day_list:
+            for day in (d for d in day_list if d >= ws.created_day(canvas)):
                 stat = ws.canvas_stats(canvas.id, day, now=now)
                 t = day.isoformat()
                 if stream == "canvas_data_series":
@@ -214,7 +214,7 @@ def oracle(
         return out
     if stream.startswith("campaign_"):
         for campaign in (c for c in ws.campaigns if not c.archived):
-            for day in day_list:
+            for day in (d for d in day_list if d >= ws.created_day(campaign)):
                 stat = ws.campaign_stats(campaign.id, day, now=now)
                 t = day.isoformat()
                 if stream == "campaign_data_series":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import resource
 import threading
 import time
 from collections import Counter
@@ -220,3 +221,50 @@ def test_three_taps_sharing_a_pool_pace_themselves_and_all_complete(sb, config, 
         assert tap.returncode == 0, tap.stderr[-3000:]
         assert "pacing requests" in tap.stderr
         assert_same_output(tap, unlimited)
+
+
+ODD_HEADERS = [
+    "missing",
+    "empty",
+    "nan",
+    "inf",
+    "milliseconds",
+    "far",
+    "negative",
+    "nan-remaining",
+]
+
+
+@pytest.mark.parametrize("mode", ODD_HEADERS)
+def test_odd_rate_limit_headers_are_unknown_with_one_warning(sb, config, unlimited, mode):
+    """Headers that cannot be right: no busy loop, no traceback, the same output.
+
+    The pool is tight, so the run also meets 429s whose headers are odd.
+    """
+    sb.set_rate_limits({"default": (25, 2.0)})
+    sb.set_rate_limit_headers(mode)
+    sb.clear_log()
+    cpu_before = _children_cpu()
+    started = time.monotonic()
+    try:
+        run = run_tap(config, streams=STREAMS, timeout=120)
+    finally:
+        wall = time.monotonic() - started
+        log = sb.request_log.snapshot()
+        sb.set_rate_limit_headers("valid")
+        sb.set_rate_limits(None)
+    cpu = _children_cpu() - cpu_before
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "rate-limit headers" in line]
+    assert len(warnings) == 1, warnings
+    assert "taken as unknown" in warnings[0]
+    assert any(r.status == 429 for r in log), "the run must meet the tight pool"
+    # Waiting, not spinning: the tap's CPU is a fraction of the time it took.
+    assert cpu < 0.5 * wall, (cpu, wall)
+    assert_same_output(run, unlimited)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+
+import pytest
 
 from tap_braze_series.ratelimit import RateGovernor
 
@@ -228,6 +231,7 @@ def test_a_pool_only_we_use_is_not_paced():
 def test_a_pool_others_use_is_paced_to_last_until_its_reset():
     clock = FakeClock()
     governor = make(1_000, clock)
+    governor.plan("default", 100)  # more than the pool holds until its reset
     reset = int(clock.now) + 20
     governor.acquire("default")
     _announce(governor, clock, 19, reset)  # 11 counted, 1 of them ours: others are here
@@ -245,6 +249,7 @@ def test_a_pool_others_use_is_paced_to_last_until_its_reset():
 def test_a_shared_pool_leaves_its_last_requests_to_the_others():
     clock = FakeClock()
     governor = make(1_000, clock)
+    governor.plan("default", 100)
     reset = int(clock.now) + 20
     governor.acquire("default")
     _announce(governor, clock, 10, reset)  # 20 counted, 1 ours
@@ -254,3 +259,204 @@ def test_a_shared_pool_leaves_its_last_requests_to_the_others():
     governor.acquire("default")
     assert clock.now >= reset  # waited for the new window instead of racing for the last one
     assert clock.now > before
+
+
+def test_a_shared_pool_with_room_for_the_whole_plan_is_not_paced():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.plan("default", 5)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 19, reset)  # others took 10: the pool is shared
+    start = clock.now
+    # 4 planned requests left, 18 remain: room for all, and for as many again from the
+    # others as they sent so far.
+    for remaining in (18, 17, 16, 15):
+        governor.acquire("default")
+        _announce(governor, clock, remaining, reset)
+    assert clock.now == start, "a pool with room for all the run plans was paced"
+    assert governor.planned("default") == 0
+
+
+def test_pacing_starts_once_the_plan_outgrows_what_remains():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 19, reset)  # shared
+    governor.acquire("default")
+    _announce(governor, clock, 17, reset)
+    assert not governor._cond.waited  # nothing planned: nothing to pace for
+    governor.plan("default", 40)  # a family starts with more than the 17 left
+    sent = []
+    for remaining in (15, 13, 11):
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap > 0.5 for gap in gaps), gaps
+
+
+def _waiting_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+
+
+def test_waiting_lines_name_the_pool_at_most_once_a_minute(caplog):
+    caplog.set_level(logging.INFO, logger="tap-braze-series.ratelimit")
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    for _ in range(30):  # a pool that is empty for 5 s at every answer, for 150 s
+        governor.acquire("lists_1000")
+        governor.release(
+            "lists_1000",
+            {
+                "X-RateLimit-Limit": "10",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(clock.now) + 5),
+            },
+            200,
+        )
+    lines = _waiting_lines(caplog)
+    assert 2 <= len(lines) <= 3, lines  # 29 waits over ~150 s
+    assert all("pool 'lists_1000'" in line for line in lines), lines
+    assert "more waits since its last such line" in lines[-1]
+
+
+def test_the_hourly_budget_line_names_the_pool(caplog):
+    caplog.set_level(logging.INFO, logger="tap-braze-series.ratelimit")
+    clock = FakeClock()
+    governor = make(2, clock, window=60.0)
+    for _ in range(3):
+        governor.acquire("default")
+        governor.release("default", None, 200)
+    [line] = _waiting_lines(caplog)
+    assert "pool 'default'" in line
+    assert "max_requests_per_hour (2)" in line
+
+
+ODD_HEADERS = {
+    "nan reset": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "5",
+        "X-RateLimit-Reset": "nan",
+    },
+    "inf reset": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "inf",
+    },
+    "reset in ms": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(FakeClock().now + 30) * 1000),
+    },
+    "reset days away": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(FakeClock().now) + 3 * 86400),
+    },
+    "reset long past": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "3600",
+    },
+    "nan remaining, inf limit": {
+        "X-RateLimit-Limit": "inf",
+        "X-RateLimit-Remaining": "nan",
+        "X-RateLimit-Reset": str(int(FakeClock().now) + 30),
+    },
+    "negative remaining": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "-4",
+        "X-RateLimit-Reset": str(int(FakeClock().now) + 30),
+    },
+    "remaining above limit": {
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "31",
+        "X-RateLimit-Reset": str(int(FakeClock().now) + 30),
+    },
+    "empty": {"X-RateLimit-Limit": "", "X-RateLimit-Remaining": "", "X-RateLimit-Reset": ""},
+    "missing": {"Content-Type": "application/json"},
+    "not numbers": {
+        "X-RateLimit-Limit": "lots",
+        "X-RateLimit-Remaining": "0x10",
+        "X-RateLimit-Reset": "soon",
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_HEADERS))
+def test_odd_headers_are_unknown_with_one_warning(case, caplog):
+    caplog.set_level(logging.INFO, logger="tap-braze-series.ratelimit")
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    start = clock.now
+    for _ in range(20):
+        governor.acquire("default")
+        governor.release("default", ODD_HEADERS[case], 200)
+    # Unknown: nothing announced to wait for, and nothing remembered of the pool.
+    assert clock.now == start, governor._cond.waited
+    _limit, remaining, reset = governor.pool_snapshot("default")
+    assert remaining is None
+    assert reset is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "pool 'default'" in warnings[0].getMessage()
+
+
+def test_odd_headers_on_a_429_hold_the_pool_briefly_not_forever():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    for _ in range(5):
+        governor.acquire("default")
+        governor.release("default", ODD_HEADERS["reset in ms"], 429)
+    # Each 429 without a usable reset holds the pool about a second: no busy loop, no
+    # wait of years either.
+    assert 4 <= clock.now - 1_000_000.0 <= 10
+    assert all(0 < wait <= 2 for wait in governor._cond.waited), governor._cond.waited
+
+
+def test_empty_headers_of_a_401_warn_of_nothing(caplog):
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("default")
+    governor.release("default", ODD_HEADERS["empty"], 401)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_usable_answer_after_odd_ones_is_used():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.acquire("default")
+    governor.release("default", ODD_HEADERS["nan reset"], 200)
+    governor.acquire("default")
+    governor.release(
+        "default",
+        {
+            "X-RateLimit-Limit": "30",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(clock.now) + 7),
+        },
+        200,
+    )
+    start = clock.now
+    governor.acquire("default")
+    assert clock.now >= start + 7
+
+
+def test_others_still_sending_count_against_what_remains():
+    clock = FakeClock()
+    governor = make(1_000, clock)
+    governor.plan("default", 8)
+    reset = int(clock.now) + 20
+    governor.acquire("default")
+    _announce(governor, clock, 29, reset)
+    governor.acquire("default")
+    _announce(governor, clock, 16, reset)  # others took 12 since: they may take as many again
+    sent = []
+    for remaining in (14, 12, 10):
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap > 0.5 for gap in gaps), gaps
