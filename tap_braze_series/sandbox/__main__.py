@@ -16,8 +16,6 @@ from .config import (
     CONNECTION_KINDS,
     DEFAULT_RATE_LIMITS,
     FAULT_KINDS,
-    DEFAULT_RATE_LIMITS,
-    FAULT_KINDS,
     RATE_LIMIT_HEADER_MODES,
     STALL_KINDS,
     SandboxConfig,
