@@ -7,6 +7,7 @@ what the sandbox served (its request log).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 
@@ -166,9 +167,58 @@ def test_progress_lines_agree_with_the_request_log():
         previous = (when, done, written)
 
 
+def metric_points(run: TapRun) -> list[dict]:
+    """The SDK's METRIC lines of the run, as the JSON they carry."""
+    return [
+        json.loads(message.removeprefix("METRIC: "))
+        for _, _, name, message in log_lines(run)
+        if name == "singer_sdk.metrics"
+    ]
+
+
+def test_record_count_metrics_count_each_partitions_records():
+    streams = ["event_data_series", "event_data_series_hourly", "canvas_data_series", "events"]
+    cfg = SandboxConfig(seed=4, n_canvases=4, n_events=5, now=NOW)
+    with Sandbox(cfg) as sb:
+        # app_ids: two partitions per event (all apps, one app), of different sizes.
+        run = run_tap(tap_config(sb, "2024-03-01", app_ids=[sb.workspace.apps[0]]), streams=streams)
+    assert run.returncode == 0, run.stderr[-3000:]
+    points = metric_points(run)
+    keys = {
+        "event_data_series": ("event_name", "app_id"),
+        "event_data_series_hourly": ("event_name", "app_id"),
+        "canvas_data_series": ("canvas_id",),
+    }
+    for stream in streams:
+        counted: Counter = Counter()
+        for point in points:
+            tags = point["tags"]
+            if point["metric"] == "record_count" and tags["stream"] == stream:
+                context = tags.get("context") or {}
+                counted[tuple(sorted(context.items()))] += point["value"]
+        records = run.records[stream]
+        if stream == "events":
+            assert counted == {(): len(records)}
+            continue
+        emitted = Counter(tuple(sorted((k, r[k]) for k in keys[stream] if k in r)) for r in records)
+        assert len(emitted) > 1, stream
+        assert counted == emitted, stream
+    timers = [p for p in points if p["metric"] == "sync_duration"]
+    assert {p["tags"]["stream"] for p in timers} == set(streams)
+    assert all("context" not in p["tags"] for p in timers), "a timer times a whole stream"
+
+
 def info_lines(run: TapRun) -> Counter:
-    """INFO-and-above log lines, by logger, without the numbers they carry."""
-    return Counter((level, name) for _, level, name, message in log_lines(run) if level != "DEBUG")
+    """INFO-and-above log lines, by logger, without the numbers they carry.
+
+    Not the SDK's METRIC lines: `record_count` has one line per partition by design
+    (see test_record_count_metrics_count_each_partitions_records).
+    """
+    return Counter(
+        (level, name)
+        for _, level, name, message in log_lines(run)
+        if level != "DEBUG" and name != "singer_sdk.metrics"
+    )
 
 
 def test_log_volume_does_not_grow_with_the_number_of_entities():
