@@ -21,6 +21,7 @@ from singer_sdk.helpers.capabilities import (
     PluginCapabilities,
     TapCapabilities,
 )
+from singer_sdk.logging import StructuredFormatter
 from typing_extensions import override
 
 from tap_braze_series import stopping
@@ -369,8 +370,24 @@ def _fail(message: str, stop: stopping.Stop, *, where: bool = False) -> NoReturn
         flush_pending()
     if where:
         message = f"{message} {_where_the_next_run_starts()}"
-    print(f"tap-braze-series: error: {message}", file=sys.stderr, flush=True)
+    line = f"tap-braze-series: error: {message}"
+    if _structured_logging():
+        logger.error("%s", line)  # one JSON line at level "error", for Meltano's parser
+    else:
+        print(line, file=sys.stderr, flush=True)
     stopping.exit_now(1)
+
+
+def _structured_logging() -> bool:
+    """Whether stderr carries the SDK's JSON log lines (Meltano's `log_parser: singer-sdk`).
+
+    A plain line among them is read as an INFO message: the error line must be a
+    JSON record of level error instead.
+    """
+    return any(
+        isinstance(handler.formatter, StructuredFormatter)
+        for handler in logging.getLogger().handlers
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class MeltanoProject:
     meltano: Path
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the project's directory (see project_copy)
 
     @property
     def database_uri(self) -> str:
@@ -130,7 +131,7 @@ class MeltanoProject:
         cmd = [str(self.meltano), *args]
         proc = subprocess.run(
             cmd,
-            cwd=ROOT,
+            cwd=self.root,
             env=self.environ(extra_env),
             capture_output=True,
             text=True,
@@ -162,6 +163,16 @@ class MeltanoProject:
     def state_list(self) -> list[str]:
         proc = self("state", "list")
         return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def project_copy(meltano: MeltanoProject, edit: Callable[[str], str]) -> MeltanoProject:
+    """The repository's project with `edit` applied to its meltano.yml, in a directory
+    of its own that shares the installed plugins (.meltano/) and the tap's sources."""
+    root = meltano.workdir / "project"
+    root.mkdir()
+    (root / "meltano.yml").write_text(edit((ROOT / "meltano.yml").read_text()))
+    (root / ".meltano").symlink_to(ROOT / ".meltano")
+    return MeltanoProject(meltano.meltano, meltano.workdir, dict(meltano.env), root)
 
 
 def tap_env(
