@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,6 +255,25 @@ def test_documented_commands_run(document: Path, project: tuple[Path, int, dict]
     blocks = [b for b in shell_blocks() if b.document == document and not b.needs]
     failures = [f for b in blocks if (f := run_block(b, copy, port, env)) is not None]
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_block_starting_the_sandbox_on_a_taken_port_fails_at_once_saying_why(
+    project: tuple[Path, int, dict],
+) -> None:
+    copy, _, env = project
+    blocks = [b for b in shell_blocks() if not b.needs and "braze-sandbox --port" in b.text]
+    assert len(blocks) >= 3, [b.where for b in blocks]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for block in blocks:
+            started = time.monotonic()
+            problem = run_block(block, copy, port, env)
+            took = time.monotonic() - started
+            assert problem is not None, f"{block.where}: ran with its port taken"
+            assert "Address already in use" in problem, problem
+            assert took < 15, f"{block.where}: took {took:.1f} s to give up"
 
 
 # ------------------------------------------------------------- checked, not run
