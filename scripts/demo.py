@@ -281,7 +281,7 @@ def main() -> int:
     days = int(os.environ.get("DEMO_DAYS", "30"))
     # The sandbox's clock is stopped at the demo's start, so that both runs see the
     # same data (today's partial bucket included).
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     start = (
         os.environ.get("TAP_BRAZE_SERIES_START_DATE")
         or (now.date() - dt.timedelta(days=days)).isoformat()

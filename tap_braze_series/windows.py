@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 Unit = Literal["day", "hour"]
 Bucket = dt.date | dt.datetime
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 ONE_HOUR = dt.timedelta(hours=1)
 ONE_DAY = dt.timedelta(days=1)
 ONE_SECOND = dt.timedelta(seconds=1)

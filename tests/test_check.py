@@ -17,7 +17,7 @@ from tap_braze_series.tap import TapBrazeSeries
 from tests.reliability.relkit import Proxy
 from tests.tapkit import TAP, catalog_for
 
-NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 KEY = "sandbox-key-check-5e1d"  # distinctive, to grep for leaks
 STREAMS = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
 # Five lists, eleven series endpoints, two details endpoints: one request each.

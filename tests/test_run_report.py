@@ -14,7 +14,7 @@ from collections import Counter
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.tapkit import TapRun, run_tap
 
-NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \| (\w+)\s*\| (\S+)\s*\| (.*)$")
 
 

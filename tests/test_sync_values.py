@@ -11,7 +11,9 @@ import pytest
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.tapkit import days, expected_simple, keyed, run_tap
 
-NOW = dt.datetime(2024, 6, 30, 15, 30, tzinfo=dt.UTC)  # 11:30 in New York: today is partial
+NOW = dt.datetime(
+    2024, 6, 30, 15, 30, tzinfo=dt.timezone.utc
+)  # 11:30 in New York: today is partial
 TZ = "America/New_York"  # DST starts 2024-03-10 inside the range
 START, END = dt.date(2024, 2, 1), dt.date(2024, 6, 30)
 SEED_STREAMS = [

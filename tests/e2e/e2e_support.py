@@ -71,7 +71,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- sandbox
 
 #: The sandbox's fixed "now" (mid-day: today's bucket is partial).
-NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def sandbox_config(**overrides: object) -> SandboxConfig:
@@ -309,8 +309,8 @@ def _plain(value: Any) -> Any:
             value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # a target that stores UTC instants without the offset
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat()
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

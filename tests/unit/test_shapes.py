@@ -203,8 +203,8 @@ def test_hour_rows_carry_the_local_day_and_hour_around_a_dst_change():
     # day has 23 hours, and its hours start at 05:00 UTC, so the UTC day of `time`
     # (what a loader keeps) is not the company's day for the evening hours.
     tz = ZoneInfo("America/New_York")
-    first = dt.datetime(2024, 3, 10, 5, tzinfo=dt.UTC)
-    last = dt.datetime(2024, 3, 11, 3, tzinfo=dt.UTC)
+    first = dt.datetime(2024, 3, 10, 5, tzinfo=dt.timezone.utc)
+    last = dt.datetime(2024, 3, 11, 3, tzinfo=dt.timezone.utc)
     [window] = plan_windows(first, last, "hour", 24 * 14, tz)
     items = [{"time": (first + dt.timedelta(hours=n)).isoformat(), "count": n} for n in range(23)]
     rows = list(shapes.simple_records(items, window, first, "hour", tz, {}, ("count",), Issues()))
