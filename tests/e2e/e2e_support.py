@@ -395,7 +395,9 @@ def requested_days(sandbox: Sandbox) -> list[Requested]:
 
 
 def pg_bindir() -> Path:
-    """PostgreSQL's server binaries: $PG_BIN, else the newest /usr/lib/postgresql/*/bin."""
+    """PostgreSQL's server binaries: $PG_BIN, the newest /usr/lib/postgresql/*/bin,
+    initdb on PATH, else those `make setup` installed from PyPI (pgserver) when the
+    machine had none (the same order as the Makefile's)."""
     if os.environ.get("PG_BIN"):
         return Path(os.environ["PG_BIN"])
     candidates = sorted(
@@ -408,9 +410,15 @@ def pg_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
+    for path in sorted(
+        ROOT.glob(".tools/pgserver/lib/python3*/site-packages/pgserver/pginstall/bin")
+    ):
+        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            return path
     pytest.fail(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the OS's "
-        "postgresql package or set PG_BIN",
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make setup` (it "
+        "installs them from PyPI when the machine has none), install the OS's postgresql "
+        "package or set PG_BIN",
         pytrace=False,
     )
 

@@ -80,11 +80,21 @@ def test_every_stream_is_documented_with_its_key(tmp_path):
         assert with_both[name] == always | optional, name
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_and_the_oldest_and_newest_python():
     ci = (ROOT / ".ci" / "run").read_text()
+    lines = [line.strip() for line in ci.splitlines()]
     assert "make test" in README
-    assert ci.strip().splitlines()[-1].strip() == "make test"
+    assert "make test" in lines
     assert "make demo" in README
+    # requires-python admits what CI tests: the whole suite on 3.11, and the suite
+    # without the end-to-end tests on the oldest and the newest version admitted.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    low, high = re.search(r'requires-python = ">=3\.(\d+),<3\.(\d+)"', pyproject).groups()
+    oldest, newest = f"3.{low}", f"3.{int(high) - 1}"
+    assert f"for version in {oldest} {newest}; do" in lines, (oldest, newest)
+    assert 'make test-python PY="$(python_for "$version")"' in lines
+    classifiers = set(re.findall(r"Python :: (3\.\d+)", pyproject))
+    assert classifiers == {f"3.{n}" for n in range(int(low), int(high))}, classifiers
 
 
 def test_readme_sections_come_in_the_order_a_user_needs_them():
