@@ -296,11 +296,13 @@ class RunReport:
         skipped: Mapping[str, int],
         *,
         failed: bool = False,
+        unreachable: bool = False,
     ) -> str:
         """The end-of-run block: one row per synced stream, then the totals.
 
         `skipped` holds the points each family's responses had that could not be
-        used (see shapes.Issues), by family name.
+        used (see shapes.Issues), by family name. `unreachable`: the run stopped
+        because no connection to Braze could be made, so its attempts sent nothing.
         """
         counts = self.tally.counts()
         names = [n for n in stream_order if n in self.streams]
@@ -383,6 +385,12 @@ class RunReport:
             f"{plural(total.sent, 'request')} ({plural(total.retries, 'retry', 'retries')}, "
             f"{plural(total.rate_limited, '429 answer')}) in {duration(elapsed)}"
         )
+        if unreachable:  # the counts are attempts, none of which reached Braze
+            lines[-1] = (
+                f"  total: {plural(total_records, 'record')} from "
+                f"{plural(len(names), 'stream')}, no request sent "
+                f"({plural(total.sent, 'connection attempt')} failed) in {duration(elapsed)}"
+            )
         if any(r[5] == "" for r in rows):
             lines.append("  (a blank request count: served by the requests of the stream above it)")
         return "\n".join(lines)

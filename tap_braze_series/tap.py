@@ -26,7 +26,7 @@ from typing_extensions import override
 
 from tap_braze_series import stopping
 from tap_braze_series.check import check_streams
-from tap_braze_series.client import BrazeError
+from tap_braze_series.client import BrazeConnectionError, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
 from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
@@ -173,7 +173,7 @@ class TapBrazeSeries(Tap):
                 streams,
                 now=runtime.now,
                 out=sys.stdout,
-                streams_by_path=streams_by_path(),
+                streams_by_path=streams_by_path(runtime.settings),
             )
         )
 
@@ -187,14 +187,17 @@ class TapBrazeSeries(Tap):
 
     @override
     def sync_all(self) -> None:
-        failed = True
+        failed, unreachable = True, False
         try:
             if self.streams:  # loads the streams, and with them the series families
                 self.runtime.log_costs()
             self._sync_streams()
             failed = False
+        except BrazeConnectionError:
+            unreachable = True
+            raise
         finally:
-            self.log_summary(failed=failed)
+            self.log_summary(failed=failed, unreachable=unreachable)
 
     def _sync_streams(self) -> None:
         """The SDK's sync_all, with each family's later members followed by its first."""
@@ -242,14 +245,17 @@ class TapBrazeSeries(Tap):
                 followed[stream.name] = steps
         return followed
 
-    def log_summary(self, *, failed: bool) -> None:
+    def log_summary(self, *, failed: bool, unreachable: bool = False) -> None:
         """The end-of-run block: what each synced stream emitted, and the requests."""
         runtime = self.runtime
         skipped = {
             name: sum(family.stats.issues.counts.values())
             for name, family in runtime.families.items()
         }
-        logger.info("%s", runtime.report.summary(self.streams, skipped, failed=failed))
+        summary = runtime.report.summary(
+            self.streams, skipped, failed=failed, unreachable=unreachable
+        )
+        logger.info("%s", summary)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:

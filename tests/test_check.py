@@ -86,6 +86,24 @@ def test_a_missing_permission_names_it_on_the_streams_it_blocks(capsys):
     assert "7 of 24 selected streams cannot sync." in out
 
 
+@pytest.mark.parametrize("settings", [{}, {"series_segment_ids": ["s1"]}])
+def test_a_403_names_the_same_streams_to_deselect_in_a_run_and_in_the_check(capsys, settings):
+    from tests.tapkit import run_tap
+
+    with sandbox(denied_permissions={"segments.list"}) as sb:
+        cfg = config(sb.url, **settings)
+        code, _, out = check(capsys, cfg)
+        run = run_tap(cfg, streams=["segments", "segment_data_series", "event_data_series"])
+    assert code == 1
+    assert run.returncode == 1
+    said = re.findall(r"or deselect: ([^.]+)\.", out)
+    assert said, out
+    in_run = re.findall(r"or deselect: ([^.]+)\.", run.stderr)
+    assert in_run == said[:1], (in_run, said)
+    if settings:
+        assert "event_data_series" in said[0], "the segments list is read for the event series"
+
+
 def test_only_the_selected_streams_count(capsys):
     with sandbox(denied_permissions={"segments.data_series"}) as sb:
         code, lines, out = check(capsys, config(sb.url), ["session_data_series", "events"])

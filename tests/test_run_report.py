@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
 from collections import Counter
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
@@ -233,3 +234,17 @@ def test_log_volume_does_not_grow_with_the_number_of_entities():
         counts.append(info_lines(run))
     assert counts[0] == counts[1], (counts[0], counts[1])
     assert sum(counts[1].values()) < 40
+
+
+def test_the_summary_of_a_run_that_cannot_connect_counts_no_request_sent():
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    cfg = {"api_key": "k", "api_url": f"http://127.0.0.1:{port}", "start_date": "2024-03-01"}
+    run = run_tap(cfg, streams=["kpi_dau_data_series"])
+    assert run.returncode == 1
+    assert "nothing was sent" in run.stderr
+    total = run.stderr.split("Run stopped before its end; what it did:\n", 1)[1]
+    total = next(line for line in total.splitlines() if line.startswith("  total: "))
+    assert re.search(r"no request sent \(\d+ connection attempts? failed\)", total), total
+    assert not re.search(r"\d+ requests? ", total), total

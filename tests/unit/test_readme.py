@@ -126,3 +126,39 @@ def test_docs_speak_of_the_product_only():
         # Meltano is not on PATH after `make`: commands call it where make installed it.
         for line in re.findall(r"^\s*(meltano\s.*)$", text, flags=re.M):
             raise AssertionError(f"{path.name}: bare `meltano` command: {line}")
+
+
+def column_type(schema: dict) -> str:
+    kinds = [t for t in schema.get("type", []) if t != "null"]
+    kind = schema.get("format", kinds[0] if kinds else "any")
+    return {"date-time": "datetime"}.get(kind, kind)
+
+
+def columns_reference(tmp_path: Path) -> str:
+    """docs/columns.md's stream list, as the tap's discovered schemas say it."""
+    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-01-01"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    catalog = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    order = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
+    by_name = {s["tap_stream_id"]: s for s in catalog["streams"]}
+    parts = []
+    for name in order:
+        properties = by_name[name]["schema"]["properties"]
+        cells = ", ".join(f"`{col}` {column_type(p)}" for col, p in properties.items())
+        parts.append(f"### {name}\n\n{cells}\n")
+    return "\n".join(parts)
+
+
+def test_the_columns_reference_is_the_tap_s_schemas(tmp_path):
+    text = (ROOT / "docs" / "columns.md").read_text()
+    listed = text.split("<!-- columns: generated from the schemas -->\n\n", 1)[1]
+    expected = columns_reference(tmp_path)
+    assert listed.strip() == expected.strip(), f"docs/columns.md should list:\n\n{expected}"
