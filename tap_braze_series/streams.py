@@ -10,6 +10,7 @@ flattens a response into its rows. Streams that one request serves share a
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, Protocol
@@ -62,6 +63,9 @@ from tap_braze_series.windows import (
     parse_time,
 )
 from tap_braze_series.writer import StateFlushingWriter
+
+# The SDK's line when a stream's sync raises (Stream.sync, and sync_steps below).
+UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
 
 
 class PartitionRecordCounter(metrics.Counter):
@@ -123,6 +127,14 @@ class BrazeStream(Stream):
     @property
     def runtime(self) -> Runtime:
         return _running(self._tap).runtime
+
+    @override
+    def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
+        # A BrazeError is not unhandled: the run stops with the tap's own error line,
+        # which says what is wrong. The SDK's line before it would only mislead.
+        if message == UNHANDLED_ERROR and isinstance(sys.exc_info()[1], BrazeError):
+            return
+        super().log(message, *args, level=level, **kwargs)
 
     def records_pass_through(self) -> bool:
         """Whether the SDK's per-record steps would leave every record as it is.
@@ -790,9 +802,7 @@ class SeriesStream(BrazeStream):
         try:
             yield from self._sync_records()
         except Exception:
-            self.log(
-                "An unhandled error occurred while syncing '%s'", self.name, level=logging.ERROR
-            )
+            self.log(UNHANDLED_ERROR, self.name, level=logging.ERROR)
             raise
 
     # Family member protocol.

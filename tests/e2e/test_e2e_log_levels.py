@@ -46,6 +46,8 @@ def test_a_runs_warning_and_error_reach_meltano_at_their_levels(meltano):
         e.startswith("tap-braze-series: error: Braze rejected the API key (401)") for e in errors
     ), failed.stderr[-3000:]
     assert not any("tap-braze-series: error:" in i for i in meltano_lines(failed.stderr, "info"))
+    # The error is the tap's own line: no "unhandled error" from the SDK before it.
+    assert "An unhandled error occurred" not in failed.stderr
     assert "wrong-key" not in failed.stdout + failed.stderr
 
 
