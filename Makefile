@@ -110,7 +110,7 @@ test-e2e: setup
 PY ?= python3.13
 PY_VENV := .venv-$(notdir $(PY))
 
-test-python:
+test-python: setup
 	@$(PY) -c 'import sys; assert sys.version_info >= (3, 10), sys.version' || \
 	    { echo "make test-python: $(PY) does not run Python 3.10 or later" >&2; exit 1; }
 	@if [ ! -e $(PY_VENV)/.installed ] || [ pyproject.toml -nt $(PY_VENV)/.installed ]; then \
