@@ -78,7 +78,10 @@ TAP_CMD = [PYTHON, "-m", "tap_braze_series.tap"]
 # The tap's own entry point, plus an atexit hook that records the process's peak RSS
 # (VmHWM). rusage's ru_maxrss is no good here: Linux folds the pre-exec memory map
 # into it, i.e. the *parent's* high-water mark when subprocess uses vfork.
-TAP_MEASURED = [PYTHON, "-c", """
+TAP_MEASURED = [
+    PYTHON,
+    "-c",
+    """
 import atexit, os, sys
 
 def _hwm():
@@ -95,7 +98,8 @@ atexit.register(_hwm)
 sys.argv[0] = 'tap-braze-series'
 from tap_braze_series.tap import main
 main()
-"""]
+""",
+]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The sandbox's fixed "now" and the tap's end_date (a date includes its whole day).
@@ -112,41 +116,101 @@ CANVAS_STREAMS = (
 )
 FAMILIES: dict[str, dict[str, Any]] = {
     # streams selected, entity kind, list page size, max length, unit
-    "canvas": {"streams": CANVAS_STREAMS, "entity": "canvases", "page": 100, "max": 14,
-               "unit": "day", "series_path": "/canvas/data_series"},
-    "events": {"streams": ("event_data_series",), "entity": "events", "page": 250, "max": 100,
-               "unit": "day", "series_path": "/events/data_series"},
-    "events_hourly": {"streams": ("event_data_series_hourly",), "entity": "events", "page": 250,
-                      "max": 100, "unit": "hour", "series_path": "/events/data_series"},
+    "canvas": {
+        "streams": CANVAS_STREAMS,
+        "entity": "canvases",
+        "page": 100,
+        "max": 14,
+        "unit": "day",
+        "series_path": "/canvas/data_series",
+    },
+    "events": {
+        "streams": ("event_data_series",),
+        "entity": "events",
+        "page": 250,
+        "max": 100,
+        "unit": "day",
+        "series_path": "/events/data_series",
+    },
+    "events_hourly": {
+        "streams": ("event_data_series_hourly",),
+        "entity": "events",
+        "page": 250,
+        "max": 100,
+        "unit": "hour",
+        "series_path": "/events/data_series",
+    },
 }
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
-        "tail_canvases": 10, "tail_events_hourly": 3, "tail_events": 100, "big_canvases": 100,
-        "scale_entities": [10, 100], "canvas_days": 56, "event_days": 365,
-        "thr_events": 20, "thr_days": 365, "thr_repeat": 1,
-        "mem_canvases": 20, "mem_events": 5, "mem_days": [30, 730],
-        "state_entities": [100, 1000], "state_days": 3, "state_repeat": 1,
-        "rl_events": 100, "rl_days": 365,
-        "creation_canvases": 20, "creation_campaigns": 10, "rerun_events": 100,
+        "tail_canvases": 10,
+        "tail_events_hourly": 3,
+        "tail_events": 100,
+        "big_canvases": 100,
+        "scale_entities": [10, 100],
+        "canvas_days": 56,
+        "event_days": 365,
+        "thr_events": 20,
+        "thr_days": 365,
+        "thr_repeat": 1,
+        "mem_canvases": 20,
+        "mem_events": 5,
+        "mem_days": [30, 730],
+        "state_entities": [100, 1000],
+        "state_days": 3,
+        "state_repeat": 1,
+        "rl_events": 100,
+        "rl_days": 365,
+        "creation_canvases": 20,
+        "creation_campaigns": 10,
+        "rerun_events": 100,
     },
     "default": {
-        "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
-        "scale_entities": [10, 100, 1000], "canvas_days": 56, "event_days": 365,
-        "thr_events": 100, "thr_days": 365, "thr_repeat": 3,
-        "mem_canvases": 100, "mem_events": 10, "mem_days": [30, 730],
-        "state_entities": [100, 1000, 10000], "state_days": 3, "state_repeat": 3,
-        "rl_events": 250, "rl_days": 365,
-        "creation_canvases": 50, "creation_campaigns": 25, "rerun_events": 250,
+        "tail_canvases": 38,
+        "tail_events_hourly": 10,
+        "tail_events": 1000,
+        "big_canvases": 1000,
+        "scale_entities": [10, 100, 1000],
+        "canvas_days": 56,
+        "event_days": 365,
+        "thr_events": 100,
+        "thr_days": 365,
+        "thr_repeat": 3,
+        "mem_canvases": 100,
+        "mem_events": 10,
+        "mem_days": [30, 730],
+        "state_entities": [100, 1000, 10000],
+        "state_days": 3,
+        "state_repeat": 3,
+        "rl_events": 250,
+        "rl_days": 365,
+        "creation_canvases": 50,
+        "creation_campaigns": 25,
+        "rerun_events": 250,
     },
     "full": {
-        "tail_canvases": 38, "tail_events_hourly": 10, "tail_events": 1000, "big_canvases": 1000,
-        "scale_entities": [10, 100, 1000], "canvas_days": 91, "event_days": 365,
-        "thr_events": 1000, "thr_days": 365, "thr_repeat": 2,
-        "mem_canvases": 500, "mem_events": 100, "mem_days": [30, 730],
-        "state_entities": [100, 1000, 10000], "state_days": 3, "state_repeat": 3,
-        "rl_events": 500, "rl_days": 365,
-        "creation_canvases": 50, "creation_campaigns": 25, "rerun_events": 1000,
+        "tail_canvases": 38,
+        "tail_events_hourly": 10,
+        "tail_events": 1000,
+        "big_canvases": 1000,
+        "scale_entities": [10, 100, 1000],
+        "canvas_days": 91,
+        "event_days": 365,
+        "thr_events": 1000,
+        "thr_days": 365,
+        "thr_repeat": 2,
+        "mem_canvases": 500,
+        "mem_events": 100,
+        "mem_days": [30, 730],
+        "state_entities": [100, 1000, 10000],
+        "state_days": 3,
+        "state_repeat": 3,
+        "rl_events": 500,
+        "rl_days": 365,
+        "creation_canvases": 50,
+        "creation_campaigns": 25,
+        "rerun_events": 1000,
     },
 }
 ALL_CASES = (
@@ -225,15 +289,25 @@ def sandbox_main(spec_path: str, ready_path: str, log_path: str) -> int:
     sandbox.stop()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log = [
-        [r.path, r.status, round(r.started, 6), round(r.duration, 6), r.in_flight,
-         round(r.latency, 6)]
+        [
+            r.path,
+            r.status,
+            round(r.started, 6),
+            round(r.duration, 6),
+            r.in_flight,
+            round(r.latency, 6),
+        ]
         for r in sandbox.request_log.snapshot()
     ]
-    Path(log_path).write_text(json.dumps({
-        "requests": log,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "internal_errors": len(sandbox.internal_errors),
-    }))
+    Path(log_path).write_text(
+        json.dumps(
+            {
+                "requests": log,
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "internal_errors": len(sandbox.internal_errors),
+            }
+        )
+    )
     return 0
 
 
@@ -310,8 +384,14 @@ class SandboxProcess:
         spec_path.write_text(json.dumps(self.spec))
         with open(self.workdir / "sandbox-stderr.log", "wb") as stderr:
             self.proc = subprocess.Popen(
-                [PYTHON, str(Path(__file__).resolve()), "_sandbox", str(spec_path),
-                 str(self.ready), str(self.log_path)],
+                [
+                    PYTHON,
+                    str(Path(__file__).resolve()),
+                    "_sandbox",
+                    str(spec_path),
+                    str(self.ready),
+                    str(self.log_path),
+                ],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -423,7 +503,7 @@ class SingerCounter:
         pos = chunk.find(_SCHEMA)
         while pos >= 0:
             start = pos + len(_SCHEMA)
-            name = chunk[start:chunk.index(b'"', start)]
+            name = chunk[start : chunk.index(b'"', start)]
             if name not in self.streams:
                 self.streams.append(name)
             pos = chunk.find(_SCHEMA, start)
@@ -440,12 +520,11 @@ class SingerCounter:
             self.last_state = chunk[pos:end]
             pos = chunk.find(_STATE, end)
 
-
     def _hash(self, chunk: bytes) -> None:
         for line in chunk.split(b"\n"):
             if line.startswith(_RECORD_STREAM):
                 start = len(_RECORD_STREAM)
-                name = line[start:line.index(b'"', start)].decode()
+                name = line[start : line.index(b'"', start)].decode()
                 if name not in self.digests:
                     self.digests[name] = hashlib.blake2b(digest_size=16)
                 self.digests[name].update(_TIME_EXTRACTED.sub(b"", line) + b"\n")
@@ -461,7 +540,9 @@ def catalog_for(config: dict[str, Any], streams: tuple[str, ...], workdir: Path)
         path.write_text(json.dumps(config))
         out = subprocess.run(
             [*TAP_CMD, "--config", str(path), "--discover"],
-            cwd=ROOT, capture_output=True, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
         )
         _catalog_cache[key] = json.loads(out.stdout)
     catalog = json.loads(json.dumps(_catalog_cache[key]))
@@ -499,8 +580,14 @@ def run_tap(
     hwm_path.unlink(missing_ok=True)
     with open(stderr_path, "wb") as stderr:
         started = time.monotonic()
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr,
-                                bufsize=0, env={**os.environ, "BENCH_HWM_FILE": str(hwm_path)})
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            bufsize=0,
+            env={**os.environ, "BENCH_HWM_FILE": str(hwm_path)},
+        )
         done = threading.Event()
 
         def sample_rss() -> None:
@@ -600,8 +687,13 @@ def minimum_requests(family: str, counts: dict[str, int], days: int) -> dict[str
     buckets = days * (24 if fam["unit"] == "hour" else 1)  # UTC: no DST
     per_entity = math.ceil(buckets / fam["max"])
     pages = n // fam["page"] + 1
-    return {"list": pages, "series": n * per_entity, "total": pages + n * per_entity,
-            "per_entity": per_entity, "entities": n}
+    return {
+        "list": pages,
+        "series": n * per_entity,
+        "total": pages + n * per_entity,
+        "per_entity": per_entity,
+        "entities": n,
+    }
 
 
 def canvas_minimum(minimum: dict[str, int], spec: dict[str, Any], days: int) -> dict[str, int]:
@@ -657,8 +749,9 @@ def log_ideal(log: dict[str, Any], workers: int) -> float:
     return max(sum(durations) / workers, max(durations))
 
 
-def rate_limit_ideal(n: int, limit: int, window: float, rate_cap: float, t0: float,
-                     latency: float) -> float:
+def rate_limit_ideal(
+    n: int, limit: int, window: float, rate_cap: float, t0: float, latency: float
+) -> float:
     """Earliest completion of n requests from t0 under a fixed-window limit.
 
     Fluid model: at most `rate_cap` requests/s (workers / latency), at most `limit`
@@ -755,23 +848,27 @@ def run_case(
         wait_quiet()
         calibration = calibrate()
         with SandboxProcess(casedir, **spec) as sandbox:
-            config = tap_config(sandbox.info["url"], sandbox.info["api_key"], days, workers,
-                                **(tap_extra or {}))
+            config = tap_config(
+                sandbox.info["url"], sandbox.info["api_key"], days, workers, **(tap_extra or {})
+            )
             cpu0, busy0, own0 = sandbox.cpu(), _system_busy(), time.process_time()
-            run = run_tap(config, streams or FAMILIES[family]["streams"], casedir,
-                          digest=digest)
+            run = run_tap(config, streams or FAMILIES[family]["streams"], casedir, digest=digest)
             sandbox_cpu = sandbox.cpu() - cpu0
             # CPU the whole machine spent during the run that was neither the tap's, the
             # sandbox's nor this script's: other processes disturbing the measurement.
-            foreign = max(_system_busy() - busy0 - run.cpu - sandbox_cpu
-                          - (time.process_time() - own0), 0.0)
+            foreign = max(
+                _system_busy() - busy0 - run.cpu - sandbox_cpu - (time.process_time() - own0), 0.0
+            )
         calibration = (calibration + calibrate()) / 2  # before and after the run
         if best is None or foreign < best[0]:
             best = (foreign, run, sandbox_cpu, sandbox, calibration)
         if run.returncode != 0 or foreign <= QUIET["disturbed"] * max(run.wall, 1.0):
             break
-        print(f"  ({case} {label}: other processes used {foreign:.1f} CPU-s during the run; "
-              "measuring again)", flush=True)
+        print(
+            f"  ({case} {label}: other processes used {foreign:.1f} CPU-s during the run; "
+            "measuring again)",
+            flush=True,
+        )
     assert best is not None
     foreign, run, sandbox_cpu, sandbox, calibration = best
     if run.returncode != 0:
@@ -782,9 +879,13 @@ def run_case(
         minimum = canvas_minimum(minimum, {"history_start": HISTORY_START, **spec}, days)
     stats = log_stats(sandbox.log, FAMILIES[family]["series_path"])
     ideal = minimum["total"] * latency / workers
-    extra: dict[str, Any] = {"counts": counts, "foreign_cpu": foreign, "attempts": attempts,
-                             "calibration_ms": calibration,
-                             "log_ideal": log_ideal(sandbox.log, workers)}
+    extra: dict[str, Any] = {
+        "counts": counts,
+        "foreign_cpu": foreign,
+        "attempts": attempts,
+        "calibration_ms": calibration,
+        "log_ideal": log_ideal(sandbox.log, workers),
+    }
     if rate_limits:
         pool, (limit, window) = next(iter(rate_limits.items()))
         rate_cap = workers / latency if latency > 0 else math.inf
@@ -793,11 +894,31 @@ def run_case(
         phase = rate_limit_ideal(minimum["series"], limit, window, rate_cap, t0, latency)
         usage = window_usage(sandbox.log, window)
         phase_made = rate_limit_ideal(usage.get("made", 0), limit, window, rate_cap, t0, latency)
-        extra.update(pool=pool, limit=limit, window=window, steady_ideal=steady,
-                     phase_ideal=phase, phase_ideal_made=phase_made, windows=usage)
+        extra.update(
+            pool=pool,
+            limit=limit,
+            window=window,
+            steady_ideal=steady,
+            phase_ideal=phase,
+            phase_ideal_made=phase_made,
+            windows=usage,
+        )
         ideal = max(ideal, steady)
-    return CaseResult(case, label, family, minimum["entities"], days, latency, workers,
-                      minimum, stats, run, sandbox_cpu, ideal, extra)
+    return CaseResult(
+        case,
+        label,
+        family,
+        minimum["entities"],
+        days,
+        latency,
+        workers,
+        minimum,
+        stats,
+        run,
+        sandbox_cpu,
+        ideal,
+        extra,
+    )
 
 
 def window_usage(log: dict[str, Any], window: float) -> dict[str, Any]:
@@ -816,10 +937,14 @@ def window_usage(log: dict[str, Any], window: float) -> dict[str, Any]:
     counts = [len(per.get(i, [])) for i in range(first, last + 1)]
     starts = [min(per[i]) - i * window for i in range(first + 1, last + 1) if i in per]
     ends = [max(per[i]) - i * window for i in range(first, last + 1) if i in per]
-    return {"per_window": counts, "max": max(counts), "full_windows": counts[1:-1],
-            "first_request_after_open": [round(x, 3) for x in starts],
-            "last_request_after_open": [round(x, 3) for x in ends],
-            "made": sum(counts)}
+    return {
+        "per_window": counts,
+        "max": max(counts),
+        "full_windows": counts[1:-1],
+        "first_request_after_open": [round(x, 3) for x in starts],
+        "last_request_after_open": [round(x, 3) for x in ends],
+        "made": sum(counts),
+    }
 
 
 def measure_startup(workdir: Path, workers: int) -> TapRun:
@@ -857,8 +982,11 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def extra_paths(result: CaseResult) -> str:
     series_path = FAMILIES[result.family]["series_path"]
-    list_path = {"canvas": "/canvas/list", "events": "/events/list",
-                 "events_hourly": "/events/list"}[result.family]
+    list_path = {
+        "canvas": "/canvas/list",
+        "events": "/events/list",
+        "events_hourly": "/events/list",
+    }[result.family]
     others = {p: c for p, c in result.log["by_path"].items() if p not in (series_path, list_path)}
     parts = []
     made_series = result.log["by_path"].get(series_path, 0)
@@ -875,18 +1003,51 @@ def report_scaling(results: list[CaseResult], startup: float) -> str:
     rows = []
     for r in results:
         d = r.row(startup)
-        rows.append([
-            r.label, d["entities"], d["requests"], d["minimum"], extra_paths(r), d["n429"],
-            d["wall"], d["ideal"], f"{d['ratio']:.2f}", f"{d['ratio_net']:.2f}",
-            r.log.get("series_span", float("nan")), d["in_flight"], d["records"], d["rec_per_s"],
-            d["cpu"], d["rec_per_cpu"], d["sandbox_cpu"], d["rss"], d["foreign"],
-        ])
+        rows.append(
+            [
+                r.label,
+                d["entities"],
+                d["requests"],
+                d["minimum"],
+                extra_paths(r),
+                d["n429"],
+                d["wall"],
+                d["ideal"],
+                f"{d['ratio']:.2f}",
+                f"{d['ratio_net']:.2f}",
+                r.log.get("series_span", float("nan")),
+                d["in_flight"],
+                d["records"],
+                d["rec_per_s"],
+                d["cpu"],
+                d["rec_per_cpu"],
+                d["sandbox_cpu"],
+                d["rss"],
+                d["foreign"],
+            ]
+        )
     return table(
-        ["case", "entities", "requests", "minimum", "extra requests", "429s", "wall s",
-         "ideal s", "wall/ideal", "(wall−startup)/ideal", "fetch span s", "mean in flight",
-         "records",
-         "records/s wall", "tap CPU s", "records/CPU-s", "sandbox CPU s", "peak RSS MB",
-         "other processes' CPU s"],
+        [
+            "case",
+            "entities",
+            "requests",
+            "minimum",
+            "extra requests",
+            "429s",
+            "wall s",
+            "ideal s",
+            "wall/ideal",
+            "(wall−startup)/ideal",
+            "fetch span s",
+            "mean in flight",
+            "records",
+            "records/s wall",
+            "tap CPU s",
+            "records/CPU-s",
+            "sandbox CPU s",
+            "peak RSS MB",
+            "other processes' CPU s",
+        ],
         rows,
     )
 
@@ -895,17 +1056,47 @@ def report_throughput(results: list[CaseResult]) -> str:
     rows = []
     for r in results:
         d = r.row(0.0)
-        rows.append([
-            r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
-            d["wall"], d["rec_per_s"], d["user"], d["sys"], d["cpu"], d["rec_per_cpu"],
-            1e6 * d["cpu"] / max(d["records"], 1), d["sandbox_cpu"], d["rss"], d["foreign"],
-            d["calibration"],
-        ])
+        rows.append(
+            [
+                r.label,
+                d["entities"],
+                d["days"],
+                d["requests"],
+                d["minimum"],
+                d["records"],
+                d["wall"],
+                d["rec_per_s"],
+                d["user"],
+                d["sys"],
+                d["cpu"],
+                d["rec_per_cpu"],
+                1e6 * d["cpu"] / max(d["records"], 1),
+                d["sandbox_cpu"],
+                d["rss"],
+                d["foreign"],
+                d["calibration"],
+            ]
+        )
     return table(
-        ["case", "events", "days", "requests", "minimum", "records", "wall s",
-         "records/s wall", "tap user s", "tap sys s", "tap CPU s", "records/CPU-s",
-         "µs CPU/record", "sandbox CPU s", "peak RSS MB", "other processes' CPU s",
-         "calibration ms"],
+        [
+            "case",
+            "events",
+            "days",
+            "requests",
+            "minimum",
+            "records",
+            "wall s",
+            "records/s wall",
+            "tap user s",
+            "tap sys s",
+            "tap CPU s",
+            "records/CPU-s",
+            "µs CPU/record",
+            "sandbox CPU s",
+            "peak RSS MB",
+            "other processes' CPU s",
+            "calibration ms",
+        ],
         rows,
     )
 
@@ -915,14 +1106,31 @@ def report_memory(results: list[CaseResult]) -> str:
     for r in results:
         d = r.row(0.0)
         late = [s for t, s in r.run.rss_samples if t >= r.run.wall / 2]
-        rows.append([
-            r.label, d["entities"], d["days"], d["requests"], d["records"],
-            r.run.stdout_bytes / 1e6, d["wall"], d["rss"],
-            max(late) if late else float("nan"),
-        ])
+        rows.append(
+            [
+                r.label,
+                d["entities"],
+                d["days"],
+                d["requests"],
+                d["records"],
+                r.run.stdout_bytes / 1e6,
+                d["wall"],
+                d["rss"],
+                max(late) if late else float("nan"),
+            ]
+        )
     return table(
-        ["case", "entities", "days", "requests", "records", "stdout MB", "wall s",
-         "peak RSS MB", "max RSS 2nd half MB"],
+        [
+            "case",
+            "entities",
+            "days",
+            "requests",
+            "records",
+            "stdout MB",
+            "wall s",
+            "peak RSS MB",
+            "max RSS 2nd half MB",
+        ],
         rows,
     )
 
@@ -938,18 +1146,45 @@ def report_tail(results: list[CaseResult], startup: float) -> str:
         same = uniform.get(workload)
         ideal = r.extra["log_ideal"]
         span = r.log.get("series_span", float("nan"))
-        rows.append([
-            workload, tail, d["entities"], d["requests"], d["minimum"], d["n429"],
-            r.log.get("max_in_flight", 0), d["wall"], ideal, f"{d['wall'] / ideal:.2f}",
-            f"{(d['wall'] - startup) / ideal:.2f}", span, d["records"],
-            "–" if same is None else ("yes" if same == r.run.digests else "NO"),
-            d["rss"], d["foreign"],
-        ])
+        rows.append(
+            [
+                workload,
+                tail,
+                d["entities"],
+                d["requests"],
+                d["minimum"],
+                d["n429"],
+                r.log.get("max_in_flight", 0),
+                d["wall"],
+                ideal,
+                f"{d['wall'] / ideal:.2f}",
+                f"{(d['wall'] - startup) / ideal:.2f}",
+                span,
+                d["records"],
+                "–" if same is None else ("yes" if same == r.run.digests else "NO"),
+                d["rss"],
+                d["foreign"],
+            ]
+        )
     return table(
-        ["workload", "response times", "entities", "requests", "minimum", "429s",
-         "max in flight", "wall s", "ideal s", "wall/ideal", "(wall−startup)/ideal",
-         "fetch span s", "records", "same records, same order as uniform", "peak RSS MB",
-         "other processes' CPU s"],
+        [
+            "workload",
+            "response times",
+            "entities",
+            "requests",
+            "minimum",
+            "429s",
+            "max in flight",
+            "wall s",
+            "ideal s",
+            "wall/ideal",
+            "(wall−startup)/ideal",
+            "fetch span s",
+            "records",
+            "same records, same order as uniform",
+            "peak RSS MB",
+            "other processes' CPU s",
+        ],
         rows,
     )
 
@@ -958,14 +1193,37 @@ def report_memory_large(results: list[CaseResult]) -> str:
     rows = []
     for r in results:
         d = r.row(0.0)
-        rows.append([
-            r.label, d["entities"], d["days"], d["requests"], d["minimum"], d["records"],
-            r.run.stdout_bytes / 1e6, d["wall"], r.extra["log_ideal"], d["cpu"], d["rss"],
-            d["foreign"],
-        ])
+        rows.append(
+            [
+                r.label,
+                d["entities"],
+                d["days"],
+                d["requests"],
+                d["minimum"],
+                d["records"],
+                r.run.stdout_bytes / 1e6,
+                d["wall"],
+                r.extra["log_ideal"],
+                d["cpu"],
+                d["rss"],
+                d["foreign"],
+            ]
+        )
     return table(
-        ["case", "entities", "days", "requests", "minimum", "records", "stdout MB", "wall s",
-         "ideal s", "tap CPU s", "peak RSS MB", "other processes' CPU s"],
+        [
+            "case",
+            "entities",
+            "days",
+            "requests",
+            "minimum",
+            "records",
+            "stdout MB",
+            "wall s",
+            "ideal s",
+            "tap CPU s",
+            "peak RSS MB",
+            "other processes' CPU s",
+        ],
         rows,
     )
 
@@ -980,17 +1238,45 @@ def report_state(results: list[CaseResult]) -> str:
         if previous is not None:
             marginal = 1000 * (r.run.cpu - previous.run.cpu) / (r.entities - previous.entities)
         previous = r
-        rows.append([
-            r.label, d["entities"], r.run.last_state_partitions, d["requests"], d["records"],
-            r.run.state_msgs, r.run.state_bytes, r.run.last_state_bytes,
-            r.run.state_bytes / max(r.entities, 1), d["cpu"], 1000 * d["cpu"] / r.entities,
-            marginal, cal, d["wall"], d["rss"], d["foreign"],
-        ])
+        rows.append(
+            [
+                r.label,
+                d["entities"],
+                r.run.last_state_partitions,
+                d["requests"],
+                d["records"],
+                r.run.state_msgs,
+                r.run.state_bytes,
+                r.run.last_state_bytes,
+                r.run.state_bytes / max(r.entities, 1),
+                d["cpu"],
+                1000 * d["cpu"] / r.entities,
+                marginal,
+                cal,
+                d["wall"],
+                d["rss"],
+                d["foreign"],
+            ]
+        )
     return table(
-        ["case", "partitions", "in final STATE", "requests", "records", "STATE msgs",
-         "STATE bytes", "last STATE bytes", "STATE bytes/partition", "tap CPU s",
-         "ms CPU/partition", "marginal ms CPU/partition (vs previous row)", "calibration ms",
-         "wall s", "peak RSS MB", "other processes' CPU s"],
+        [
+            "case",
+            "partitions",
+            "in final STATE",
+            "requests",
+            "records",
+            "STATE msgs",
+            "STATE bytes",
+            "last STATE bytes",
+            "STATE bytes/partition",
+            "tap CPU s",
+            "ms CPU/partition",
+            "marginal ms CPU/partition (vs previous row)",
+            "calibration ms",
+            "wall s",
+            "peak RSS MB",
+            "other processes' CPU s",
+        ],
         rows,
     )
 
@@ -1000,17 +1286,23 @@ def state_verdict(results: list[CaseResult]) -> str:
     base, last = results[0], results[-1]
     scale = last.entities / base.entities
     growth = last.run.state_bytes / base.run.state_bytes
-    text = (f"STATE bytes grew {growth:,.1f}× for {scale:,.0f}× the partitions "
-            f"({growth / scale:.2f} of linear)")
+    text = (
+        f"STATE bytes grew {growth:,.1f}× for {scale:,.0f}× the partitions "
+        f"({growth / scale:.2f} of linear)"
+    )
     if len(results) >= 3:
+
         def marginal(a: CaseResult, b: CaseResult) -> float:
             return (b.run.cpu - a.run.cpu) / (b.entities - a.entities)
+
         first = marginal(results[0], results[1])
         final = marginal(results[-2], results[-1])
-        text += (f"; tap CPU per extra partition {1000 * first:.2f} ms "
-                 f"({results[0].entities:,}→{results[1].entities:,}) vs {1000 * final:.2f} ms "
-                 f"({results[-2].entities:,}→{results[-1].entities:,}): "
-                 f"{final / first:.2f}× (1.00 = linear)")
+        text += (
+            f"; tap CPU per extra partition {1000 * first:.2f} ms "
+            f"({results[0].entities:,}→{results[1].entities:,}) vs {1000 * final:.2f} ms "
+            f"({results[-2].entities:,}→{results[-1].entities:,}): "
+            f"{final / first:.2f}× (1.00 = linear)"
+        )
     return text
 
 
@@ -1023,22 +1315,49 @@ def report_ratelimit(results: list[CaseResult]) -> str:
         full = windows.get("full_windows") or []
         opened = windows.get("first_request_after_open") or []
         span = r.log.get("series_span", float("nan"))
-        rows.append([
-            r.label, f"{x['limit']}/{x['window']:g}s", d["requests"], d["minimum"],
-            windows.get("made", 0), d["n429"], r.run.governor_waits_logged, windows.get("max", 0),
-            statistics.fmean(full) if full else float("nan"),
-            statistics.fmean(opened) if opened else float("nan"),
-            span, x["phase_ideal"], x["phase_ideal_made"], x["steady_ideal"], d["wall"],
-            f"{d['wall'] / x['steady_ideal']:.2f}", f"{span / x['phase_ideal']:.2f}",
-            d["foreign"],
-        ])
+        rows.append(
+            [
+                r.label,
+                f"{x['limit']}/{x['window']:g}s",
+                d["requests"],
+                d["minimum"],
+                windows.get("made", 0),
+                d["n429"],
+                r.run.governor_waits_logged,
+                windows.get("max", 0),
+                statistics.fmean(full) if full else float("nan"),
+                statistics.fmean(opened) if opened else float("nan"),
+                span,
+                x["phase_ideal"],
+                x["phase_ideal_made"],
+                x["steady_ideal"],
+                d["wall"],
+                f"{d['wall'] / x['steady_ideal']:.2f}",
+                f"{span / x['phase_ideal']:.2f}",
+                d["foreign"],
+            ]
+        )
     return table(
-        ["case", "limit", "requests", "minimum", "in limited pool", "429s",
-         "governor waits ≥1 s logged", "max per window", "mean per full window",
-         "mean s from window open to its first request", "series span s",
-         "phase-aware ideal s (minimum)", "phase-aware ideal s (requests made)",
-         "steady ideal s (N/limit·window)", "tap wall s", "wall/steady ideal",
-         "span/phase-aware ideal", "other processes' CPU s"],
+        [
+            "case",
+            "limit",
+            "requests",
+            "minimum",
+            "in limited pool",
+            "429s",
+            "governor waits ≥1 s logged",
+            "max per window",
+            "mean per full window",
+            "mean s from window open to its first request",
+            "series span s",
+            "phase-aware ideal s (minimum)",
+            "phase-aware ideal s (requests made)",
+            "steady ideal s (N/limit·window)",
+            "tap wall s",
+            "wall/steady ideal",
+            "span/phase-aware ideal",
+            "other processes' CPU s",
+        ],
         rows,
     )
 
@@ -1235,10 +1554,19 @@ def code_version() -> str:
     if os.environ.get("BENCH_CODE"):  # e.g. measuring a `git archive` export
         return os.environ["BENCH_CODE"]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tap_braze_series"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "tap_braze_series"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in tap_braze_series/" if dirty else "")
@@ -1268,9 +1596,11 @@ def machine() -> str:
         mem = f"{kb / 1024 / 1024:.0f} GB"
     from importlib.metadata import version
 
-    return (f"{os.cpu_count()} cores ({cpu}), {mem} RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, "
-            f"singer-sdk {version('singer-sdk')}, msgspec {version('msgspec')}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem} RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, "
+        f"singer-sdk {version('singer-sdk')}, msgspec {version('msgspec')}"
+    )
 
 
 def main_bench(args: argparse.Namespace) -> int:
@@ -1283,7 +1613,7 @@ def main_bench(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     lat, workers = args.latency, args.workers
     out: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "code": code_version(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -1299,37 +1629,58 @@ def main_bench(args: argparse.Namespace) -> int:
     out["load"] = quiet_check()
     print(out["load"])
     out["calibration_ms"] = calibrate()
-    print(f"calibration (fixed pure-Python loop, lower = faster machine): "
-          f"{out['calibration_ms']:.0f} ms")
-    print(f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
-          f"workdir {workdir}\n", flush=True)
+    print(
+        f"calibration (fixed pure-Python loop, lower = faster machine): "
+        f"{out['calibration_ms']:.0f} ms"
+    )
+    print(
+        f"mode: {out['mode']}, latency {lat * 1000:g} ms, max_workers {workers}, "
+        f"workdir {workdir}\n",
+        flush=True,
+    )
 
     startup = measure_startup(workdir, workers)
     out["startup"] = {"wall": startup.wall, "cpu": startup.cpu, "rss": startup.maxrss_mb}
-    print(f"startup (0 entities, best of 3): wall {startup.wall:.2f} s, tap CPU "
-          f"{startup.cpu:.2f} s, peak RSS {startup.maxrss_mb:.0f} MB\n", flush=True)
+    print(
+        f"startup (0 entities, best of 3): wall {startup.wall:.2f} s, tap CPU "
+        f"{startup.cpu:.2f} s, peak RSS {startup.maxrss_mb:.0f} MB\n",
+        flush=True,
+    )
 
     def progress(result: CaseResult) -> None:
         d = result.row(startup.wall)
-        print(f"  {result.case:<10} {result.label:<28} requests {d['requests']:>6} "
-              f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
-              f"{d['ideal']:6.2f} s (from the request log {result.extra['log_ideal']:.2f} s) "
-              f"records {d['records']:>8} CPU {d['cpu']:6.2f} s "
-              f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB, other processes' CPU "
-              f"{d['foreign']:.1f} s, calibration {d['calibration']:.0f} ms", flush=True)
-        out["cases"].setdefault(result.case, []).append({
-            **{k: v for k, v in asdict(result).items() if k not in ("run",)},
-            "run": {k: v for k, v in asdict(result.run).items()},
-            "row": d,
-        })
+        print(
+            f"  {result.case:<10} {result.label:<28} requests {d['requests']:>6} "
+            f"(min {d['minimum']}) 429s {d['n429']} wall {d['wall']:6.2f} s ideal "
+            f"{d['ideal']:6.2f} s (from the request log {result.extra['log_ideal']:.2f} s) "
+            f"records {d['records']:>8} CPU {d['cpu']:6.2f} s "
+            f"({d['rec_per_cpu']:,.0f}/CPU-s) RSS {d['rss']:.0f} MB, other processes' CPU "
+            f"{d['foreign']:.1f} s, calibration {d['calibration']:.0f} ms",
+            flush=True,
+        )
+        out["cases"].setdefault(result.case, []).append(
+            {
+                **{k: v for k, v in asdict(result).items() if k not in ("run",)},
+                "run": {k: v for k, v in asdict(result.run).items()},
+                "row": d,
+            }
+        )
 
     sections: list[str] = []
     if "scaling" in cases:
         results = []
         for family, days in (("canvas", size["canvas_days"]), ("events", size["event_days"])):
             for n in size["scale_entities"]:
-                r = run_case("scaling", f"{family} n={n} {days}d", family, n=n, days=days,
-                             latency=lat, workers=workers, workdir=workdir)
+                r = run_case(
+                    "scaling",
+                    f"{family} n={n} {days}d",
+                    family,
+                    n=n,
+                    days=days,
+                    latency=lat,
+                    workers=workers,
+                    workdir=workdir,
+                )
                 progress(r)
                 results.append(r)
         sections.append(
@@ -1350,55 +1701,96 @@ def main_bench(args: argparse.Namespace) -> int:
         ):
             rates = []
             for i in range(size["thr_repeat"]):
-                r = run_case("throughput", f"{label} #{i + 1}", family, n=n,
-                             days=size["thr_days"], latency=0.0, workers=workers,
-                             workdir=workdir)
+                r = run_case(
+                    "throughput",
+                    f"{label} #{i + 1}",
+                    family,
+                    n=n,
+                    days=size["thr_days"],
+                    latency=0.0,
+                    workers=workers,
+                    workdir=workdir,
+                )
                 progress(r)
                 results.append(r)
                 rates.append(r.run.records / r.run.cpu)
-            summary.append(f"{label}: records per tap CPU-second median "
-                           f"{statistics.median(rates):,.0f}, best {max(rates):,.0f}, worst "
-                           f"{min(rates):,.0f} over {len(rates)} runs")
-        sections.append("## Record throughput (latency 0)\n\n" + report_throughput(results)
-                        + "\n\n" + "\n".join(f"- {line}" for line in summary))
+            summary.append(
+                f"{label}: records per tap CPU-second median "
+                f"{statistics.median(rates):,.0f}, best {max(rates):,.0f}, worst "
+                f"{min(rates):,.0f} over {len(rates)} runs"
+            )
+        sections.append(
+            "## Record throughput (latency 0)\n\n"
+            + report_throughput(results)
+            + "\n\n"
+            + "\n".join(f"- {line}" for line in summary)
+        )
     if "memory" in cases:
         results = []
         for family, n in (("canvas", size["mem_canvases"]), ("events_hourly", size["mem_events"])):
             for days in size["mem_days"]:
-                r = run_case("memory", f"{family} n={n} {days}d", family, n=n, days=days,
-                             latency=0.0, workers=workers, workdir=workdir)
+                r = run_case(
+                    "memory",
+                    f"{family} n={n} {days}d",
+                    family,
+                    n=n,
+                    days=days,
+                    latency=0.0,
+                    workers=workers,
+                    workdir=workdir,
+                )
                 progress(r)
                 results.append(r)
-        sections.append("## Memory: same entities, short vs long history (latency 0)\n\n"
-                        + report_memory(results))
+        sections.append(
+            "## Memory: same entities, short vs long history (latency 0)\n\n"
+            + report_memory(results)
+        )
     if "state" in cases:
         results = []
         for n in size["state_entities"]:
             runs = []
             for i in range(size["state_repeat"]):
-                r = run_case("state", f"events n={n} {size['state_days']}d #{i + 1}", "events",
-                             n=n, days=size["state_days"], latency=0.0, workers=workers,
-                             workdir=workdir)
+                r = run_case(
+                    "state",
+                    f"events n={n} {size['state_days']}d #{i + 1}",
+                    "events",
+                    n=n,
+                    days=size["state_days"],
+                    latency=0.0,
+                    workers=workers,
+                    workdir=workdir,
+                )
                 progress(r)
                 runs.append(r)
             # The least CPU of the repeats: the host's other tenants only ever add to it.
             results.append(min(runs, key=lambda x: x.run.cpu))
         sections.append(
             "## State cost vs partitions (events daily, latency 0; best of "
-            f"{size['state_repeat']} per size)\n\n" + report_state(results)
-            + "\n\n" + state_verdict(results)
+            f"{size['state_repeat']} per size)\n\n"
+            + report_state(results)
+            + "\n\n"
+            + state_verdict(results)
         )
     if "ratelimit" in cases:
         results = []
         limit = (args.rl_limit, args.rl_window)
-        r = run_case("ratelimit", f"events n={size['rl_events']} {size['rl_days']}d", "events",
-                     n=size["rl_events"], days=size["rl_days"], latency=lat, workers=workers,
-                     workdir=workdir, rate_limits={"default": limit})
+        r = run_case(
+            "ratelimit",
+            f"events n={size['rl_events']} {size['rl_days']}d",
+            "events",
+            n=size["rl_events"],
+            days=size["rl_days"],
+            latency=lat,
+            workers=workers,
+            workdir=workdir,
+            rate_limits={"default": limit},
+        )
         progress(r)
         results.append(r)
         sections.append(
             f"## Rate limit (sandbox default pool {limit[0]} requests / {limit[1]:g} s, latency "
-            f"{lat * 1000:g} ms, {workers} workers)\n\n" + report_ratelimit(results)
+            f"{lat * 1000:g} ms, {workers} workers)\n\n"
+            + report_ratelimit(results)
             + "\n\nper-window counts (default pool, aligned windows): "
             + str(r.extra.get("windows", {}).get("per_window"))
         )
@@ -1413,10 +1805,19 @@ def main_bench(args: argparse.Namespace) -> int:
         )
         for workload, family, streams, n in workloads:
             for tail, rate, seconds in TAILS:
-                r = run_case("tail", f"{workload} {tail}", family, n=n, days=365, latency=lat,
-                             workers=workers, workdir=workdir, streams=streams,
-                             sandbox_extra={"tail_rate": rate, "tail_latency": seconds},
-                             digest=True)
+                r = run_case(
+                    "tail",
+                    f"{workload} {tail}",
+                    family,
+                    n=n,
+                    days=365,
+                    latency=lat,
+                    workers=workers,
+                    workdir=workdir,
+                    streams=streams,
+                    sandbox_extra={"tail_rate": rate, "tail_latency": seconds},
+                    digest=True,
+                )
                 r.extra.update(workload=workload, tail=tail)
                 progress(r)
                 results.append(r)
@@ -1436,10 +1837,17 @@ def main_bench(args: argparse.Namespace) -> int:
     if "memory_large" in cases:
         results = []
         for tail, rate, seconds in (TAILS[0], TAILS[-1]):
-            r = run_case("memory_large", f"canvas (4 streams) n={size['big_canvases']} {tail}",
-                         "canvas", n=size["big_canvases"], days=730, latency=0.0,
-                         workers=workers, workdir=workdir,
-                         sandbox_extra={"tail_rate": rate, "tail_latency": seconds})
+            r = run_case(
+                "memory_large",
+                f"canvas (4 streams) n={size['big_canvases']} {tail}",
+                "canvas",
+                n=size["big_canvases"],
+                days=730,
+                latency=0.0,
+                workers=workers,
+                workdir=workdir,
+                sandbox_extra={"tail_rate": rate, "tail_latency": seconds},
+            )
             progress(r)
             results.append(r)
         sections.append(
@@ -1450,8 +1858,13 @@ def main_bench(args: argparse.Namespace) -> int:
     print()
     for section in sections:
         print(section + "\n")
-    results_path = Path(args.json) if args.json else HERE / "results" / (
-        f"{out['mode']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json")
+    results_path = (
+        Path(args.json)
+        if args.json
+        else HERE
+        / "results"
+        / (f"{out['mode']}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json")
+    )
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(out, indent=1, default=str))
     print(f"raw results: {results_path}")
@@ -1461,32 +1874,68 @@ def main_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- profile
 
 PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("writer: msgspec encode + stdout write/flush (SDK, tap writer.py)",
-     ("tap_braze_series/writer", "singer_sdk/contrib/msgspec", "singer_sdk/singerlib/encoding",
-      "singer_sdk/io_base", "msgspec", "BufferedWriter", "TextIOWrapper", "'write'", "'flush'")),
-    ("SDK messages (RecordMessage, to_dict, time_extracted)",
-     ("singer_sdk/singerlib/messages", "singer_sdk/helpers/_util", "dataclasses",
-      "singer_sdk/singerlib/_util")),
+    (
+        "writer: msgspec encode + stdout write/flush (SDK, tap writer.py)",
+        (
+            "tap_braze_series/writer",
+            "singer_sdk/contrib/msgspec",
+            "singer_sdk/singerlib/encoding",
+            "singer_sdk/io_base",
+            "msgspec",
+            "BufferedWriter",
+            "TextIOWrapper",
+            "'write'",
+            "'flush'",
+        ),
+    ),
+    (
+        "SDK messages (RecordMessage, to_dict, time_extracted)",
+        (
+            "singer_sdk/singerlib/messages",
+            "singer_sdk/helpers/_util",
+            "dataclasses",
+            "singer_sdk/singerlib/_util",
+        ),
+    ),
     ("SDK stream maps", ("singer_sdk/mapper",)),
-    ("SDK selection/conformance (pop_deselected, conform)",
-     ("singer_sdk/helpers/_typing", "singer_sdk/helpers/_catalog", "singer_sdk/singerlib/catalog")),
+    (
+        "SDK selection/conformance (pop_deselected, conform)",
+        (
+            "singer_sdk/helpers/_typing",
+            "singer_sdk/helpers/_catalog",
+            "singer_sdk/singerlib/catalog",
+        ),
+    ),
     ("SDK metrics/logging", ("singer_sdk/metrics", "logging/")),
     ("SDK state", ("singer_sdk/helpers/_state", "singer_sdk/streams/_state")),
-    ("SDK record loop (core.py, tap)", ("singer_sdk/streams/core", "singer_sdk/tap_base",
-                                        "singer_sdk/plugin_base")),
+    (
+        "SDK record loop (core.py, tap)",
+        ("singer_sdk/streams/core", "singer_sdk/tap_base", "singer_sdk/plugin_base"),
+    ),
     ("tap shapes.py (shaping)", ("tap_braze_series/shapes",)),
     ("tap windows.py (time parsing/formatting)", ("tap_braze_series/windows",)),
     ("tap state.py (bookmarks)", ("tap_braze_series/state",)),
     ("tap feed.py (ordering, spool)", ("tap_braze_series/feed", "pickle", "tempfile")),
     ("tap streams.py / tap.py", ("tap_braze_series/streams", "tap_braze_series/tap")),
     ("tap client.py / ratelimit.py", ("tap_braze_series/client", "tap_braze_series/ratelimit")),
-    ("HTTP: requests + urllib3 + http.client + socket",
-     ("site-packages/requests/", "site-packages/urllib3/", "http/client", "socket",
-      "http/cookiejar", "email/", "urllib/parse", "ssl", "select", "selectors")),
+    (
+        "HTTP: requests + urllib3 + http.client + socket",
+        (
+            "site-packages/requests/",
+            "site-packages/urllib3/",
+            "http/client",
+            "socket",
+            "http/cookiejar",
+            "email/",
+            "urllib/parse",
+            "ssl",
+            "select",
+            "selectors",
+        ),
+    ),
     ("JSON decode (simplejson / json)", ("simplejson", "json/", "codecs")),
     ("benchmark harness (counting sink; not the tap's)", ("benchmarks/run.py",)),
-    ("waiting for worker threads (future.result)", ("concurrent/futures", "threading",
-                                                   "acquire")),
+    ("waiting for worker threads (future.result)", ("concurrent/futures", "threading", "acquire")),
 ]
 
 
@@ -1517,8 +1966,11 @@ def attribute(stats: Any) -> dict[str, list[float]]:
                 continue
             spent, counted = 0.0, 0
             for caller, values in callers.items():
-                add(_category(caller) or f"other: {Path(caller[0]).name}:{caller[2]}",
-                    values[2], values[1])
+                add(
+                    _category(caller) or f"other: {Path(caller[0]).name}:{caller[2]}",
+                    values[2],
+                    values[1],
+                )
                 spent += values[2]
                 counted += values[1]
             if tt - spent > 1e-6 or nc > counted:
@@ -1530,15 +1982,21 @@ def attribute(stats: Any) -> dict[str, list[float]]:
 
 def _short(filename: str) -> str:
     if filename.startswith(str(ROOT) + "/"):
-        return filename[len(str(ROOT)) + 1:]
+        return filename[len(str(ROOT)) + 1 :]
     for marker in ("site-packages/", "lib/python3.11/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename
 
 
-def profile_tables(stats: Any, records: int, unprofiled_cpu: float, top: int,
-                   unit: str = "record", correct: bool = True) -> dict[str, Any]:
+def profile_tables(
+    stats: Any,
+    records: int,
+    unprofiled_cpu: float,
+    top: int,
+    unit: str = "record",
+    correct: bool = True,
+) -> dict[str, Any]:
     """Component and top-function tables, in µs per record of the unprofiled run.
 
     With `correct`, cProfile's own cost, estimated as (profiled total − unprofiled time)
@@ -1560,32 +2018,51 @@ def profile_tables(stats: Any, records: int, unprofiled_cpu: float, top: int,
         est = corrected[name] * scale
         if est / max(unprofiled_cpu, 1e-9) < 0.005 and tt / total_tt < 0.01:
             continue
-        row = [name, f"{100 * est / max(unprofiled_cpu, 1e-9):.1f}%",
-               1e6 * est / max(records, 1)]
+        row = [name, f"{100 * est / max(unprofiled_cpu, 1e-9):.1f}%", 1e6 * est / max(records, 1)]
         if correct:
             row.append(1e6 * tt * unprofiled_cpu / total_tt / max(records, 1))
         row += [calls / max(records, 1)]
         rows.append(row)
-    headers = ["component (self time; builtins charged to their caller)", "share",
-               f"µs/{unit}" + (" (overhead-corrected)" if correct else "")]
+    headers = [
+        "component (self time; builtins charged to their caller)",
+        "share",
+        f"µs/{unit}" + (" (overhead-corrected)" if correct else ""),
+    ]
     if correct:
         headers.append(f"µs/{unit} (raw profile share)")
     headers.append(f"calls/{unit}")
     component_table = table(headers, rows)
     top_rows = []
-    for func, (_cc, nc, tt, ct, _callers) in sorted(stats.stats.items(),
-                                                   key=lambda kv: -kv[1][2])[:top]:
+    for func, (_cc, nc, tt, ct, _callers) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[
+        :top
+    ]:
         filename, line, name = func
         est = max(tt - nc * per_call, 0.0) * scale
-        top_rows.append([f"`{_short(filename)}:{line}({name})`", nc, tt, ct,
-                         1e6 * est / max(records, 1)])
-    top_table = table(["function", "calls", "tottime s (profiled)", "cumtime s (profiled)",
-                       f"µs/{unit}" + (" (overhead-corrected)" if correct else "")], top_rows)
-    return {"components": component_table, "top": top_table, "per_call_us": 1e6 * per_call,
-            "profile_total": total_tt, "calls": total_calls,
-            "waiting_s": sum(v[0] for v in waiting.values()),
-            "categories": {k: {"profiled_s": v[0], "calls": v[1],
-                               "est_s": corrected[k] * scale} for k, v in cats.items()}}
+        top_rows.append(
+            [f"`{_short(filename)}:{line}({name})`", nc, tt, ct, 1e6 * est / max(records, 1)]
+        )
+    top_table = table(
+        [
+            "function",
+            "calls",
+            "tottime s (profiled)",
+            "cumtime s (profiled)",
+            f"µs/{unit}" + (" (overhead-corrected)" if correct else ""),
+        ],
+        top_rows,
+    )
+    return {
+        "components": component_table,
+        "top": top_table,
+        "per_call_us": 1e6 * per_call,
+        "profile_total": total_tt,
+        "calls": total_calls,
+        "waiting_s": sum(v[0] for v in waiting.values()),
+        "categories": {
+            k: {"profiled_s": v[0], "calls": v[1], "est_s": corrected[k] * scale}
+            for k, v in cats.items()
+        },
+    }
 
 
 class _Replay:
@@ -1608,11 +2085,13 @@ class _Replay:
             response = get(path, params)
             self.bodies[self.key(path, params)] = response
             return response
+
         return wrapped
 
     def replaying(self) -> Any:
         def wrapped(path: str, params: Any = None) -> Any:
             return self.bodies[self.key(path, params)]
+
         return wrapped
 
 
@@ -1627,35 +2106,58 @@ def record_path(variant: str) -> Any:
     from tap_braze_series.tap import TapBrazeSeries
 
     writer, level, sdk_path = RECORD_PATHS[variant]
-    saved = (TapBrazeSeries.message_writer_class, BrazeStream.TYPE_CONFORMANCE_LEVEL,
-             BrazeStream.records_pass_through)
-    TapBrazeSeries.message_writer_class = {"simplejson": SingerWriter, "msgspec": MsgSpecWriter,
-                                           "tap": saved[0]}[writer]
+    saved = (
+        TapBrazeSeries.message_writer_class,
+        BrazeStream.TYPE_CONFORMANCE_LEVEL,
+        BrazeStream.records_pass_through,
+    )
+    TapBrazeSeries.message_writer_class = {
+        "simplejson": SingerWriter,
+        "msgspec": MsgSpecWriter,
+        "tap": saved[0],
+    }[writer]
     BrazeStream.TYPE_CONFORMANCE_LEVEL = getattr(TypeConformanceLevel, level)
     if sdk_path:
         BrazeStream.records_pass_through = lambda self: False  # type: ignore[method-assign]
     try:
         yield
     finally:
-        (TapBrazeSeries.message_writer_class, BrazeStream.TYPE_CONFORMANCE_LEVEL,
-         BrazeStream.records_pass_through) = saved
+        (
+            TapBrazeSeries.message_writer_class,
+            BrazeStream.TYPE_CONFORMANCE_LEVEL,
+            BrazeStream.records_pass_through,
+        ) = saved
 
 
 # variant: (writer, TYPE_CONFORMANCE_LEVEL, whether every record takes the SDK's full path)
 RECORD_PATHS: dict[str, tuple[str, str, bool]] = {
     "SDK defaults: simplejson writer (flush per line), RECURSIVE conformance": (
-        "simplejson", "RECURSIVE", True),
+        "simplejson",
+        "RECURSIVE",
+        True,
+    ),
     "msgspec writer (flush per line), RECURSIVE conformance": ("msgspec", "RECURSIVE", True),
     "msgspec writer (flush per line), conformance NONE": ("msgspec", "NONE", True),
     "tap writer (chunks flushed at STATE), conformance NONE": ("tap", "NONE", True),
     "the tap as shipped: + records written directly when the SDK's steps change nothing": (
-        "tap", "NONE", False),
+        "tap",
+        "NONE",
+        False,
+    ),
 }
 
 
-def profile_workload(label: str, family: str, n: int, days: int, workers: int,
-                     workdir: Path, top: int, per: str = "record",
-                     variants: bool = False) -> dict[str, Any]:
+def profile_workload(
+    label: str,
+    family: str,
+    n: int,
+    days: int,
+    workers: int,
+    workdir: Path,
+    top: int,
+    per: str = "record",
+    variants: bool = False,
+) -> dict[str, Any]:
     import cProfile
     import pstats
 
@@ -1673,8 +2175,7 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
 
         def once(mode: str, profiler: Any | None = None) -> dict[str, Any]:
             wait_quiet()
-            tap = TapBrazeSeries(config=config, catalog=catalog, state=None,
-                                 validate_config=True)
+            tap = TapBrazeSeries(config=config, catalog=catalog, state=None, validate_config=True)
             client = tap.runtime.client
             if mode == "record":
                 client.get = replay.recording(client.get)  # type: ignore[method-assign]
@@ -1683,8 +2184,9 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
             sink = _CountingStdout()
             saved_stdout = sys.stdout
             saved_fd2 = os.dup(2)
-            err = os.open(casedir / f"profile-stderr-{mode}.log",
-                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            err = os.open(
+                casedir / f"profile-stderr-{mode}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            )
             os.dup2(err, 2)
             sys.stdout = sink  # type: ignore[assignment]
             wall0, proc0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
@@ -1705,8 +2207,7 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
                 sink.close()
             with contextlib.suppress(Exception):
                 tap.runtime.executor().shutdown(wait=True)
-            return {"wall": wall, "cpu": proc_cpu, "main": main_cpu,
-                    "records": sink.buffer.records}
+            return {"wall": wall, "cpu": proc_cpu, "main": main_cpu, "records": sink.buffer.records}
 
         real = min((once("real"), once("record")), key=lambda r: r["cpu"])
         # The worker threads' side: client.get() of a full window, sequentially.
@@ -1720,8 +2221,13 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
             us = 1e6 * best["main"] / max(best["records"], 1)
             rows.append([variant, us, 1e6 / us])
         result["record_paths"] = table(
-            ["writer and record path (replayed, main thread)", "µs/record",
-             "records per main-thread CPU-s"], rows)
+            [
+                "writer and record path (replayed, main thread)",
+                "µs/record",
+                "records per main-thread CPU-s",
+            ],
+            rows,
+        )
     profiler = cProfile.Profile()  # wall clock; in a replay, main-thread wall ≈ its CPU
     profiled = once("replay", profiler)
     prof_path = HERE / "results" / f"profile-{family}.prof"
@@ -1736,16 +2242,25 @@ def profile_workload(label: str, family: str, n: int, days: int, workers: int,
         units = profiled["records"]
         tables = profile_tables(stats, units, replayed["main"], top)
     result.update(
-        records=records, wall=real["wall"], process_cpu=real["cpu"],
-        main_thread_cpu=real["main"], worker_threads_cpu=real["cpu"] - real["main"],
-        replay=replayed, profiled=profiled, prof_file=str(_short(str(prof_path))),
-        client=client_result, per=per, units=units, **tables,
+        records=records,
+        wall=real["wall"],
+        process_cpu=real["cpu"],
+        main_thread_cpu=real["main"],
+        worker_threads_cpu=real["cpu"] - real["main"],
+        replay=replayed,
+        profiled=profiled,
+        prof_file=str(_short(str(prof_path))),
+        client=client_result,
+        per=per,
+        units=units,
+        **tables,
     )
     return result
 
 
-def profile_client(config: dict, catalog: dict, family: str, top: int,
-                   n: int = 300) -> dict[str, Any]:
+def profile_client(
+    config: dict, catalog: dict, family: str, top: int, n: int = 300
+) -> dict[str, Any]:
     """CPU per request of the tap's HTTP client (what each worker thread does)."""
     import cProfile
     import pstats
@@ -1757,16 +2272,25 @@ def profile_client(config: dict, catalog: dict, family: str, top: int,
     if family == "canvas":
         canvas = client.get("/canvas/list", {"page": 0}).body["canvases"][0]["id"]
         path = "/canvas/data_series"
-        params = {"canvas_id": canvas, "length": 14, "ending_at": "2024-12-31T23:59:59+00:00",
-                  "include_variant_breakdown": True, "include_step_breakdown": True,
-                  "include_deleted_step_data": True}
+        params = {
+            "canvas_id": canvas,
+            "length": 14,
+            "ending_at": "2024-12-31T23:59:59+00:00",
+            "include_variant_breakdown": True,
+            "include_step_breakdown": True,
+            "include_deleted_step_data": True,
+        }
         points = 14
     else:
         event = client.get("/events/list", {"page": 0}).body["events"][0]
         path = "/events/data_series"
         unit = FAMILIES[family]["unit"]
-        params = {"event": event, "length": 100, "ending_at": "2024-12-31T23:59:59+00:00",
-                  "unit": unit}
+        params = {
+            "event": event,
+            "length": 100,
+            "ending_at": "2024-12-31T23:59:59+00:00",
+            "unit": unit,
+        }
         points = 100
     for _ in range(20):  # warm up the connection
         client.get(path, params)
@@ -1785,8 +2309,13 @@ def profile_client(config: dict, catalog: dict, family: str, top: int,
     profiler.dump_stats(prof_path)
     stats = pstats.Stats(profiler)
     tables = profile_tables(stats, n, cpu, min(top, 15), unit="request", correct=False)
-    return {"path": path, "points_per_response": points, "requests": n,
-            "cpu_per_request_ms": 1000 * cpu / n, **tables}
+    return {
+        "path": path,
+        "points_per_response": points,
+        "requests": n,
+        "cpu_per_request_ms": 1000 * cpu / n,
+        **tables,
+    }
 
 
 class _CountingBuffer:
@@ -1844,13 +2373,18 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
     tap = TapBrazeSeries(config=config, catalog=catalog, state=None)
     stream = tap.streams["event_data_series_hourly"]
     tz = tap.runtime.tz
-    first = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    first = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
     window = plan_windows(first, first + dt.timedelta(hours=99), "hour", 100, tz)[0]
-    body = {"message": "success", "data": [
-        {"time": (first + dt.timedelta(hours=h)).isoformat(), "count": 1000 + h}
-        for h in range(100)]}
-    partition = Partition(index=0, context={"event_name": "purchase_completed", "app_id": "*"},
-                          params={})
+    body = {
+        "message": "success",
+        "data": [
+            {"time": (first + dt.timedelta(hours=h)).isoformat(), "count": 1000 + h}
+            for h in range(100)
+        ],
+    }
+    partition = Partition(
+        index=0, context={"event_name": "purchase_completed", "app_id": "*"}, params={}
+    )
     times = [(first + dt.timedelta(hours=h)).isoformat() for h in range(number)]
     record = {"event_name": "purchase_completed", "app_id": "*", "time": times[0], "count": 1234}
     schema, mask = stream.schema, stream.mask
@@ -1866,8 +2400,16 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
 
     def shape(n: int) -> None:
         for _ in range(n // 100):
-            for _row in shapes.simple_records(shapes.data_list(body), window, first, "hour", tz,
-                                              partition.context, ("count",), shapes.Issues()):
+            for _row in shapes.simple_records(
+                shapes.data_list(body),
+                window,
+                first,
+                "hour",
+                tz,
+                partition.context,
+                ("count",),
+                shapes.Issues(),
+            ):
                 pass
 
     def read(n: int) -> None:
@@ -1885,8 +2427,13 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
 
     def conform(n: int) -> None:
         for _ in range(n):
-            conform_record_data_types(stream_name=stream.name, record=record, schema=schema,
-                                      level=stream.TYPE_CONFORMANCE_LEVEL, logger=stream.logger)
+            conform_record_data_types(
+                stream_name=stream.name,
+                record=record,
+                schema=schema,
+                level=stream.TYPE_CONFORMANCE_LEVEL,
+                logger=stream.logger,
+            )
 
     def mapper(n: int) -> None:
         for _ in range(n):
@@ -1894,8 +2441,7 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
 
     def message(n: int) -> None:
         for _ in range(n):
-            RecordMessage(stream=stream.name, record=record, version=None,
-                          time_extracted=utc_now())
+            RecordMessage(stream=stream.name, record=record, version=None, time_extracted=utc_now())
 
     msg = RecordMessage(stream=stream.name, record=record, version=None, time_extracted=utc_now())
 
@@ -1963,61 +2509,98 @@ def main_profile(args: argparse.Namespace) -> int:
     n_events = 20 if args.quick else 50
     n_canvas = 20 if args.quick else 50
     n_parts = 2000 if args.quick else 10000
-    print(f"# tap-braze-series profile — {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    print(f"# tap-braze-series profile — {started}")
     print(f"machine: {machine()}")
     print(f"code: {code_version()}")
     print(quiet_check())
     print(f"calibration (fixed pure-Python loop, lower = faster machine): {calibrate():.0f} ms\n")
     results = []
     for label, family, n, days, per in (
-        (f"events hourly, {n_events} events × 365 days, latency 0", "events_hourly", n_events,
-         365, "record"),
-        (f"canvas family (4 streams), {n_canvas} canvases × 91 days, latency 0", "canvas",
-         n_canvas, 91, "record"),
-        (f"many partitions: events daily, {n_parts} events × 3 days, latency 0", "events",
-         n_parts, 3, "partition"),
+        (
+            f"events hourly, {n_events} events × 365 days, latency 0",
+            "events_hourly",
+            n_events,
+            365,
+            "record",
+        ),
+        (
+            f"canvas family (4 streams), {n_canvas} canvases × 91 days, latency 0",
+            "canvas",
+            n_canvas,
+            91,
+            "record",
+        ),
+        (
+            f"many partitions: events daily, {n_parts} events × 3 days, latency 0",
+            "events",
+            n_parts,
+            3,
+            "partition",
+        ),
     ):
-        r = profile_workload(label, family, n, days, args.workers, workdir, args.top, per,
-                             variants=family == "events_hourly")
+        r = profile_workload(
+            label,
+            family,
+            n,
+            days,
+            args.workers,
+            workdir,
+            args.top,
+            per,
+            variants=family == "events_hourly",
+        )
         results.append(r)
         if family == "events_hourly":
-            r["micro"] = micro_costs(tap_config("http://127.0.0.1:1", "k", days, args.workers),
-                                     catalog_for(tap_config("http://127.0.0.1:1", "k", days,
-                                                            args.workers),
-                                                 FAMILIES[family]["streams"], workdir))
+            r["micro"] = micro_costs(
+                tap_config("http://127.0.0.1:1", "k", days, args.workers),
+                catalog_for(
+                    tap_config("http://127.0.0.1:1", "k", days, args.workers),
+                    FAMILIES[family]["streams"],
+                    workdir,
+                ),
+            )
         units = max(r["units"], 1)
         print(f"## {label}\n")
         what = f"records {r['records']:,}" + (f", {per}s {units:,}" if per != "record" else "")
-        print(f"{what}; unprofiled in-process run (stdout = "
-              f"/dev/null, best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
-              f" = {1e6 * r['process_cpu'] / units:.1f} µs/{per} "
-              f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
-              f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / units:.1f} µs/{per}, "
-              f"worker threads {r['worker_threads_cpu']:.2f} s = "
-              f"{1e6 * r['worker_threads_cpu'] / units:.1f} µs/{per}.")
+        print(
+            f"{what}; unprofiled in-process run (stdout = "
+            f"/dev/null, best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
+            f" = {1e6 * r['process_cpu'] / units:.1f} µs/{per} "
+            f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
+            f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / units:.1f} µs/{per}, "
+            f"worker threads {r['worker_threads_cpu']:.2f} s = "
+            f"{1e6 * r['worker_threads_cpu'] / units:.1f} µs/{per}."
+        )
         rp, pr = r["replay"], r["profiled"]
-        print(f"replayed from memory (no HTTP, no GIL contention; best of 3): wall "
-              f"{rp['wall']:.2f} s, main thread {rp['main']:.2f} s = "
-              f"{1e6 * rp['main'] / units:.1f} µs/{per}; under cProfile: wall {pr['wall']:.2f} s "
-              f"(of which {r['waiting_s']:.2f} s blocked on futures, left out); estimated "
-              f"profiler overhead per call {r['per_call_us']:.3f} µs; {r['prof_file']}\n")
+        print(
+            f"replayed from memory (no HTTP, no GIL contention; best of 3): wall "
+            f"{rp['wall']:.2f} s, main thread {rp['main']:.2f} s = "
+            f"{1e6 * rp['main'] / units:.1f} µs/{per}; under cProfile: wall {pr['wall']:.2f} s "
+            f"(of which {r['waiting_s']:.2f} s blocked on futures, left out); estimated "
+            f"profiler overhead per call {r['per_call_us']:.3f} µs; {r['prof_file']}\n"
+        )
         print("Main thread (replayed run), by component:\n")
         print(r["components"] + "\n")
         print(f"Main thread (replayed run), top {args.top} functions by self time:\n")
         print(r["top"] + "\n")
         if r.get("record_paths"):
-            print("Writers, conformance levels and the record path, on the same replayed "
-                  "responses (main thread only; best of 2 each):\n")
+            print(
+                "Writers, conformance levels and the record path, on the same replayed "
+                "responses (main thread only; best of 2 each):\n"
+            )
             print(r["record_paths"] + "\n")
         if r.get("micro"):
             print("Per-record steps timed in isolation (hourly event record):\n")
             print(r["micro"]["table"] + "\n")
         c = r["client"]
         if c:
-            print(f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
-                  f"{c['points_per_response']} points: {c['cpu_per_request_ms']:.2f} ms CPU per "
-                  f"request = {1000 * c['cpu_per_request_ms'] / c['points_per_response']:.1f} µs "
-                  "per point\n")
+            print(
+                f"Worker side: {c['requests']} sequential client.get({c['path']}) of "
+                f"{c['points_per_response']} points: {c['cpu_per_request_ms']:.2f} ms CPU per "
+                f"request = {1000 * c['cpu_per_request_ms'] / c['points_per_response']:.1f} µs "
+                "per point\n"
+            )
             print(c["components"] + "\n")
             print(c["top"] + "\n", flush=True)
     path = HERE / "results" / f"profile-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
@@ -2033,40 +2616,79 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark tap-braze-series against the sandbox: requests vs "
         "minimum, wall vs ideal, 429s, records per CPU-second, peak RSS, STATE cost.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Cases: " + ", ".join(ALL_CASES) + ". Sizes per mode:\n" + "\n".join(
-            f"  {mode}: {json.dumps(s)}" for mode, s in SIZES.items()),
+        epilog="Cases: "
+        + ", ".join(ALL_CASES)
+        + ". Sizes per mode:\n"
+        + "\n".join(f"  {mode}: {json.dumps(s)}" for mode, s in SIZES.items()),
     )
-    parser.add_argument("--latency", type=float, default=0.05,
-                        help="sandbox latency per response in seconds for the scaling and "
-                        "rate-limit cases (default: %(default)s); throughput, memory and "
-                        "state run at 0")
-    parser.add_argument("--workers", type=int, default=8,
-                        help="the tap's max_workers (default: %(default)s)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.05,
+        help="sandbox latency per response in seconds for the scaling and "
+        "rate-limit cases (default: %(default)s); throughput, memory and "
+        "state run at 0",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=8, help="the tap's max_workers (default: %(default)s)"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    mode.add_argument("--full", action="store_true",
-                      help="large sizes (1,000 events × 1 year hourly = 8.8M records, ...)")
-    parser.add_argument("--cases", default=None,
-                        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: "
-                        "all but memory_large)")
-    parser.add_argument("--rl-limit", type=int, default=200,
-                        help="rate-limit case: requests per window (default: %(default)s)")
-    parser.add_argument("--rl-window", type=float, default=5.0,
-                        help="rate-limit case: window seconds (default: %(default)s)")
-    parser.add_argument("--max-wait-quiet", type=float, default=300.0,
-                        help="before each case, wait up to this many seconds for other "
-                        "processes to go quiet (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=2,
-                        help="measure a case again, up to this many times, when other "
-                        "processes used > 0.1 core during it (default: %(default)s)")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead of the cases, profile an in-process run under cProfile")
-    parser.add_argument("--top", type=int, default=25,
-                        help="--profile: how many functions to list (default: %(default)s)")
-    parser.add_argument("--json", default=None,
-                        help="where to write raw results (default: benchmarks/results/)")
-    parser.add_argument("--workdir", default=None,
-                        help="keep configs, logs and sandbox logs here (default: a temp dir)")
+    mode.add_argument(
+        "--full",
+        action="store_true",
+        help="large sizes (1,000 events × 1 year hourly = 8.8M records, ...)",
+    )
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: all but memory_large)",
+    )
+    parser.add_argument(
+        "--rl-limit",
+        type=int,
+        default=200,
+        help="rate-limit case: requests per window (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rl-window",
+        type=float,
+        default=5.0,
+        help="rate-limit case: window seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-wait-quiet",
+        type=float,
+        default=300.0,
+        help="before each case, wait up to this many seconds for other "
+        "processes to go quiet (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="measure a case again, up to this many times, when other "
+        "processes used > 0.1 core during it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the cases, profile an in-process run under cProfile",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=25,
+        help="--profile: how many functions to list (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json", default=None, help="where to write raw results (default: benchmarks/results/)"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="keep configs, logs and sandbox logs here (default: a temp dir)",
+    )
     return parser
 
 

@@ -171,15 +171,21 @@ def log_events(log: Path) -> list[dict]:
 
 
 def emitted_records(events: list[dict]) -> Counter:
-    """RECORD messages per stream, from the tap's `record_count` metrics."""
+    """RECORD messages per stream, from the tap's `record_count` metrics (one per partition).
+
+    Meltano parses the tap's structured log lines (meltano.yml: log_parser singer-sdk)
+    and logs a metric's fields as `metric_info`; a plain line carries them in `event`.
+    """
     counts: Counter = Counter()
     for event in events:
         if event.get("string_id") != "tap-braze-series":
             continue
-        match = METRIC.search(str(event.get("event", "")))
-        if not match:
-            continue
-        metric = json.loads(match.group(1))
+        metric = event.get("metric_info")
+        if not isinstance(metric, dict):
+            match = METRIC.search(str(event.get("event", "")))
+            if not match:
+                continue
+            metric = json.loads(match.group(1))
         if metric.get("metric") == "record_count":
             counts[metric["tags"]["stream"]] += int(metric["value"])
     return counts
@@ -205,7 +211,9 @@ for (t,) in tables:
     if "time" in cols:
         first, last = con.execute(
             f"select min(time)::varchar, max(time)::varchar from {q}").fetchone()
-    out["tables"][t] = {"rows": rows, "distinct_keys": distinct, "first": first, "last": last}
+    types = {r[0]: r[1] for r in con.execute(f"describe {q}").fetchall()}
+    out["tables"][t] = {"rows": rows, "distinct_keys": distinct, "first": first, "last": last,
+                        "types": types}
 print(json.dumps(out))
 """
 
@@ -220,6 +228,37 @@ def duckdb_summary() -> dict:
     if res.returncode != 0:
         sys.exit(f"demo: querying {DUCKDB_FILE} failed:\n{res.stderr}")
     return json.loads(res.stdout)
+
+
+# What target-duckdb 0.8 makes of the schemas: an integer with `maximum` (the int64
+# range) is a BIGINT, a date-time a TIMESTAMP; a `format: date` string stays a VARCHAR
+# (the loader maps no format to DATE), so day `time` and hourly `date` are ISO-8601
+# text, in the same form: they join as they are and cast with `time::date`.
+EXPECTED_TYPES = {
+    "canvas_data_series": {"time": "VARCHAR", "entries": "BIGINT"},
+    "event_data_series": {"time": "VARCHAR", "count": "BIGINT"},
+    "event_data_series_hourly": {
+        "time": "TIMESTAMP",
+        "date": "VARCHAR",
+        "hour": "SMALLINT",
+        "count": "BIGINT",
+    },
+    "purchase_revenue_series": {"revenue": "DOUBLE"},
+}
+
+
+def column_type_problems(tables: dict) -> list[str]:
+    problems = []
+    for table, expected in EXPECTED_TYPES.items():
+        types = tables.get(table, {}).get("types", {})
+        for column, wanted in expected.items():
+            if types.get(column) != wanted:
+                problems.append(f"{table}.{column} is {types.get(column)}, not {wanted}")
+    for table, info in tables.items():
+        huge = [c for c, kind in info.get("types", {}).items() if kind == "HUGEINT"]
+        if huge:
+            problems.append(f"{table}: HUGEINT columns {huge} (an integer without maximum)")
+    return problems
 
 
 def bookmark_summary(meltano: Path, env: dict[str, str]) -> str:
@@ -281,7 +320,7 @@ def main() -> int:
     days = int(os.environ.get("DEMO_DAYS", "30"))
     # The sandbox's clock is stopped at the demo's start, so that both runs see the
     # same data (today's partial bucket included).
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     start = (
         os.environ.get("TAP_BRAZE_SERIES_START_DATE")
         or (now.date() - dt.timedelta(days=days)).isoformat()
@@ -360,6 +399,7 @@ def main() -> int:
             problems.append(f"{stream}: duplicate keys after the re-run")
     if not 0 < sum(emitted_again.values()) < total_emitted:
         problems.append("the re-run was not incremental")
+    problems += column_type_problems(tables)
     print(state_line)
     print(f"Demo finished in {time.monotonic() - total_started:.1f} s")
     if problems:

@@ -278,6 +278,7 @@ def check_streams(
         max_retries=min(settings.max_retries, CHECK_RETRIES),
         backoff_base=min(settings.retry_backoff_seconds, 1.0),
         max_in_flight=settings.max_workers,
+        streams_by_path=streams_by_path,  # a 403 names the streams to deselect, as a run does
     )
     selected = [s for s in streams if s.selected]
     checker = Checker(settings, client, now)

@@ -535,13 +535,13 @@ def _bound(
 
 def _as_instant(value: dt.date | dt.datetime, tz: ZoneInfo) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return dt.datetime.combine(value, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+        return value.astimezone(dt.timezone.utc)
+    return dt.datetime.combine(value, dt.time(0), tzinfo=tz).astimezone(dt.timezone.utc)
 
 
 def _end_instant(value: dt.date | dt.datetime, tz: ZoneInfo) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
+        return value.astimezone(dt.timezone.utc)
     return _as_instant(value + dt.timedelta(days=1), tz)
 
 

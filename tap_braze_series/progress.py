@@ -297,12 +297,15 @@ class RunReport:
         *,
         failed: bool = False,
         holes_passed: int = 0,
+        unreachable: bool = False,
     ) -> str:
         """The end-of-run block: one row per synced stream, then the totals.
 
         `skipped` holds the points each family's responses had that could not be
         used (see shapes.Issues), by family name; `holes_passed` the buckets Braze
         never answered that the run moved past, being older than the lookback.
+        `unreachable`: the run stopped because no connection to Braze could be made, so
+        its attempts sent nothing.
         """
         counts = self.tally.counts()
         names = [n for n in stream_order if n in self.streams]
@@ -385,6 +388,12 @@ class RunReport:
             f"{plural(total.sent, 'request')} ({plural(total.retries, 'retry', 'retries')}, "
             f"{plural(total.rate_limited, '429 answer')}) in {duration(elapsed)}"
         )
+        if unreachable:  # the counts are attempts, none of which reached Braze
+            lines[-1] = (
+                f"  total: {plural(total_records, 'record')} from "
+                f"{plural(len(names), 'stream')}, no request sent "
+                f"({plural(total.sent, 'connection attempt')} failed) in {duration(elapsed)}"
+            )
         if holes_passed:
             lines.append(
                 f"  moved past {plural(holes_passed, 'bucket')} Braze never answered, older "

@@ -74,7 +74,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.tz = settings.timezone
-        self.now = now or dt.datetime.now(dt.UTC)
+        self.now = now or dt.datetime.now(dt.timezone.utc)
         # The console script's stop (signals, closed stdout), or one of this run's own.
         self.stop = stop or stopping.installed() or stopping.Stop()
         self.governor = RateGovernor(settings.max_requests_per_hour, stop=self.stop)

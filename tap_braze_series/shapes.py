@@ -391,8 +391,14 @@ def simple_records(
     kind: str = "integer",
 ) -> Iterator[dict[str, Any]]:
     """Rows of a simple series: identity, time and the value field(s), of JSON type `kind`."""
+    hourly = unit == "hour"
     for time, point in points(items, window, start, unit, tz, issues):
         record: dict[str, Any] = {**identity, "time": time}
+        if hourly:
+            # `time` is the local start of the hour with its offset; loaders store it
+            # as a UTC instant, so the company's day and hour travel as columns too.
+            record["date"] = time[:10]
+            record["hour"] = int(time[11:13])
         for name in value_fields:
             value = point.get(name)
             if type(value) is int:  # the common case, first

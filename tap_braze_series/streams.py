@@ -10,15 +10,17 @@ flattens a response into its rows. Streams that one request serves share a
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, Protocol
 
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream, Tap, metrics
 from singer_sdk import typing as th
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.metrics import Metric, Tag
 from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams._state import StreamStateManager
 from typing_extensions import override
@@ -62,6 +64,45 @@ from tap_braze_series.windows import (
 )
 from tap_braze_series.writer import StateFlushingWriter
 
+# The SDK's line when a stream's sync raises (Stream.sync, and sync_steps below).
+UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
+
+
+class PartitionRecordCounter(metrics.Counter):
+    """The SDK's `record_count` counter, with each partition's records under its context.
+
+    The SDK's counter only retags itself when the sync moves to the next partition:
+    a stream's records, counted until the next interval or the end, were all logged
+    under whichever partition was current then. This one logs what it counted
+    before it moves on, so each METRIC line counts the records of the context it names.
+    """
+
+    _context_logged = True  # nothing to log before the first context
+
+    @override
+    def with_context(self, value: Mapping[str, Any] | None) -> None:
+        if self.value or not self._context_logged:
+            self._pop()  # the partition that ends: its records, 0 if it had none
+        super().with_context(value)
+        self._context_logged = False
+
+    @override
+    def _pop(self) -> None:
+        super()._pop()
+        self._context_logged = True
+
+
+class StreamSyncTimer(metrics.Timer):
+    """The SDK's `sync_duration` timer, naming no partition: it times the whole stream.
+
+    (The SDK's timer runs from the stream's first partition to its last and was
+    tagged with the last one only.)
+    """
+
+    @override
+    def with_context(self, value: Mapping[str, Any] | None) -> None:
+        pass
+
 
 class RunningTap(Protocol):
     """What a stream needs of its tap: the run's runtime and message writer."""
@@ -86,6 +127,14 @@ class BrazeStream(Stream):
     @property
     def runtime(self) -> Runtime:
         return _running(self._tap).runtime
+
+    @override
+    def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
+        # A BrazeError is not unhandled: the run stops with the tap's own error line,
+        # which says what is wrong. The SDK's line before it would only mislead.
+        if message == UNHANDLED_ERROR and isinstance(sys.exc_info()[1], BrazeError):
+            return
+        super().log(message, *args, level=level, **kwargs)
 
     def records_pass_through(self) -> bool:
         """Whether the SDK's per-record steps would leave every record as it is.
@@ -112,6 +161,22 @@ class BrazeStream(Stream):
     def counted_endpoint(self) -> EndpointKey:
         """The endpoint whose requests the run's summary counts for this stream."""
         raise NotImplementedError
+
+    @override
+    def get_record_counter(
+        self,
+        *,
+        endpoint: str | None = None,
+        log_interval: float = metrics.DEFAULT_LOG_INTERVAL,
+    ) -> metrics.Counter:
+        tags = {Tag.STREAM: self.name}
+        if endpoint:
+            tags[Tag.ENDPOINT] = endpoint
+        return PartitionRecordCounter(Metric.RECORD_COUNT, tags, log_interval=log_interval)
+
+    @override
+    def get_sync_timer(self) -> metrics.Timer:
+        return StreamSyncTimer(Metric.SYNC_DURATION, {Tag.STREAM: self.name})
 
     @cached_property
     def tally(self) -> StreamTally:
@@ -490,7 +555,7 @@ SERIES: tuple[SeriesSpec, ...] = (
             sc.key("channel", "Messaging channel (email, sms, ios_push, webhook, ...)."),
             th.Property(
                 "message_index",
-                th.IntegerType,
+                sc.count_type(),
                 required=True,
                 description="Position of the message entry in the channel's list.",
             ),
@@ -633,7 +698,12 @@ class SeriesStream(BrazeStream):
 
     @staticmethod
     def _schema(spec: SeriesSpec, tap: Tap) -> dict:
-        return sc.schema(*spec.identity, sc.time_column(spec.unit), *spec.columns)
+        return sc.schema(
+            *spec.identity,
+            sc.time_column(spec.unit),
+            *sc.local_time_columns(spec.unit),
+            *spec.columns,
+        )
 
     @property
     @override
@@ -734,9 +804,7 @@ class SeriesStream(BrazeStream):
         try:
             yield from self._sync_records()
         except Exception:
-            self.log(
-                "An unhandled error occurred while syncing '%s'", self.name, level=logging.ERROR
-            )
+            self.log(UNHANDLED_ERROR, self.name, level=logging.ERROR)
             raise
 
     # Family member protocol.

@@ -24,11 +24,12 @@ from singer_sdk.helpers.capabilities import (
     PluginCapabilities,
     TapCapabilities,
 )
+from singer_sdk.logging import StructuredFormatter
 from typing_extensions import override
 
 from tap_braze_series import redact, stopping
 from tap_braze_series.check import check_streams
-from tap_braze_series.client import BrazeError
+from tap_braze_series.client import BrazeConnectionError, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
 from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
@@ -191,7 +192,7 @@ class TapBrazeSeries(Tap):
                 streams,
                 now=runtime.now,
                 out=sys.stdout,
-                streams_by_path=streams_by_path(),
+                streams_by_path=streams_by_path(runtime.settings),
             )
         )
 
@@ -202,14 +203,17 @@ class TapBrazeSeries(Tap):
 
     @override
     def sync_all(self) -> None:
-        failed = True
+        failed, unreachable = True, False
         try:
             if self.streams:  # loads the streams, and with them the series families
                 self.runtime.log_costs()
             self._sync_streams()
             failed = False
+        except BrazeConnectionError:
+            unreachable = True
+            raise
         finally:
-            self.log_summary(failed=failed)
+            self.log_summary(failed=failed, unreachable=unreachable)
 
     def _sync_streams(self) -> None:
         """The SDK's sync_all, with each family's later members followed by its first."""
@@ -257,7 +261,7 @@ class TapBrazeSeries(Tap):
                 followed[stream.name] = steps
         return followed
 
-    def log_summary(self, *, failed: bool) -> None:
+    def log_summary(self, *, failed: bool, unreachable: bool = False) -> None:
         """The end-of-run block: what each synced stream emitted, and the requests."""
         runtime = self.runtime
         skipped = {
@@ -265,10 +269,10 @@ class TapBrazeSeries(Tap):
             for name, family in runtime.families.items()
         }
         holes_passed = sum(family.stats.holes_passed for family in runtime.families.values())
-        logger.info(
-            "%s",
-            runtime.report.summary(self.streams, skipped, failed=failed, holes_passed=holes_passed),
+        summary = runtime.report.summary(
+            self.streams, skipped, failed=failed, unreachable=unreachable, holes_passed=holes_passed
         )
+        logger.info("%s", summary)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -428,8 +432,24 @@ def _fail(message: str, stop: stopping.Stop, *, where: bool = False) -> NoReturn
         flush_pending()
     if where:
         message = f"{message} {_where_the_next_run_starts()}"
-    print(f"tap-braze-series: error: {message}", file=sys.stderr, flush=True)
+    line = f"tap-braze-series: error: {message}"
+    if _structured_logging():
+        logger.error("%s", line)  # one JSON line at level "error", for Meltano's parser
+    else:
+        print(line, file=sys.stderr, flush=True)
     stopping.exit_now(1)
+
+
+def _structured_logging() -> bool:
+    """Whether stderr carries the SDK's JSON log lines (Meltano's `log_parser: singer-sdk`).
+
+    A plain line among them is read as an INFO message: the error line must be a
+    JSON record of level error instead.
+    """
+    return any(
+        isinstance(handler.formatter, StructuredFormatter)
+        for handler in logging.getLogger().handlers
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 Unit = Literal["day", "hour"]
 Bucket = dt.date | dt.datetime
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 ONE_HOUR = dt.timedelta(hours=1)
 ONE_DAY = dt.timedelta(days=1)
 EPSILON = dt.timedelta(microseconds=1)

@@ -209,13 +209,16 @@ def expected_simple(
                     if omitted and value == 0 and (partial or not seen_data):
                         continue
                     seen_data = True
-                    rows.append(
-                        {
-                            **identity,
-                            "app_id": app,
-                            **audience,
-                            "time": ws.bucket_label(start, unit),
-                            field_name: value,
-                        }
-                    )
+                    row = {
+                        **identity,
+                        "app_id": app,
+                        **audience,
+                        "time": ws.bucket_label(start, unit),
+                    }
+                    if unit == "hour":  # the company's day and hour of the bucket
+                        local = start.astimezone(ws.tz)
+                        row["date"] = local.date().isoformat()
+                        row["hour"] = local.hour
+                    row[field_name] = value
+                    rows.append(row)
     return rows

@@ -17,7 +17,7 @@ from tap_braze_series.tap import TapBrazeSeries
 from tests.reliability.relkit import Proxy
 from tests.tapkit import TAP, catalog_for
 
-NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 KEY = "sandbox-key-check-5e1d"  # distinctive, to grep for leaks
 STREAMS = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
 # Five lists, eleven series endpoints, two details endpoints: one request each.
@@ -84,6 +84,24 @@ def test_a_missing_permission_names_it_on_the_streams_it_blocks(capsys):
     blocked = [n for n, line in lines.items() if line != "ok"]
     assert len(blocked) == 7  # the five canvas streams, details included, and segment sizes
     assert "7 of 24 selected streams cannot sync." in out
+
+
+@pytest.mark.parametrize("settings", [{}, {"series_segment_ids": ["s1"]}])
+def test_a_403_names_the_same_streams_to_deselect_in_a_run_and_in_the_check(capsys, settings):
+    from tests.tapkit import run_tap
+
+    with sandbox(denied_permissions={"segments.list"}) as sb:
+        cfg = config(sb.url, **settings)
+        code, _, out = check(capsys, cfg)
+        run = run_tap(cfg, streams=["segments", "segment_data_series", "event_data_series"])
+    assert code == 1
+    assert run.returncode == 1
+    said = re.findall(r"or deselect: ([^.]+)\.", out)
+    assert said, out
+    in_run = re.findall(r"or deselect: ([^.]+)\.", run.stderr)
+    assert in_run == said[:1], (in_run, said)
+    if settings:
+        assert "event_data_series" in said[0], "the segments list is read for the event series"
 
 
 def test_only_the_selected_streams_count(capsys):

@@ -163,7 +163,7 @@ def test_the_ca_bundle_of_the_environment_is_trusted(https_server, certificate, 
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC))) as sb:
+    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc))) as sb:
         yield sb
 
 
@@ -208,7 +208,9 @@ def test_a_redirect_is_not_followed_and_says_where_it_points():
 def test_max_in_flight_bounds_every_caller_and_the_connections_kept():
     # max_workers is "requests in flight at once": worker threads and the main
     # thread (listing entities) share one bound.
-    config = SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC), latency=0.05)
+    config = SandboxConfig(
+        seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc), latency=0.05
+    )
     with Sandbox(config) as sb:
         tap_client = client(sb.url, api_key=sb.api_key, max_in_flight=2)
         start = threading.Barrier(6)
@@ -287,7 +289,7 @@ def test_the_connect_timeout_is_short_whatever_the_request_timeout():
 
 
 def test_once_braze_has_answered_a_lost_connection_is_retried_with_backoff():
-    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.UTC))) as sb:
+    with Sandbox(SandboxConfig(seed=3, now=dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc))) as sb:
         tap_client = client(sb.url, api_key=sb.api_key, max_retries=2, backoff_base=0.01)
         assert tap_client.get("/kpi/dau/data_series", {"length": 1}).body["message"] == "success"
         no_retry = client(sb.url, api_key=sb.api_key, max_retries=0)

@@ -15,7 +15,7 @@ from tap_braze_series.tap import TapBrazeSeries
 # of a stream whose responses carry no undocumented metric): that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No records were available to test.:UserWarning")
 
-NOW = dt.datetime(2024, 3, 31, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 3, 31, 12, tzinfo=dt.timezone.utc)
 
 # The generated tests need the config when the class is built, so the sandbox starts
 # with the module and stops with the interpreter.

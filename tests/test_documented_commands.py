@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,9 +184,30 @@ def make_copy(dest: Path, port: int) -> None:
         plugin.mkdir(parents=True)
         (plugin / "venv").symlink_to(venv)
     shutil.copy2(ROOT / ".meltano/.plugins-installed", dest / ".meltano/.plugins-installed")
+    move_sandbox_port(dest, SANDBOX_PORT, str(port))
+
+
+def move_sandbox_port(copy: Path, old: str, new: str) -> None:
+    """Point the copy's meltano.yml and sample_config.json at the sandbox on port `new`."""
     for name in ("meltano.yml", "sample_config.json"):
-        path = dest / name
-        path.write_text(path.read_text().replace(SANDBOX_PORT, str(port)))
+        path = copy / name
+        path.write_text(path.read_text().replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}"))
+
+
+def with_fresh_port(block: Block, project: tuple[Path, int, dict]) -> int:
+    """A port free now for `block`'s sandbox, the copy's files moved to it.
+
+    Picked per block, not once for all: the blocks run for minutes (`make demo`), in
+    which any other process on the machine may take a port that was free at the start.
+    """
+    copy, port, _ = project
+    fresh = free_port()
+    move_sandbox_port(copy, str(project_ports.get(copy, port)), str(fresh))
+    project_ports[copy] = fresh
+    return fresh
+
+
+project_ports: dict[Path, int] = {}  # the port each copy's files point at now
 
 
 @pytest.fixture(scope="module")
@@ -250,10 +272,34 @@ def run_block(block: Block, copy: Path, port: int, env: dict) -> str | None:
     ids=lambda d: str(d.relative_to(ROOT)),
 )
 def test_documented_commands_run(document: Path, project: tuple[Path, int, dict]) -> None:
-    copy, port, env = project
+    copy, _, env = project
     blocks = [b for b in shell_blocks() if b.document == document and not b.needs]
-    failures = [f for b in blocks if (f := run_block(b, copy, port, env)) is not None]
+    failures = [
+        f for b in blocks if (f := run_block(b, copy, with_fresh_port(b, project), env)) is not None
+    ]
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_block_starting_the_sandbox_on_a_taken_port_fails_at_once_saying_why(
+    project: tuple[Path, int, dict],
+) -> None:
+    copy, _, env = project
+    blocks = [b for b in shell_blocks() if not b.needs and "braze-sandbox --port" in b.text]
+    assert len(blocks) >= 3, [b.where for b in blocks]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for block in blocks:
+            # What an earlier run left: the wait must not take it for this sandbox's line.
+            (copy / "output").mkdir(exist_ok=True)
+            (copy / "output/sandbox.log").write_text("Braze sandbox listening on (stale)\n")
+            started = time.monotonic()
+            problem = run_block(block, copy, port, env)
+            took = time.monotonic() - started
+            assert problem is not None, f"{block.where}: ran with its port taken"
+            assert "Address already in use" in problem, problem
+            assert took < 15, f"{block.where}: took {took:.1f} s to give up"
 
 
 # ------------------------------------------------------------- checked, not run

@@ -10,7 +10,7 @@ import pytest
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.tapkit import keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "sandbox-key-7f3a9c"  # distinctive, to grep for leaks
 
 

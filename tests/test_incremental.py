@@ -9,7 +9,7 @@ import pytest
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.tapkit import READINGS, days, expected_simple, keyed, run_tap
 
-NOW1 = dt.datetime(2024, 5, 20, 12, tzinfo=dt.UTC)
+NOW1 = dt.datetime(2024, 5, 20, 12, tzinfo=dt.timezone.utc)
 NOW2 = NOW1 + dt.timedelta(days=6)
 STREAMS = [
     "canvas_data_series",

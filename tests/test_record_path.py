@@ -22,7 +22,7 @@ from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.writer import StateFlushingWriter
 from tests.tapkit import catalog_for, keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 10, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 10, 12, tzinfo=dt.timezone.utc)
 STREAMS = ["event_data_series", "canvas_step_message_data_series"]
 CANVAS = "canvas_step_message_data_series"
 CANVAS_KEYS = ("canvas_id", "step_id", "time", "channel", "message_index")

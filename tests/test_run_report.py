@@ -7,13 +7,15 @@ what the sandbox served (its request log).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import socket
 from collections import Counter
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.tapkit import TapRun, run_tap
 
-NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \| (\w+)\s*\| (\S+)\s*\| (.*)$")
 
 
@@ -169,9 +171,58 @@ def test_progress_lines_agree_with_the_request_log():
         previous = (when, done, written)
 
 
+def metric_points(run: TapRun) -> list[dict]:
+    """The SDK's METRIC lines of the run, as the JSON they carry."""
+    return [
+        json.loads(message.removeprefix("METRIC: "))
+        for _, _, name, message in log_lines(run)
+        if name == "singer_sdk.metrics"
+    ]
+
+
+def test_record_count_metrics_count_each_partitions_records():
+    streams = ["event_data_series", "event_data_series_hourly", "canvas_data_series", "events"]
+    cfg = SandboxConfig(seed=4, n_canvases=4, n_events=5, now=NOW)
+    with Sandbox(cfg) as sb:
+        # app_ids: two partitions per event (all apps, one app), of different sizes.
+        run = run_tap(tap_config(sb, "2024-03-01", app_ids=[sb.workspace.apps[0]]), streams=streams)
+    assert run.returncode == 0, run.stderr[-3000:]
+    points = metric_points(run)
+    keys = {
+        "event_data_series": ("event_name", "app_id"),
+        "event_data_series_hourly": ("event_name", "app_id"),
+        "canvas_data_series": ("canvas_id",),
+    }
+    for stream in streams:
+        counted: Counter = Counter()
+        for point in points:
+            tags = point["tags"]
+            if point["metric"] == "record_count" and tags["stream"] == stream:
+                context = tags.get("context") or {}
+                counted[tuple(sorted(context.items()))] += point["value"]
+        records = run.records[stream]
+        if stream == "events":
+            assert counted == {(): len(records)}
+            continue
+        emitted = Counter(tuple(sorted((k, r[k]) for k in keys[stream] if k in r)) for r in records)
+        assert len(emitted) > 1, stream
+        assert counted == emitted, stream
+    timers = [p for p in points if p["metric"] == "sync_duration"]
+    assert {p["tags"]["stream"] for p in timers} == set(streams)
+    assert all("context" not in p["tags"] for p in timers), "a timer times a whole stream"
+
+
 def info_lines(run: TapRun) -> Counter:
-    """INFO-and-above log lines, by logger, without the numbers they carry."""
-    return Counter((level, name) for _, level, name, message in log_lines(run) if level != "DEBUG")
+    """INFO-and-above log lines, by logger, without the numbers they carry.
+
+    Not the SDK's METRIC lines: `record_count` has one line per partition by design
+    (see test_record_count_metrics_count_each_partitions_records).
+    """
+    return Counter(
+        (level, name)
+        for _, level, name, message in log_lines(run)
+        if level != "DEBUG" and name != "singer_sdk.metrics"
+    )
 
 
 def test_log_volume_does_not_grow_with_the_number_of_entities():
@@ -186,3 +237,17 @@ def test_log_volume_does_not_grow_with_the_number_of_entities():
         counts.append(info_lines(run))
     assert counts[0] == counts[1], (counts[0], counts[1])
     assert sum(counts[1].values()) < 40
+
+
+def test_the_summary_of_a_run_that_cannot_connect_counts_no_request_sent():
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    cfg = {"api_key": "k", "api_url": f"http://127.0.0.1:{port}", "start_date": "2024-03-01"}
+    run = run_tap(cfg, streams=["kpi_dau_data_series"])
+    assert run.returncode == 1
+    assert "nothing was sent" in run.stderr
+    total = run.stderr.split("Run stopped before its end; what it did:\n", 1)[1]
+    total = next(line for line in total.splitlines() if line.startswith("  total: "))
+    assert re.search(r"no request sent \(\d+ connection attempts? failed\)", total), total
+    assert not re.search(r"\d+ requests? ", total), total

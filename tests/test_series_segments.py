@@ -21,7 +21,7 @@ from tests.tapkit import TapRun, catalog_for, expected_simple, keyed, run_tap
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pre_segment_state"
 RUN = json.loads((FIXTURE / "run.json").read_text())
-NOW = dt.datetime(2024, 6, 12, 15, tzinfo=dt.UTC)  # two days after the fixture's run
+NOW = dt.datetime(2024, 6, 12, 15, tzinfo=dt.timezone.utc)  # two days after the fixture's run
 END = dt.date(2024, 6, 12)  # the last day, read up to NOW (end_date is NOW)
 START = dt.date.fromisoformat(RUN["tap"]["start_date"])
 SANDBOX = SandboxConfig(**{**RUN["sandbox"], "now": NOW})

@@ -12,7 +12,9 @@ from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.shapes import bucket_key
 from tests.tapkit import READINGS, days, entity_days, expected_simple, keyed, run_tap
 
-NOW = dt.datetime(2024, 6, 30, 15, 30, tzinfo=dt.UTC)  # 11:30 in New York: today is partial
+NOW = dt.datetime(
+    2024, 6, 30, 15, 30, tzinfo=dt.timezone.utc
+)  # 11:30 in New York: today is partial
 TZ = "America/New_York"  # DST starts 2024-03-10 inside the range
 START, END = dt.date(2024, 2, 1), dt.date(2024, 6, 30)
 SEED_STREAMS = [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
-UTC = UTC
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 _ISO_RE = re.compile(

@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- sandbox
 
 #: The sandbox's fixed "now" (mid-day: today's bucket is partial).
-NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def sandbox_config(**overrides: object) -> SandboxConfig:
@@ -100,6 +100,7 @@ class MeltanoProject:
     meltano: Path
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the project's directory (see project_copy)
 
     @property
     def database_uri(self) -> str:
@@ -130,7 +131,7 @@ class MeltanoProject:
         cmd = [str(self.meltano), *args]
         proc = subprocess.run(
             cmd,
-            cwd=ROOT,
+            cwd=self.root,
             env=self.environ(extra_env),
             capture_output=True,
             text=True,
@@ -162,6 +163,16 @@ class MeltanoProject:
     def state_list(self) -> list[str]:
         proc = self("state", "list")
         return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def project_copy(meltano: MeltanoProject, edit: Callable[[str], str]) -> MeltanoProject:
+    """The repository's project with `edit` applied to its meltano.yml, in a directory
+    of its own that shares the installed plugins (.meltano/) and the tap's sources."""
+    root = meltano.workdir / "project"
+    root.mkdir()
+    (root / "meltano.yml").write_text(edit((ROOT / "meltano.yml").read_text()))
+    (root / ".meltano").symlink_to(ROOT / ".meltano")
+    return MeltanoProject(meltano.meltano, meltano.workdir, dict(meltano.env), root)
 
 
 def tap_env(
@@ -343,8 +354,8 @@ def _plain(value: Any) -> Any:
             value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # a target that stores UTC instants without the offset
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat()
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -435,7 +446,9 @@ def requested_days(sandbox: Sandbox) -> list[Requested]:
 
 
 def pg_bindir() -> Path:
-    """PostgreSQL's server binaries: $PG_BIN, else the newest /usr/lib/postgresql/*/bin."""
+    """PostgreSQL's server binaries: $PG_BIN, the newest /usr/lib/postgresql/*/bin,
+    initdb on PATH, else those `make setup` installed from PyPI (pgserver) when the
+    machine had none (the same order as the Makefile's)."""
     if os.environ.get("PG_BIN"):
         return Path(os.environ["PG_BIN"])
     candidates = sorted(
@@ -448,9 +461,15 @@ def pg_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
+    for path in sorted(
+        ROOT.glob(".tools/pgserver/lib/python3*/site-packages/pgserver/pginstall/bin")
+    ):
+        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            return path
     pytest.fail(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the OS's "
-        "postgresql package or set PG_BIN",
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make setup` (it "
+        "installs them from PyPI when the machine has none), install the OS's postgresql "
+        "package or set PG_BIN",
         pytrace=False,
     )
 

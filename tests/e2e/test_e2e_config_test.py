@@ -6,6 +6,7 @@ must fail with the tap's own one-line error, not a stray Singer message.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -51,8 +52,12 @@ def test_a_bad_key_fails_with_the_401_line(meltano):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Plugin configuration is invalid" in output
-    # Meltano shows the tap's last output line: the error, not a SCHEMA message.
+    # Meltano shows the tap's last output line: the error, not a SCHEMA message. With
+    # structured logging (meltano.yml) it is the SDK's JSON record of level "error".
     reason = output.split("Plugin configuration is invalid", 1)[1].strip().splitlines()[0]
-    assert reason.startswith("tap-braze-series: error: Braze rejected the API key (401)"), reason
+    record = json.loads(reason)
+    assert record["level"] == "error", reason
+    message = record["message"]
+    assert message.startswith("tap-braze-series: error: Braze rejected the API key (401)"), reason
     assert "wrong-key" not in output
     assert statuses == {401}

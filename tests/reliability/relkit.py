@@ -105,7 +105,7 @@ def bucket_order(value: str) -> dt.date | dt.datetime:
     """A `time` or bookmark as something comparable (hours as UTC instants)."""
     if len(value) == 10:
         return dt.date.fromisoformat(value)
-    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
 
 
 def bookmarks(state: Mapping[str, Any] | None) -> dict[str, dict[tuple, str]]:

@@ -18,7 +18,7 @@ import pytest
 from tests.reliability.relkit import bookmarks, run_cli, sandbox, tap_config
 from tests.tapkit import catalog_for, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "badinput-key-8e2f4a"
 STREAMS = [
     "canvas_data_series",

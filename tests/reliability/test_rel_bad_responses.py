@@ -30,7 +30,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import catalog_for, keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = "2024-01-01"  # events: windows of 100 + 21 days; canvases: 8 x 14 + 9 days
 APPS = ["app_ios"]
 CANVAS = [

@@ -12,7 +12,7 @@ from tap_braze_series.sandbox import FAULT_KINDS
 from tests.reliability.relkit import assert_matches, keys_of, oracle, sandbox, tap_config
 from tests.tapkit import keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)
 SERIES = [
     "canvas_data_series",

@@ -16,7 +16,7 @@ from tap_braze_series.sandbox import FAULT_KINDS
 from tests.reliability.relkit import CLI, run_cli, sandbox, tap_config
 from tests.tapkit import catalog_for
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "LEAKCANARY-7c41d2e9b8a04f63-a1b2"
 # Sessions are synced last (alphabetical order) and refused: the run ends on a 403.
 STREAMS = ["canvas_data_series", "event_data_series", "segment_data_series", "session_data_series"]

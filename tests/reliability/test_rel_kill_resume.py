@@ -57,7 +57,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import READINGS
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 2, 1)
 APPS = ["app_ios"]
 # In the order the tap syncs them: the canvas family (one driver, and two members it

@@ -22,7 +22,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 1, 1)
 APPS = ["app_ios"]
 KEY = "persistent-key-5d1c0e"

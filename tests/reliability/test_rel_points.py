@@ -28,7 +28,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import TapRun, keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)
 APPS = ["app_ios"]
 # Two members of the canvas family (one fed from the other's spool), daily and

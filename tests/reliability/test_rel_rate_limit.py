@@ -15,7 +15,7 @@ import requests
 from tests.reliability.relkit import assert_matches, keys_of, oracle, sandbox, tap_config
 from tests.tapkit import catalog_for, keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)
 APPS = ["app_ios"]
 # All in the "default" pool but the events list.

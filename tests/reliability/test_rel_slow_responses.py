@@ -25,7 +25,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import catalog_for, run_tap
 
-NOW = dt.datetime(2024, 4, 20, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 20, 12, tzinfo=dt.timezone.utc)
 START = "2024-01-01"
 WORKERS = 3
 SELECTED = [

@@ -46,7 +46,7 @@ from tests.reliability.relkit import (
     write_inputs,
 )
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = "2024-03-10"
 APPS = ["app_ios"]
 STREAMS = ["event_data_series_hourly", "session_data_series"]

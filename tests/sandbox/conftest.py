@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pytest
 import requests
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
+from tap_braze_series.sandbox.timeutil import UTC
 
 NOW = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
 

@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 import requests
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig, Workspace
 from tap_braze_series.sandbox.__main__ import build_parser, config_from_args, main
+from tap_braze_series.sandbox.timeutil import UTC
 
 OPTIONS = [
     "--host",

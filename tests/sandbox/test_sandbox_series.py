@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pytest
 
 from tap_braze_series.sandbox.spec import SERIES
+from tap_braze_series.sandbox.timeutil import UTC
 
 NOW = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)  # the shared sandbox's now
 END = "2024-03-10T23:59:59+00:00"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_braze_series.sandbox import SandboxConfig, Workspace
-from tap_braze_series.sandbox.timeutil import bucket_start, next_bucket, parse_iso
+from tap_braze_series.sandbox.timeutil import UTC, bucket_start, next_bucket, parse_iso
 
 NY = ZoneInfo("America/New_York")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
+
+from tap_braze_series.sandbox.timeutil import UTC
 
 
 def _times(client, path="/sessions/data_series", **params):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tap_braze_series.sandbox import SandboxConfig, Workspace
 from tap_braze_series.sandbox.spec import CANVAS_CHANNEL_METRICS, CHANNELS, SERIES
+from tap_braze_series.sandbox.timeutil import UTC
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 NOW = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)

@@ -85,13 +85,13 @@ def test_numbers_from_json_and_env():
 
 def test_date_bounds():
     settings = parse(end_date="2024-01-31", company_timezone="America/New_York")
-    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
     # A date end includes that whole day, in the company time zone.
-    assert settings.end_instant(now) == dt.datetime(2024, 2, 1, 5, tzinfo=dt.UTC)
-    assert settings.start_instant() == dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC)
+    assert settings.end_instant(now) == dt.datetime(2024, 2, 1, 5, tzinfo=dt.timezone.utc)
+    assert settings.start_instant() == dt.datetime(2024, 1, 1, 5, tzinfo=dt.timezone.utc)
     # A datetime is an exclusive bound; the end never passes now.
     settings = parse(end_date="2024-01-31T12:00:00Z")
-    assert settings.end_instant(now) == dt.datetime(2024, 1, 31, 12, tzinfo=dt.UTC)
+    assert settings.end_instant(now) == dt.datetime(2024, 1, 31, 12, tzinfo=dt.timezone.utc)
     assert parse().end_instant(now) == now
 
 

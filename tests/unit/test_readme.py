@@ -42,9 +42,14 @@ def about_settings_table() -> list[str]:
 def test_settings_table_is_the_one_about_prints():
     table = about_settings_table()
     assert len(table) > 15
-    readme_table = README.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = (ROOT / "docs" / "settings.md").read_text()
     for line in table:
-        assert line in readme_table, f"README's settings table is stale: {line[:80]}"
+        assert line in documented, f"docs/settings.md's table is stale: {line[:80]}"
+    readme_section = README.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\| (\w+) \|", "\n".join(table), flags=re.M)
+    own = names[names.index("api_key") : names.index("stream_maps")]  # then the SDK's
+    for name in own:
+        assert f"`{name}`" in readme_section, f"the README's Settings section omits {name}"
 
 
 def discovered_keys(tmp_path: Path, **settings: object) -> dict[str, set[str]]:
@@ -80,11 +85,21 @@ def test_every_stream_is_documented_with_its_key(tmp_path):
         assert with_both[name] == always | optional, name
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_and_the_oldest_and_newest_python():
     ci = (ROOT / ".ci" / "run").read_text()
+    lines = [line.strip() for line in ci.splitlines()]
     assert "make test" in README
-    assert ci.strip().splitlines()[-1].strip() == "make test"
+    assert "make test" in lines
     assert "make demo" in README
+    # requires-python admits what CI tests: the whole suite on 3.11, and the suite
+    # without the end-to-end tests on the oldest and the newest version admitted.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    low, high = re.search(r'requires-python = ">=3\.(\d+),<3\.(\d+)"', pyproject).groups()
+    oldest, newest = f"3.{low}", f"3.{int(high) - 1}"
+    assert f"for version in {oldest} {newest}; do" in lines, (oldest, newest)
+    assert 'make test-python PY="$(python_for "$version")"' in lines
+    classifiers = set(re.findall(r"Python :: (3\.\d+)", pyproject))
+    assert classifiers == {f"3.{n}" for n in range(int(low), int(high))}, classifiers
 
 
 def test_readme_sections_come_in_the_order_a_user_needs_them():
@@ -116,3 +131,39 @@ def test_docs_speak_of_the_product_only():
         # Meltano is not on PATH after `make`: commands call it where make installed it.
         for line in re.findall(r"^\s*(meltano\s.*)$", text, flags=re.M):
             raise AssertionError(f"{path.name}: bare `meltano` command: {line}")
+
+
+def column_type(schema: dict) -> str:
+    kinds = [t for t in schema.get("type", []) if t != "null"]
+    kind = schema.get("format", kinds[0] if kinds else "any")
+    return {"date-time": "datetime"}.get(kind, kind)
+
+
+def columns_reference(tmp_path: Path) -> str:
+    """docs/columns.md's stream list, as the tap's discovered schemas say it."""
+    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-01-01"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    catalog = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    order = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
+    by_name = {s["tap_stream_id"]: s for s in catalog["streams"]}
+    parts = []
+    for name in order:
+        properties = by_name[name]["schema"]["properties"]
+        cells = ", ".join(f"`{col}` {column_type(p)}" for col, p in properties.items())
+        parts.append(f"### {name}\n\n{cells}\n")
+    return "\n".join(parts)
+
+
+def test_the_columns_reference_is_the_tap_s_schemas(tmp_path):
+    text = (ROOT / "docs" / "columns.md").read_text()
+    listed = text.split("<!-- columns: generated from the schemas -->\n\n", 1)[1]
+    expected = columns_reference(tmp_path)
+    assert listed.strip() == expected.strip(), f"docs/columns.md should list:\n\n{expected}"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_braze_series import shapes
+from tap_braze_series.shapes import Issues
 from tap_braze_series.windows import plan_windows
 
 UTC = ZoneInfo("UTC")
@@ -226,3 +227,33 @@ def test_zero_points_fill_the_buckets_a_count_series_left_out():
     # Nothing to add: the same points.
     same, none = shapes.with_zeros(filled, dt.date(2024, 3, 2), dt.date(2024, 3, 5), zero)
     assert (same, none) == (filled, 0)
+
+
+def test_hour_rows_carry_the_local_day_and_hour_around_a_dst_change():
+    # America/New_York moves from -05:00 to -04:00 at 02:00 on 2024-03-10: that local
+    # day has 23 hours, and its hours start at 05:00 UTC, so the UTC day of `time`
+    # (what a loader keeps) is not the company's day for the evening hours.
+    tz = ZoneInfo("America/New_York")
+    first = dt.datetime(2024, 3, 10, 5, tzinfo=dt.timezone.utc)
+    last = dt.datetime(2024, 3, 11, 3, tzinfo=dt.timezone.utc)
+    [window] = plan_windows(first, last, "hour", 24 * 14, tz)
+    items = [{"time": (first + dt.timedelta(hours=n)).isoformat(), "count": n} for n in range(23)]
+    rows = list(shapes.simple_records(items, window, first, "hour", tz, {}, ("count",), Issues()))
+    assert len(rows) == 23
+    assert {row["date"] for row in rows} == {"2024-03-10"}
+    assert [row["hour"] for row in rows] == [0, 1, *range(3, 24)]
+    assert rows[-1]["time"] == "2024-03-10T23:00:00-04:00"
+    assert rows[0]["time"] == "2024-03-10T00:00:00-05:00"
+    day_rows = list(
+        shapes.simple_records(
+            [{"time": "2024-03-01", "count": 1}],
+            WINDOW,
+            START,
+            "day",
+            UTC,
+            {},
+            ("count",),
+            Issues(),
+        )
+    )
+    assert day_rows == [{"time": "2024-03-01", "count": 1}], "day rows have only `time`"

@@ -42,7 +42,7 @@ zones = st.sampled_from(ZONES).map(ZoneInfo)
 instants = st.datetimes(
     min_value=dt.datetime(2019, 1, 1),
     max_value=dt.datetime(2027, 12, 31),
-    timezones=st.just(dt.UTC),
+    timezones=st.just(dt.timezone.utc),
 )
 units = st.sampled_from(["day", "hour"])
 
@@ -154,7 +154,7 @@ def test_dst_days_have_23_and_25_hours_in_new_york():
 
 def test_hour_windows_across_spring_forward():
     tz = ZoneInfo("America/New_York")
-    first = bucket_of(dt.datetime(2024, 3, 9, 5, tzinfo=dt.UTC), "hour", tz)  # 00:00 EST
+    first = bucket_of(dt.datetime(2024, 3, 9, 5, tzinfo=dt.timezone.utc), "hour", tz)  # 00:00 EST
     last = shift(first, 99, "hour")
     [window] = plan_windows(first, last, "hour", 100, tz)
     assert window.length == 100
@@ -170,15 +170,15 @@ def test_record_time_round_trips(case):
 def test_parse_time_accepts_braze_forms():
     tz = ZoneInfo("America/New_York")
     assert parse_instant("2018-05-30T23:59:59-5:00", tz) == dt.datetime(
-        2018, 5, 31, 4, 59, 59, tzinfo=dt.UTC
+        2018, 5, 31, 4, 59, 59, tzinfo=dt.timezone.utc
     )
     assert parse_time("2024-03-05", "day", tz) == dt.date(2024, 3, 5)
     assert parse_time("2024-03-05T10:00:00Z", "hour", tz) == dt.datetime(
-        2024, 3, 5, 10, tzinfo=dt.UTC
+        2024, 3, 5, 10, tzinfo=dt.timezone.utc
     )
     # A naive hour is read in the company time zone.
     assert parse_time("2024-03-05T10:00:00", "hour", tz) == dt.datetime(
-        2024, 3, 5, 15, tzinfo=dt.UTC
+        2024, 3, 5, 15, tzinfo=dt.timezone.utc
     )
     for bad in (None, "", "yesterday", 20240305):
         with pytest.raises(ValueError, match=r"time is|Invalid isoformat"):
@@ -215,7 +215,7 @@ def test_read_time_memo_is_bounded_and_answers_alike_past_its_bound():
     from tap_braze_series import windows
 
     tz = ZoneInfo("America/New_York")
-    start = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    start = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
     texts = [
         (start + dt.timedelta(hours=h)).astimezone(tz).isoformat()
         for h in range(windows.READ_TIMES_KEPT + 500)
@@ -226,7 +226,9 @@ def test_read_time_memo_is_bounded_and_answers_alike_past_its_bound():
     # Past the bound, times are still read right (just not kept), twice alike.
     last = texts[-1]
     assert read_time(last, "hour", tz) == read_time(last, "hour", tz)
-    assert read_time(last, "hour", tz)[0] == dt.datetime.fromisoformat(last).astimezone(dt.UTC)
+    assert read_time(last, "hour", tz)[0] == dt.datetime.fromisoformat(last).astimezone(
+        dt.timezone.utc
+    )
 
 
 @pytest.mark.parametrize("value", [None, 20240301, ["2024-03-01"], {"t": 1}, ""])
