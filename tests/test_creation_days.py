@@ -17,7 +17,7 @@ from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tests.reliability.relkit import Proxy, assert_matches, keys_of, oracle
 from tests.tapkit import entity_days, keyed, run_tap
 
-NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2023, 1, 1)
 END = dt.date(2024, 6, 30)  # the run ends inside it (05:00 in Los Angeles)
 TZ = "America/Los_Angeles"

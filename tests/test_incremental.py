@@ -152,7 +152,7 @@ def test_up_to_date_run_requests_only_the_lookback(sandbox):
 
 # --- nightly runs carrying STATE, under each reading of Braze --------------------------
 
-NIGHT = dt.datetime(2024, 5, 20, 6, 30, tzinfo=dt.UTC)  # 02:30 in New York
+NIGHT = dt.datetime(2024, 5, 20, 6, 30, tzinfo=dt.timezone.utc)  # 02:30 in New York
 NIGHTLY_STREAMS = {
     "event_data_series": ("/events/data_series", "count", "day", ("event_name", "app_id")),
     "event_data_series_hourly": ("/events/data_series", "count", "hour", ("event_name", "app_id")),

@@ -42,7 +42,7 @@ from tests.reliability.relkit import (
 )
 from tests.tapkit import catalog_for, keyed, run_tap
 
-NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 20)
 APPS = ["app_ios"]
 SERIES = [

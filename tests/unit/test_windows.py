@@ -90,7 +90,7 @@ def _braze_last_bucket(ending_at: str, unit: str, tz: ZoneInfo, reading: str):
     start = sandbox_time.last_bucket_for(bound, unit, tz, reading)
     if unit == "day":
         return start.astimezone(tz).date()
-    return start.astimezone(dt.UTC)
+    return start.astimezone(dt.timezone.utc)
 
 
 @given(case=ranges())
