@@ -78,9 +78,6 @@ class Api:
             ],
         }
 
-    def known(self, path: str) -> bool:
-        return path in self._routes
-
     def handle(
         self,
         path: str,

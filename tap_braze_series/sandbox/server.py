@@ -90,9 +90,6 @@ class RequestLog:
         with self._lock:
             return self._items[index]
 
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
     def __repr__(self) -> str:
         return f"RequestLog({self.snapshot()!r})"
 
@@ -535,10 +532,6 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
 
     # ----------------------------------------------------------------- accessors
 

@@ -25,7 +25,7 @@ from .spec import (
     PUSH_CHANNELS,
     SERIES,
 )
-from .timeutil import UTC, to_utc
+from .timeutil import UTC, format_ts, to_utc
 
 # --------------------------------------------------------------------------- entities
 
@@ -159,10 +159,6 @@ _SERIES_SCALE = {  # log10 range of the per-day magnitude
 _SMOOTH = ("size", "mau")
 
 
-def _fmt(dt: datetime) -> str:
-    return timeutil.format_ts(dt)
-
-
 def _split(raw: bytes) -> list[float]:
     return [int.from_bytes(raw[i : i + 4], "big") / 4294967296.0 for i in range(0, len(raw), 4)]
 
@@ -201,11 +197,9 @@ class Workspace:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.tz: tzinfo = self.config.tz
-        self.seed = self.config.seed
-        self._h = _Hasher(self.seed)
+        self._h = _Hasher(self.config.seed)
         self.history_start: date = self.config.history_start
-        self._history_start_dt = timeutil.local_midnight(self.history_start, self.tz)
-        self._history_start_utc = to_utc(self._history_start_dt)
+        self._history_start_utc = to_utc(timeutil.local_midnight(self.history_start, self.tz))
         hs_utc = datetime(
             self.history_start.year, self.history_start.month, self.history_start.day, tzinfo=UTC
         )
@@ -292,7 +286,7 @@ class Workspace:
                     name=f"{_ADJ[i % len(_ADJ)]} users {i + 1}",
                     analytics_tracking_enabled=enabled,
                     tags=self._tags("segment", i),
-                    created_at=_fmt(created),
+                    created_at=format_ts(created),
                 )
             )
         out.sort(key=lambda s: (s.created_at, s.id))
@@ -357,11 +351,11 @@ class Workspace:
                     id=cid,
                     name=name,
                     archived=archived,
-                    last_edited=_fmt(edited),
+                    last_edited=format_ts(edited),
                     tags=self._tags("canvas", i),
                     variants=variants,
                     steps=steps,
-                    created_at=_fmt(created),
+                    created_at=format_ts(created),
                     description=f"Sandbox canvas #{i + 1}",
                     schedule_type=("date", "action_trigger", "api_trigger")[int(us[6] * 3)],
                     draft=False,
@@ -408,12 +402,12 @@ class Workspace:
                     id=cid,
                     name=name,
                     archived=archived,
-                    last_edited=_fmt(edited),
+                    last_edited=format_ts(edited),
                     tags=self._tags("campaign", i),
                     is_api_campaign=(i != 0 and us[1] > 0.75),
                     channels=channels,
                     variations=variations,
-                    created_at=_fmt(created),
+                    created_at=format_ts(created),
                     description=f"Sandbox campaign #{i + 1}",
                     schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
                     draft=False,
@@ -429,9 +423,6 @@ class Workspace:
 
     def campaign(self, campaign_id: str) -> Campaign:
         return self.campaign_by_id[campaign_id]
-
-    def segment(self, segment_id: str) -> Segment:
-        return self.segment_by_id[segment_id]
 
     def created_day(self, entity: Canvas | Campaign) -> date:
         """The day (company time zone) an entity was created: its ``created_at``'s."""
@@ -521,14 +512,6 @@ class Workspace:
         if age >= r:
             return 1.0
         return MATURE_FLOOR + (1.0 - MATURE_FLOOR) * (age + 1) / (r + 1)
-
-    def bucket_age_days(self, start: datetime, unit: str, now: datetime) -> int | None:
-        """Whole days between the end of the bucket and ``now`` (None if partial)."""
-        end = to_utc(self.next_bucket(start, unit))
-        now = to_utc(now)
-        if now < end:
-            return None
-        return (now - end) // timedelta(days=1)
 
     # ----------------------------------------------------------------- simple series
 
@@ -844,7 +827,7 @@ class Workspace:
             last = now - timedelta(minutes=int(self._h.u("last-entry", salt) * 120))
         if now < first:
             return None, None
-        return _fmt(first), _fmt(min(last, now))
+        return format_ts(first), format_ts(min(last, now))
 
     def _message_body(self, channel: str, name: str, mid: str) -> dict:
         body: dict = {"channel": channel, "name": name}
