@@ -9,9 +9,9 @@ See the section "The Braze sandbox" of the README.
 """
 
 from .api import Api
+from .channels import UNDOCUMENTED_METRICS
 from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
 from .server import RequestLog, RequestRecord, Sandbox
-from .spec import UNDOCUMENTED_METRICS
 from .workspace import (
     Campaign,
     Canvas,

@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from . import timeutil
-from .spec import (
+from .endpoints import (
     CAMPAIGN_SERIES_PATH,
     CANVAS_MAX_LENGTH,
     CANVAS_SERIES_PATH,
     PAGE_SIZES,
     PERMISSIONS,
     SERIES,
-    SeriesSpec,
+    SimpleSeriesEndpoint,
 )
 from .workspace import Workspace
 
@@ -61,8 +61,8 @@ class Api:
             CANVAS_SERIES_PATH: self._canvas_series,
             CAMPAIGN_SERIES_PATH: self._campaign_series,
         }
-        for path, spec in SERIES.items():
-            self._routes[path] = self._simple_series_handler(spec)
+        for path, endpoint in SERIES.items():
+            self._routes[path] = self._simple_series_handler(endpoint)
         # Pre-built list rows (lists are served by slicing, O(page)).
         self._rows = {k: self.ws.list_rows(k) for k in ("canvases", "campaigns", "segments")}
         self._active_rows = {
@@ -273,37 +273,39 @@ class Api:
     # ----------------------------------------------------------------- series
 
     def _simple_series_handler(
-        self, spec: SeriesSpec
+        self, endpoint: SimpleSeriesEndpoint
     ) -> Callable[[Mapping[str, str], datetime], Body]:
         def handler(params: Mapping[str, str], now: datetime) -> Body:
-            return self._simple_series(spec, params, now)
+            return self._simple_series(endpoint, params, now)
 
         return handler
 
-    def _simple_series(self, spec: SeriesSpec, params: Mapping[str, str], now: datetime) -> Body:
+    def _simple_series(
+        self, endpoint: SimpleSeriesEndpoint, params: Mapping[str, str], now: datetime
+    ) -> Body:
         entity: str | None = None
-        if spec.entity_param is not None:
-            if spec.entity_required:
-                entity = self._required(params, spec.entity_param)
+        if endpoint.entity_param is not None:
+            if endpoint.entity_required:
+                entity = self._required(params, endpoint.entity_param)
             else:
-                entity = params.get(spec.entity_param)
-        length = self._int(params, "length", 1, spec.max_length, required=True)
-        unit = self._unit(params, spec.units, spec.path)
+                entity = params.get(endpoint.entity_param)
+        length = self._int(params, "length", 1, endpoint.max_length, required=True)
+        unit = self._unit(params, endpoint.units, endpoint.path)
         ending_at = self._time(params, "ending_at")
-        app_id = self._app_filter(params) if spec.app_filter else None
-        segment_id = self._segment(params, required=False) if spec.segment_filter else None
-        if spec.entity_param == "event" and entity not in self.ws.event_set:
+        app_id = self._app_filter(params) if endpoint.app_filter else None
+        segment_id = self._segment(params, required=False) if endpoint.segment_filter else None
+        if endpoint.entity_param == "event" and entity not in self.ws.event_set:
             raise ParamError("event", f"Invalid 'event': no custom event named {entity!r}.")
-        if spec.entity_param == "segment_id":
+        if endpoint.entity_param == "segment_id":
             self._segment(params, required=True)
         if (
-            spec.entity_param == "product"
+            endpoint.entity_param == "product"
             and entity is not None
             and entity not in self.ws.product_set
         ):
             raise ParamError("product", f"Invalid 'product': no product named {entity!r}.")
         data = self.ws.series(
-            spec.path,
+            endpoint.path,
             now=now,
             length=length,
             unit=unit,

@@ -27,7 +27,7 @@ from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import CAMPAIGN_SERIES_PATH, CANVAS_SERIES_PATH, COUNT_SERIES, SERIES
+from .endpoints import CAMPAIGN_SERIES_PATH, CANVAS_SERIES_PATH, COUNT_SERIES, SERIES
 
 POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
 DUPLICATE_VALUES: tuple[str, ...] = ("equal", "different")

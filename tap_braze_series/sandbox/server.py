@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .api import Api, error_body
 from .config import CONNECTION_KINDS, SandboxConfig, resolve_rate_limits
+from .endpoints import pool_for
 from .points import PointFaults
-from .spec import pool_for
 from .timeutil import UTC
 from .workspace import Workspace
 

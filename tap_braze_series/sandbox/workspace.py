@@ -12,19 +12,18 @@ import dataclasses
 import hashlib
 import math
 import uuid
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from . import timeutil
-from .config import SandboxConfig
-from .spec import (
+from .channels import (
     CAMPAIGN_CHANNEL_METRICS,
     CANVAS_CHANNEL_METRICS,
     CHANNELS,
-    COUNT_SERIES,
     PUSH_CHANNELS,
-    SERIES,
+    Recipe,
 )
+from .config import SandboxConfig
+from .endpoints import COUNT_SERIES, SERIES
 from .timeutil import UTC, format_ts, to_utc
 
 # --------------------------------------------------------------------------- entities
@@ -527,16 +526,16 @@ class Workspace:
         now: datetime,
     ) -> int | float:
         """The value field of one bucket of a simple data-series endpoint."""
-        spec = SERIES[path]
-        if unit not in spec.units:
+        endpoint = SERIES[path]
+        if unit not in endpoint.units:
             raise ValueError(f"{path} does not support unit={unit}")
         start = self._as_bucket(bucket_start, unit)
         end = self.next_bucket(start, unit)
         m = self.maturity(start, end, now)
         if to_utc(start) < self._history_start_utc:
-            return 0.0 if spec.is_float else 0
-        final = self._series_final(spec.value_field, start, unit, entity, app_id, segment_id)
-        if spec.is_float:
+            return 0.0 if endpoint.is_float else 0
+        final = self._series_final(endpoint.value_field, start, unit, entity, app_id, segment_id)
+        if endpoint.is_float:
             return round(final * m, 2)
         return int(final * m)
 
@@ -696,7 +695,7 @@ class Workspace:
 
     def _channel_metrics(
         self,
-        recipe: Sequence[tuple[str, str | None, float, float]],
+        recipe: Recipe,
         ident: tuple,
         key: str,
         m: float,
@@ -713,7 +712,7 @@ class Workspace:
 
     def _channel_entries(
         self,
-        recipe: Sequence[tuple[str, str | None, float, float]],
+        recipe: Recipe,
         ident: tuple,
         key: str,
         m: float,

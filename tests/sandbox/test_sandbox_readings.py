@@ -12,7 +12,7 @@ import pytest
 
 from tap_braze_series.sandbox import Sandbox
 from tap_braze_series.sandbox.__main__ import build_parser, config_from_args
-from tap_braze_series.sandbox.spec import COUNT_SERIES, SERIES
+from tap_braze_series.sandbox.endpoints import COUNT_SERIES, SERIES
 from tests.sandbox.conftest import Client, make_config
 
 SMALL = {"n_canvases": 2, "n_campaigns": 2, "n_segments": 3, "n_events": 20, "n_products": 1}

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from tap_braze_series.sandbox.spec import SERIES
+from tap_braze_series.sandbox.endpoints import SERIES
 from tap_braze_series.sandbox.timeutil import UTC
 
 NOW = datetime(2024, 3, 15, 14, 30, tzinfo=UTC)  # the shared sandbox's now

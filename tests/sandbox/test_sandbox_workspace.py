@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_braze_series.sandbox import SandboxConfig, Workspace
-from tap_braze_series.sandbox.spec import CANVAS_CHANNEL_METRICS, CHANNELS, SERIES
+from tap_braze_series.sandbox.channels import CANVAS_CHANNEL_METRICS, CHANNELS
+from tap_braze_series.sandbox.endpoints import SERIES
 from tap_braze_series.sandbox.timeutil import UTC
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
