@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import (
     BODY_FAULTS,
     CONNECTION_KINDS,
+    COUNT_ZERO_BUCKETS,
     DEFAULT_RATE_LIMITS,
     FAULT_KINDS,
     RATE_LIMIT_HEADER_MODES,
@@ -22,7 +25,7 @@ from .config import (
 )
 from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
-from .timeutil import parse_iso
+from .timeutil import ENDING_AT_READINGS, parse_iso
 
 
 def _rate_limit(value: str) -> tuple[str, tuple[int, float]]:
@@ -53,7 +56,6 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = SandboxConfig()
     p = argparse.ArgumentParser(
         prog="braze-sandbox",
         description="Serve a deterministic fake of Braze's REST export API on localhost.",
@@ -62,215 +64,150 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port", type=int, default=8979, help="TCP port; 0 picks a free one (default: %(default)s)"
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=d.seed,
-        help="seed of the deterministic workspace (default: %(default)s)",
-    )
-    p.add_argument(
-        "--canvases",
-        type=int,
-        default=d.n_canvases,
-        help="number of canvases (default: %(default)s)",
-    )
-    p.add_argument(
-        "--campaigns",
-        type=int,
-        default=d.n_campaigns,
-        help="number of campaigns (default: %(default)s)",
-    )
-    p.add_argument(
-        "--segments",
-        type=int,
-        default=d.n_segments,
-        help="number of segments (default: %(default)s)",
-    )
-    p.add_argument(
-        "--events",
-        type=int,
-        default=d.n_events,
-        help="number of custom events (default: %(default)s)",
-    )
-    p.add_argument(
-        "--products",
-        type=int,
-        default=d.n_products,
-        help="number of products (default: %(default)s)",
-    )
-    p.add_argument(
+    option = _config_option(p)
+    option("--seed", "seed", "seed of the deterministic workspace (default: %(default)s)", type=int)
+    for flag, what in (
+        ("canvases", "canvases"),
+        ("campaigns", "campaigns"),
+        ("segments", "segments"),
+        ("events", "custom events"),
+        ("products", "products"),
+    ):
+        option(f"--{flag}", f"n_{flag}", f"number of {what} (default: %(default)s)", type=int)
+    option(
         "--apps",
+        "apps",
+        "comma-separated app ids accepted by app_id (default: %(default)s)",
         type=_csv,
-        default=",".join(d.apps),
-        help="comma-separated app ids accepted by app_id (default: %(default)s)",
+        default=",".join(_DEFAULTS.apps),
     )
-    p.add_argument(
+    option(
         "--timezone",
-        default=d.timezone,
-        help="company time zone (IANA) that buckets follow (default: %(default)s)",
+        "timezone",
+        "company time zone (IANA) that buckets follow (default: %(default)s)",
     )
-    p.add_argument(
+    option(
         "--now",
-        default=None,
-        help="fixed 'now' as an ISO datetime (naive = company time zone); "
+        "now",
+        "fixed 'now' as an ISO datetime (naive = company time zone); "
         "default: the real current time",
     )
-    p.add_argument(
+    option(
         "--restatement-days",
+        "restatement_days",
+        "a bucket's values keep changing until it is this many days old (default: %(default)s)",
         type=int,
-        default=d.restatement_days,
-        help="a bucket's values keep changing until it is this many days old "
-        "(default: %(default)s)",
     )
-    p.add_argument(
+    option(
         "--history-start",
+        "history_start",
+        "first day with data, YYYY-MM-DD (default: %(default)s)",
         type=_date,
-        default=d.history_start,
-        help="first day with data, YYYY-MM-DD (default: %(default)s)",
     )
-    p.add_argument(
-        "--api-key", default=d.api_key, help="the only accepted Bearer key (default: %(default)s)"
+    option("--api-key", "api_key", "the only accepted Bearer key (default: %(default)s)")
+    option(
+        "--latency", "latency", "seconds added to every response (default: %(default)s)", type=float
     )
-    p.add_argument(
-        "--latency",
-        type=float,
-        default=d.latency,
-        help="seconds added to every response (default: %(default)s)",
-    )
-    p.add_argument(
+    option(
         "--tail-rate",
-        type=float,
-        default=d.tail_rate,
-        help="fraction 0..1 of requests (the same ones every run) that take --tail-latency "
+        "tail_rate",
+        "fraction 0..1 of requests (the same ones every run) that take --tail-latency "
         "longer (default: %(default)s)",
-    )
-    p.add_argument(
-        "--tail-latency",
         type=float,
-        default=d.tail_latency,
-        help="seconds a request of the tail takes on top of --latency (default: %(default)s)",
     )
-    p.add_argument(
+    option(
+        "--tail-latency",
+        "tail_latency",
+        "seconds a request of the tail takes on top of --latency (default: %(default)s)",
+        type=float,
+    )
+    option(
         "--rate-limit",
+        "rate_limits",
+        "override a rate-limit pool, repeatable; pools: "
+        + ", ".join(f"{k} (default {v[0]}/{int(v[1])})" for k, v in DEFAULT_RATE_LIMITS.items()),
         type=_rate_limit,
         action="append",
         default=[],
         metavar="POOL=LIMIT/WINDOW_SECONDS",
-        help="override a rate-limit pool, repeatable; pools: "
-        + ", ".join(f"{k} (default {v[0]}/{int(v[1])})" for k, v in DEFAULT_RATE_LIMITS.items()),
     )
-    p.add_argument(
+    option(
         "--fault-rate",
+        "fault_rate",
+        "probability 0..1 that a request gets an injected fault (default: %(default)s)",
         type=float,
-        default=d.fault_rate,
-        help="probability 0..1 that a request gets an injected fault (default: %(default)s)",
     )
-    p.add_argument(
+    option(
         "--fault-kinds",
-        type=_csv,
-        default=",".join(d.fault_kinds),
-        help="comma-separated fault kinds among "
+        "fault_kinds",
+        "comma-separated fault kinds among "
         + ",".join(FAULT_KINDS)
         + " (the default) and the stalls "
         + ",".join(STALL_KINDS)
         + " (hang: never answer; stall: headers, then nothing; trickle: one byte per "
         "--trickle-interval) and the answers out of turn " + ",".join(CONNECTION_KINDS),
+        type=_csv,
+        default=",".join(_DEFAULTS.fault_kinds),
     )
-    p.add_argument(
+    option(
         "--fault-max-repeats",
+        "fault_max_repeats",
+        "the same request gets a fault at most this many times (default: %(default)s)",
         type=int,
-        default=d.fault_max_repeats,
-        help="the same request gets a fault at most this many times (default: %(default)s)",
     )
-    p.add_argument(
+    option(
         "--slow-seconds",
+        "slow_seconds",
+        "stall of a 'slow' fault in seconds (default: %(default)s)",
         type=float,
-        default=d.slow_seconds,
-        help="stall of a 'slow' fault in seconds (default: %(default)s)",
     )
-    p.add_argument(
-        "--point-order",
-        choices=POINT_ORDERS,
-        default=d.point_order,
-        help="order of the points of series responses (default: %(default)s)",
-    )
-    p.add_argument(
-        "--duplicate-rate",
-        type=float,
-        default=d.duplicate_rate,
-        help="share 0..1 of the buckets of series responses sent more than once "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--duplicate-copies",
-        type=int,
-        default=d.duplicate_copies,
-        help="extra copies of a duplicated bucket's point (default: %(default)s)",
-    )
-    p.add_argument(
-        "--duplicate-values",
-        choices=DUPLICATE_VALUES,
-        default=d.duplicate_values,
-        help="'different': the extra copies carry other numbers and come before the "
-        "right point (default: %(default)s)",
-    )
-    p.add_argument(
-        "--missing-rate",
-        type=float,
-        default=d.missing_rate,
-        help="share 0..1 of the inner points of series responses left out (default: %(default)s)",
-    )
-    p.add_argument(
-        "--missing-repeats",
-        type=int,
-        default=d.missing_repeats,
-        metavar="N",
-        help="leave points out only on the first N asks of each request (default: on every ask)",
-    )
-    p.add_argument(
+    _point_fault_options(option)
+    option(
         "--ending-at-reading",
-        choices=["instant", "ends-by"],
-        default=d.ending_at_reading.replace("_", "-"),
-        help="how a datetime ending_at names the last bucket: 'instant', the bucket holding "
+        "ending_at_reading",
+        "how a datetime ending_at names the last bucket: 'instant', the bucket holding "
         "the instant just before it; 'ends-by', the last bucket that ends by it (a date is "
         "exclusive under both, as recorded) (default: %(default)s)",
+        choices=[reading.replace("_", "-") for reading in ENDING_AT_READINGS],
+        default=_DEFAULTS.ending_at_reading.replace("_", "-"),
     )
-    p.add_argument(
+    option(
         "--count-zero-buckets",
-        choices=["omitted", "filled"],
-        default=d.count_zero_buckets,
-        help="whether event, session, KPI and purchase series leave out their zero buckets "
+        "count_zero_buckets",
+        "whether event, session, KPI and purchase series leave out their zero buckets "
         "(as recorded) or answer a point with 0 for them (default: %(default)s)",
+        choices=COUNT_ZERO_BUCKETS,
     )
-    p.add_argument(
+    option(
         "--trickle-interval",
+        "trickle_interval",
+        "seconds between two bytes of a 'trickle' fault (default: %(default)s)",
         type=float,
-        default=d.trickle_interval,
-        help="seconds between two bytes of a 'trickle' fault (default: %(default)s)",
     )
-    p.add_argument(
+    option(
         "--hang-seconds",
-        type=float,
-        default=d.hang_seconds,
-        help="a 'hang' or 'stall' fault closes the connection after this long, unless the "
+        "hang_seconds",
+        "a 'hang' or 'stall' fault closes the connection after this long, unless the "
         "client hangs up first (default: %(default)s)",
+        type=float,
     )
-    p.add_argument(
+    option(
         "--deny",
+        "denied_permissions",
+        "answer 403 on endpoints needing this API-key permission, "
+        "e.g. segments.data_series; repeatable",
         action="append",
         default=[],
         metavar="PERMISSION",
-        help="answer 403 on endpoints needing this API-key permission, "
-        "e.g. segments.data_series; repeatable",
     )
-    _answer_fault_arguments(p, d)
-    p.add_argument(
+    _answer_fault_options(option)
+    option(
         "--rate-limit-headers",
-        choices=RATE_LIMIT_HEADER_MODES,
-        default=d.rate_limit_headers,
-        help="send the X-RateLimit-* headers as they should be (valid) or in an odd form: "
+        "rate_limit_headers",
+        "send the X-RateLimit-* headers as they should be (valid) or in an odd form: "
         "missing, empty, a reset of nan, inf, in epoch milliseconds or a week away (far), "
         "a negative remainder, or Remaining nan with Limit inf (default: %(default)s)",
+        choices=RATE_LIMIT_HEADER_MODES,
     )
     p.add_argument(
         "--ready-file",
@@ -281,101 +218,126 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _answer_fault_arguments(p: argparse.ArgumentParser, d: SandboxConfig) -> None:
-    p.add_argument(
-        "--401-without-key",
-        dest="auth_error_echoes_key",
-        action="store_false",
-        default=d.auth_error_echoes_key,
-        help="a 401 does not repeat the key sent and carries the pool's X-RateLimit-* values "
-        "(by default it repeats it, with empty values, as a recorded real 401 does)",
+_DEFAULTS = SandboxConfig()
+
+
+def _config_option(p: argparse.ArgumentParser) -> Callable[..., None]:
+    """An ``add_argument`` for the option that sets the SandboxConfig field ``field``.
+
+    Its value lands under the field's name (``config_from_args`` reads them all back by
+    name), its default is the field's default, its metavar the one argparse would give.
+    """
+
+    def option(flag: str, field: str, help: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", getattr(_DEFAULTS, field))
+        if "choices" not in kwargs and kwargs.get("action") not in ("store_true", "store_false"):
+            kwargs.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
+        p.add_argument(flag, dest=field, help=help, **kwargs)
+
+    return option
+
+
+def _point_fault_options(option: Callable[..., None]) -> None:
+    option(
+        "--point-order",
+        "point_order",
+        "order of the points of series responses (default: %(default)s)",
+        choices=POINT_ORDERS,
     )
-    p.add_argument(
-        "--echo-key-in",
-        type=lambda v: frozenset(int(x) for x in _csv(v)),
-        default=d.echo_key_statuses,
-        metavar="400,403",
-        help="these statuses' messages repeat the key sent too",
+    option(
+        "--duplicate-rate",
+        "duplicate_rate",
+        "share 0..1 of the buckets of series responses sent more than once (default: %(default)s)",
+        type=float,
     )
-    p.add_argument(
-        "--lists-ignore-page",
-        action="store_true",
-        default=d.lists_ignore_page,
-        help="lists answer page 0 whatever page is asked: a list that never ends",
-    )
-    p.add_argument(
-        "--body-fault",
-        choices=BODY_FAULTS,
-        default=d.body_fault,
-        help="mangle 200 answers: a number out of range, text that is not UTF-8, or a "
-        "gzip/deflate body inflating to --bomb-bytes",
-    )
-    p.add_argument(
-        "--body-fault-match",
-        default=d.body_fault_match,
-        metavar="TEXT",
-        help="only requests whose 'path?k=v&...' (sorted) contains TEXT (default: all)",
-    )
-    p.add_argument(
-        "--body-fault-repeats",
+    option(
+        "--duplicate-copies",
+        "duplicate_copies",
+        "extra copies of a duplicated bucket's point (default: %(default)s)",
         type=int,
-        default=d.body_fault_repeats,
+    )
+    option(
+        "--duplicate-values",
+        "duplicate_values",
+        "'different': the extra copies carry other numbers and come before the "
+        "right point (default: %(default)s)",
+        choices=DUPLICATE_VALUES,
+    )
+    option(
+        "--missing-rate",
+        "missing_rate",
+        "share 0..1 of the inner points of series responses left out (default: %(default)s)",
+        type=float,
+    )
+    option(
+        "--missing-repeats",
+        "missing_repeats",
+        "leave points out only on the first N asks of each request (default: on every ask)",
+        type=int,
         metavar="N",
-        help="only the first N asks of each request (default: every ask)",
     )
-    p.add_argument(
-        "--bomb-bytes",
+
+
+def _answer_fault_options(option: Callable[..., None]) -> None:
+    option(
+        "--401-without-key",
+        "auth_error_echoes_key",
+        "a 401 does not repeat the key sent and carries the pool's X-RateLimit-* values "
+        "(by default it repeats it, with empty values, as a recorded real 401 does)",
+        action="store_false",
+    )
+    option(
+        "--echo-key-in",
+        "echo_key_statuses",
+        "these statuses' messages repeat the key sent too",
+        type=lambda v: frozenset(int(x) for x in _csv(v)),
+        metavar="400,403",
+    )
+    option(
+        "--lists-ignore-page",
+        "lists_ignore_page",
+        "lists answer page 0 whatever page is asked: a list that never ends",
+        action="store_true",
+    )
+    option(
+        "--body-fault",
+        "body_fault",
+        "mangle 200 answers: a number out of range, text that is not UTF-8, or a "
+        "gzip/deflate body inflating to --bomb-bytes",
+        choices=BODY_FAULTS,
+    )
+    option(
+        "--body-fault-match",
+        "body_fault_match",
+        "only requests whose 'path?k=v&...' (sorted) contains TEXT (default: all)",
+        metavar="TEXT",
+    )
+    option(
+        "--body-fault-repeats",
+        "body_fault_repeats",
+        "only the first N asks of each request (default: every ask)",
         type=int,
-        default=d.bomb_bytes,
-        help="inflated size of a gzip_bomb / deflate_bomb answer (default: %(default)s)",
+        metavar="N",
+    )
+    option(
+        "--bomb-bytes",
+        "bomb_bytes",
+        "inflated size of a gzip_bomb / deflate_bomb answer (default: %(default)s)",
+        type=int,
     )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    now = None
-    if args.now:
-        now, _ = parse_iso(args.now, ZoneInfo(args.timezone))
-    return SandboxConfig(
-        seed=args.seed,
-        n_canvases=args.canvases,
-        n_campaigns=args.campaigns,
-        n_segments=args.segments,
-        n_events=args.events,
-        n_products=args.products,
-        apps=tuple(args.apps),
-        timezone=args.timezone,
-        now=now,
-        restatement_days=args.restatement_days,
-        history_start=args.history_start,
-        api_key=args.api_key,
-        denied_permissions=frozenset(args.deny),
-        latency=args.latency,
-        tail_rate=args.tail_rate,
-        tail_latency=args.tail_latency,
-        rate_limits=dict(args.rate_limit) or None,
-        fault_rate=args.fault_rate,
-        fault_kinds=tuple(args.fault_kinds),
-        fault_max_repeats=args.fault_max_repeats,
-        slow_seconds=args.slow_seconds,
-        point_order=args.point_order,
-        duplicate_rate=args.duplicate_rate,
-        duplicate_copies=args.duplicate_copies,
-        duplicate_values=args.duplicate_values,
-        missing_rate=args.missing_rate,
-        missing_repeats=args.missing_repeats,
-        trickle_interval=args.trickle_interval,
-        hang_seconds=args.hang_seconds,
-        ending_at_reading=args.ending_at_reading.replace("-", "_"),
-        count_zero_buckets=args.count_zero_buckets,
-        auth_error_echoes_key=args.auth_error_echoes_key,
-        echo_key_statuses=args.echo_key_in,
-        lists_ignore_page=args.lists_ignore_page,
-        body_fault=args.body_fault,
-        body_fault_match=args.body_fault_match,
-        body_fault_repeats=args.body_fault_repeats,
-        bomb_bytes=args.bomb_bytes,
-        rate_limit_headers=args.rate_limit_headers,
-    )
+    """The SandboxConfig of parsed arguments: every option carries its field's name."""
+    fields = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(SandboxConfig)
+        if hasattr(args, field.name)
+    }
+    fields["now"] = parse_iso(args.now, ZoneInfo(args.timezone))[0] if args.now else None
+    fields["rate_limits"] = dict(args.rate_limits) or None
+    fields["ending_at_reading"] = args.ending_at_reading.replace("-", "_")
+    return SandboxConfig(**fields)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
