@@ -11,16 +11,9 @@ See the section "The Braze sandbox" of the README.
 from .api import Api
 from .channels import UNDOCUMENTED_METRICS
 from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
+from .entities import Campaign, Canvas, Segment, Step, Variant, Variation
 from .server import RequestLog, RequestRecord, Sandbox
-from .workspace import (
-    Campaign,
-    Canvas,
-    Segment,
-    Step,
-    Variant,
-    Variation,
-    Workspace,
-)
+from .workspace import Workspace
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",

@@ -21,13 +21,13 @@ a hash of the seed, the request and the bucket):
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 
 from .endpoints import CAMPAIGN_SERIES_PATH, CANVAS_SERIES_PATH, COUNT_SERIES, SERIES
+from .hashing import uniform
 
 POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
 DUPLICATE_VALUES: tuple[str, ...] = ("equal", "different")
@@ -113,8 +113,7 @@ class PointFaults:
         return {**body, "data": out}, tuple(faults)
 
     def _u(self, *parts: object) -> float:
-        raw = hashlib.blake2b(repr((self.seed, *parts)).encode("utf-8"), digest_size=8).digest()
-        return int.from_bytes(raw, "big") / 2**64
+        return uniform(self.seed, *parts)
 
     def _without_missing(
         self, points: list, path: str, series: str, ask: int, faults: list[str]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import select
@@ -22,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .api import Api, error_body
 from .config import CONNECTION_KINDS, SandboxConfig, resolve_rate_limits
 from .endpoints import pool_for
+from .hashing import digest, fraction, uniform
 from .points import PointFaults
 from .timeutil import UTC
 from .workspace import Workspace
@@ -208,11 +208,8 @@ class FaultInjector:
             counters[0] += 1
             if counters[1] >= self.max_repeats:
                 return None
-            raw = hashlib.blake2b(
-                repr(("fault", self.seed, identity, attempt)).encode("utf-8"), digest_size=16
-            ).digest()
-            u = int.from_bytes(raw[:8], "big") / 2**64
-            if u >= self.rate:
+            raw = digest(("fault", self.seed, identity, attempt), 16)
+            if fraction(raw[:8]) >= self.rate:
                 return None
             counters[1] += 1
             return self.kinds[int.from_bytes(raw[8:], "big") % len(self.kinds)]
@@ -222,8 +219,7 @@ def tail_delay(seed: int, identity: str, rate: float, seconds: float) -> float:
     """Extra seconds for a request of the latency tail: the same requests every run."""
     if rate <= 0:
         return 0.0
-    raw = hashlib.blake2b(repr(("tail", seed, identity)).encode("utf-8"), digest_size=8).digest()
-    return seconds if int.from_bytes(raw, "big") / 2**64 < rate else 0.0
+    return seconds if uniform("tail", seed, identity) < rate else 0.0
 
 
 # --------------------------------------------------------------------------- odd answers

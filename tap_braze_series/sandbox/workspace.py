@@ -1,4 +1,4 @@
-"""The sandbox workspace: deterministic entities and the value oracle.
+"""The sandbox workspace: its entities (see entities.py) and the oracle of every value served.
 
 Everything here is a pure function of the :class:`SandboxConfig` (and, for
 values, of the bucket, the filters and ``now``). No I/O, no randomness beyond
@@ -8,136 +8,21 @@ for what the server returns.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
-import uuid
 from datetime import date, datetime, timedelta, tzinfo
 
 from . import timeutil
 from .channels import (
     CAMPAIGN_CHANNEL_METRICS,
     CANVAS_CHANNEL_METRICS,
-    CHANNELS,
     PUSH_CHANNELS,
     Recipe,
 )
 from .config import SandboxConfig
 from .endpoints import COUNT_SERIES, SERIES
+from .entities import Campaign, Canvas, EntityMaker, Segment, Step
+from .hashing import Hasher
 from .timeutil import UTC, format_ts, to_utc
-
-# --------------------------------------------------------------------------- entities
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    id: str
-    name: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    id: str
-    name: str
-    channels: tuple[str, ...]
-    deleted: bool
-    type: str = "message"
-
-
-@dataclasses.dataclass(frozen=True)
-class Canvas:
-    id: str
-    name: str
-    archived: bool
-    last_edited: str
-    tags: list[str]
-    variants: list[Variant]
-    steps: list[Step]
-    created_at: str = ""
-    description: str = ""
-    schedule_type: str = "date"
-    draft: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Variation:
-    api_id: str
-    name: str
-    is_control: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class Campaign:
-    id: str
-    name: str
-    archived: bool
-    last_edited: str
-    tags: list[str]
-    is_api_campaign: bool
-    channels: tuple[str, ...]
-    variations: list[Variation]
-    created_at: str = ""
-    description: str = ""
-    schedule_type: str = "time_based"
-    draft: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    id: str
-    name: str
-    analytics_tracking_enabled: bool
-    tags: list[str]
-    created_at: str = ""
-
-
-#: Event names that need URL encoding; the workspace always starts with these.
-SPECIAL_EVENTS: tuple[str, ...] = (
-    "app opened",
-    "checkout/completed",
-    "search & filter",
-    "utm=summer",
-    "what?",
-    "100% done",
-    "a+b test",
-    "#hashtag",
-    "café ouvert",
-    "🎉 celebrated",
-    "mix: a/b & c=d? 50% +1 #x café 🚀",
-)
-_EVENT_WORDS = (
-    "added_to_cart",
-    "viewed_product",
-    "started_trial",
-    "completed_level",
-    "shared_link",
-    "opened_email_link",
-    "rated_app",
-    "joined_waitlist",
-    "redeemed_coupon",
-    "upgraded_plan",
-    "watched_video",
-    "left_review",
-)
-SPECIAL_PRODUCTS: tuple[str, ...] = ("Gift Card", "Salt & Pepper")
-_TAGS = ("onboarding", "retention", "promo", "transactional", "winback", "beta", "Été 2024")
-_ADJ = (
-    "Welcome",
-    "Winback",
-    "Spring",
-    "Loyalty",
-    "Abandoned cart",
-    "Re-engagement",
-    "Holiday",
-    "Feedback",
-    "Upsell",
-    "Reactivation",
-    "Birthday",
-    "Relance",
-)
-_NOUN = ("journey", "flow", "series", "nudge", "drip", "push", "sequence", "parcours")
-
-CANVAS_STEP_TYPES_WITHOUT_CHANNEL = ("delay", "decision_split", "audience_paths")
 
 # Restatement curve: a partial bucket carries <= PARTIAL_FACTOR of its final value;
 # a completed bucket of age k < R carries MATURE_FLOOR + (1-MATURE_FLOOR)*(k+1)/(R+1).
@@ -158,63 +43,23 @@ _SERIES_SCALE = {  # log10 range of the per-day magnitude
 _SMOOTH = ("size", "mau")
 
 
-def _split(raw: bytes) -> list[float]:
-    return [int.from_bytes(raw[i : i + 4], "big") / 4294967296.0 for i in range(0, len(raw), 4)]
-
-
-class _Hasher:
-    """Deterministic uniforms in [0, 1) from the seed and any tuple of keys."""
-
-    def __init__(self, seed: int) -> None:
-        self._key = hashlib.blake2b(repr(("braze-sandbox", seed)).encode(), digest_size=32).digest()
-
-    def digest(self, parts: tuple, size: int = 32) -> bytes:
-        data = repr(parts).encode("utf-8")
-        return hashlib.blake2b(data, digest_size=size, key=self._key).digest()
-
-    def uniforms(self, n: int, *parts: object) -> list[float]:
-        size = max(8, min(64, 4 * n))
-        raw = self.digest(parts, size)
-        out = _split(raw)
-        while len(out) < n:  # more than 16 requested: chain
-            out += _split(self.digest((*parts, len(out)), 64))
-        return out[:n]
-
-    def u(self, *parts: object) -> float:
-        return self.uniforms(1, *parts)[0]
-
-    def uuid(self, *parts: object) -> str:
-        return str(uuid.UUID(bytes=self.digest(parts, 16), version=4))
-
-
-# --------------------------------------------------------------------------- workspace
-
-
 class Workspace:
     """Entities of one fake Braze workspace plus the oracle for every value served."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.tz: tzinfo = self.config.tz
-        self._h = _Hasher(self.config.seed)
+        self._h = Hasher(self.config.seed)
         self.history_start: date = self.config.history_start
         self._history_start_utc = to_utc(timeutil.local_midnight(self.history_start, self.tz))
-        hs_utc = datetime(
-            self.history_start.year, self.history_start.month, self.history_start.day, tzinfo=UTC
-        )
-        self._anchor = (
-            self.config.now.astimezone(UTC)
-            if self.config.now is not None
-            else hs_utc + timedelta(days=730)
-        )
-        self._hs_utc = hs_utc
 
         self.apps: list[str] = list(self.config.apps)
-        self.events: list[str] = self._make_events(self.config.n_events)
-        self.products: list[str] = self._make_products(self.config.n_products)
-        self.segments: list[Segment] = self._make_segments(self.config.n_segments)
-        self.canvases: list[Canvas] = self._make_canvases(self.config.n_canvases)
-        self.campaigns: list[Campaign] = self._make_campaigns(self.config.n_campaigns)
+        make = EntityMaker(self.config, self._h)
+        self.events: list[str] = make.events(self.config.n_events)
+        self.products: list[str] = make.products(self.config.n_products)
+        self.segments: list[Segment] = make.segments(self.config.n_segments)
+        self.canvases: list[Canvas] = make.canvases(self.config.n_canvases)
+        self.campaigns: list[Campaign] = make.campaigns(self.config.n_campaigns)
 
         self.canvas_by_id: dict[str, Canvas] = {c.id: c for c in self.canvases}
         self.campaign_by_id: dict[str, Campaign] = {c.id: c for c in self.campaigns}
@@ -235,185 +80,6 @@ class Workspace:
                         else self._h.uuid("campaign-msg", camp.id, var.api_id, ch)
                     )
                     self._campaign_msg_ids[(camp.id, var.api_id, ch)] = mid
-
-    # ----------------------------------------------------------------- generation
-
-    def _make_events(self, n: int) -> list[str]:
-        names = list(SPECIAL_EVENTS[:n])
-        i = 0
-        while len(names) < n:
-            names.append(f"{_EVENT_WORDS[i % len(_EVENT_WORDS)]}_{i + 1}")
-            i += 1
-        return sorted(names)
-
-    def _make_products(self, n: int) -> list[str]:
-        names = list(SPECIAL_PRODUCTS[:n])
-        i = 0
-        while len(names) < n:
-            names.append(f"sku_{1001 + i}")
-            i += 1
-        return sorted(names)
-
-    def _tags(self, *parts: object) -> list[str]:
-        us = self._h.uniforms(len(_TAGS), "tags", *parts)
-        return [t for t, u in zip(_TAGS, us, strict=True) if u < 0.25]
-
-    def _times(self, kind: str, i: int, old: bool) -> tuple[datetime, datetime]:
-        """(created_at, last_edited) in UTC, deterministic."""
-        u1, u2 = self._h.uniforms(2, "times", kind, i)
-        hs = self._hs_utc
-        if old:
-            created = hs - timedelta(days=800) + timedelta(seconds=int(u1 * 380 * 86400))
-            limit = hs - timedelta(days=2)
-            edited = created + (limit - created) * u2
-        else:
-            lo = hs - timedelta(days=200)
-            hi = max(lo + timedelta(days=1), self._anchor - timedelta(days=30))
-            created = lo + (hi - lo) * u1
-            edited = created + (self._anchor - created) * u2
-        return created.replace(microsecond=0), edited.replace(microsecond=0)
-
-    def _make_segments(self, n: int) -> list[Segment]:
-        out = []
-        for i in range(n):
-            u = self._h.u("segment", i)
-            enabled = (u >= 0.2 and i != 1) or i == 0
-            created, _ = self._times("segment", i, old=False)
-            out.append(
-                Segment(
-                    id=self._h.uuid("segment", i),
-                    name=f"{_ADJ[i % len(_ADJ)]} users {i + 1}",
-                    analytics_tracking_enabled=enabled,
-                    tags=self._tags("segment", i),
-                    created_at=format_ts(created),
-                )
-            )
-        out.sort(key=lambda s: (s.created_at, s.id))
-        return out
-
-    def _make_canvases(self, n: int) -> list[Canvas]:
-        out = []
-        for i in range(n):
-            us = self._h.uniforms(8, "canvas", i)
-            cid = self._h.uuid("canvas", i)
-            archived = i == 2 or (i > 2 and us[0] < 0.2)
-            old = i == 1 or (i > 2 and us[1] < 0.08)
-            created, edited = self._times("canvas", i, old)
-            n_var = 1 + int(us[2] * 3)
-            if i == 0:
-                n_var = 3
-            variants = [
-                Variant(self._h.uuid("canvas-variant", cid, k), f"Variant {chr(65 + k)}")
-                for k in range(n_var)
-            ]
-            if i == 0:
-                plan = [
-                    (("email", "sms", "ios_push"), False),
-                    ((), False),
-                    (("webhook", "in_app_message", "content_cards"), False),
-                    (("whats_app", "android_push"), True),
-                    (("web_push", "kindle_push"), False),
-                ]
-            else:
-                plan = []
-                for j in range(1 + int(us[3] * 5)):
-                    su = self._h.uniforms(6, "canvas-step", cid, j)
-                    deleted = su[0] < 0.1
-                    if su[1] < 0.2:
-                        chans: tuple[str, ...] = ()
-                    else:
-                        k = 1 if su[2] < 0.7 else 2 + int(su[3] * 2)
-                        first = int(su[4] * len(CHANNELS))
-                        stride = 1 + int(su[5] * (len(CHANNELS) - 1))
-                        chans = tuple(
-                            dict.fromkeys(
-                                CHANNELS[(first + m * stride) % len(CHANNELS)] for m in range(k)
-                            )
-                        )
-                    plan.append((chans, deleted))
-            steps = []
-            for j, (chans, deleted) in enumerate(plan):
-                sid = self._h.uuid("canvas-step-id", cid, j)
-                if chans:
-                    stype, sname = "message", f"Step {j + 1}: {' + '.join(chans)}"
-                else:
-                    stype = CANVAS_STEP_TYPES_WITHOUT_CHANNEL[
-                        int(self._h.u("step-type", sid) * len(CANVAS_STEP_TYPES_WITHOUT_CHANNEL))
-                    ]
-                    sname = f"Step {j + 1}: {stype.replace('_', ' ')}"
-                steps.append(Step(sid, sname, chans, deleted, stype))
-            name = f"{_ADJ[int(us[4] * len(_ADJ))]} {_NOUN[int(us[5] * len(_NOUN))]} {i + 1}"
-            if i == 0:
-                name = "Showcase — every channel"
-            out.append(
-                Canvas(
-                    id=cid,
-                    name=name,
-                    archived=archived,
-                    last_edited=format_ts(edited),
-                    tags=self._tags("canvas", i),
-                    variants=variants,
-                    steps=steps,
-                    created_at=format_ts(created),
-                    description=f"Sandbox canvas #{i + 1}",
-                    schedule_type=("date", "action_trigger", "api_trigger")[int(us[6] * 3)],
-                    draft=False,
-                )
-            )
-        out.sort(key=lambda c: (c.created_at, c.id))
-        return out
-
-    def _make_campaigns(self, n: int) -> list[Campaign]:
-        out = []
-        for i in range(n):
-            us = self._h.uniforms(8, "campaign", i)
-            cid = self._h.uuid("campaign", i)
-            archived = i == 2 or (i > 2 and us[0] < 0.2)
-            old = i == 1 or (i > 2 and us[1] < 0.08)
-            created, edited = self._times("campaign", i, old)
-            if i == 0:
-                channels: tuple[str, ...] = ("email", "ios_push")
-                n_var, control = 2, True
-            else:
-                first = int(us[2] * len(CHANNELS))
-                if us[3] < 0.2:
-                    second = (first + 1 + int(us[4] * (len(CHANNELS) - 1))) % len(CHANNELS)
-                    channels = (CHANNELS[first], CHANNELS[second])
-                else:
-                    channels = (CHANNELS[first],)
-                n_var = 1 + int(us[5] * 3)
-                control = n_var > 1 and us[6] < 0.5
-            variations = [
-                Variation(self._h.uuid("campaign-variation", cid, k), f"Variant {k + 1}", False)
-                for k in range(n_var)
-            ]
-            if control:
-                variations.append(
-                    Variation(
-                        self._h.uuid("campaign-variation", cid, "control"), "Control Group", True
-                    )
-                )
-            name = f"{_ADJ[int(us[7] * len(_ADJ))]} campaign {i + 1}"
-            if i == 0:
-                name = "Showcase campaign (multichannel + control)"
-            out.append(
-                Campaign(
-                    id=cid,
-                    name=name,
-                    archived=archived,
-                    last_edited=format_ts(edited),
-                    tags=self._tags("campaign", i),
-                    is_api_campaign=(i != 0 and us[1] > 0.75),
-                    channels=channels,
-                    variations=variations,
-                    created_at=format_ts(created),
-                    description=f"Sandbox campaign #{i + 1}",
-                    schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
-                    draft=False,
-                )
-            )
-        out.sort(key=lambda c: (c.created_at, c.id))
-        return out
 
     # ----------------------------------------------------------------- lookups
 
@@ -1005,12 +671,4 @@ def _partial_factor(start: datetime, end: datetime, now: datetime) -> float:
     return PARTIAL_FACTOR * frac
 
 
-__all__ = [
-    "Campaign",
-    "Canvas",
-    "Segment",
-    "Step",
-    "Variant",
-    "Variation",
-    "Workspace",
-]
+__all__ = ["Workspace"]
