@@ -4,6 +4,7 @@ and how they are drawn from the seed."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .channels import CHANNELS
@@ -27,19 +28,25 @@ class Step:
     type: str = "message"
 
 
-@dataclasses.dataclass(frozen=True)
-class Canvas:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Messaging:
+    """What a canvas and a campaign have alike: their list rows and most of their details."""
+
     id: str
     name: str
     archived: bool
     last_edited: str
     tags: list[str]
+    created_at: str
+    description: str
+    schedule_type: str
+    draft: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Canvas(Messaging):
     variants: list[Variant]
     steps: list[Step]
-    created_at: str = ""
-    description: str = ""
-    schedule_type: str = "date"
-    draft: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,20 +56,11 @@ class Variation:
     is_control: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class Campaign:
-    id: str
-    name: str
-    archived: bool
-    last_edited: str
-    tags: list[str]
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Campaign(Messaging):
     is_api_campaign: bool
     channels: tuple[str, ...]
     variations: list[Variation]
-    created_at: str = ""
-    description: str = ""
-    schedule_type: str = "time_based"
-    draft: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,20 +135,10 @@ class EntityMaker:
         )
 
     def events(self, n: int) -> list[str]:
-        names = list(SPECIAL_EVENTS[:n])
-        i = 0
-        while len(names) < n:
-            names.append(f"{_EVENT_WORDS[i % len(_EVENT_WORDS)]}_{i + 1}")
-            i += 1
-        return sorted(names)
+        return _names(SPECIAL_EVENTS, n, lambda i: f"{_EVENT_WORDS[i % len(_EVENT_WORDS)]}_{i + 1}")
 
     def products(self, n: int) -> list[str]:
-        names = list(SPECIAL_PRODUCTS[:n])
-        i = 0
-        while len(names) < n:
-            names.append(f"sku_{1001 + i}")
-            i += 1
-        return sorted(names)
+        return _names(SPECIAL_PRODUCTS, n, lambda i: f"sku_{1001 + i}")
 
     def _tags(self, *parts: object) -> list[str]:
         us = self._hash.uniforms(len(_TAGS), "tags", *parts)
@@ -189,14 +177,27 @@ class EntityMaker:
         out.sort(key=lambda s: (s.created_at, s.id))
         return out
 
+    def _messaging(self, kind: str, i: int) -> dict:
+        """The draws of the ``i``-th canvas or campaign and the fields they share."""
+        us = self._hash.uniforms(8, kind, i)
+        archived = i == 2 or (i > 2 and us[0] < 0.2)
+        old = i == 1 or (i > 2 and us[1] < 0.08)
+        created, edited = self._times(kind, i, old)
+        return {
+            "us": us,
+            "id": self._hash.uuid(kind, i),
+            "archived": archived,
+            "last_edited": format_ts(edited),
+            "tags": self._tags(kind, i),
+            "created_at": format_ts(created),
+            "description": f"Sandbox {kind} #{i + 1}",
+        }
+
     def canvases(self, n: int) -> list[Canvas]:
         out = []
         for i in range(n):
-            us = self._hash.uniforms(8, "canvas", i)
-            cid = self._hash.uuid("canvas", i)
-            archived = i == 2 or (i > 2 and us[0] < 0.2)
-            old = i == 1 or (i > 2 and us[1] < 0.08)
-            created, edited = self._times("canvas", i, old)
+            fields = self._messaging("canvas", i)
+            us, cid = fields.pop("us"), fields["id"]
             n_var = 1 + int(us[2] * 3)
             if i == 0:
                 n_var = 3
@@ -243,19 +244,10 @@ class EntityMaker:
             name = f"{_ADJ[int(us[4] * len(_ADJ))]} {_NOUN[int(us[5] * len(_NOUN))]} {i + 1}"
             if i == 0:
                 name = "Showcase — every channel"
+            schedule_type = ("date", "action_trigger", "api_trigger")[int(us[6] * 3)]
             out.append(
                 Canvas(
-                    id=cid,
-                    name=name,
-                    archived=archived,
-                    last_edited=format_ts(edited),
-                    tags=self._tags("canvas", i),
-                    variants=variants,
-                    steps=steps,
-                    created_at=format_ts(created),
-                    description=f"Sandbox canvas #{i + 1}",
-                    schedule_type=("date", "action_trigger", "api_trigger")[int(us[6] * 3)],
-                    draft=False,
+                    **fields, name=name, schedule_type=schedule_type, variants=variants, steps=steps
                 )
             )
         out.sort(key=lambda c: (c.created_at, c.id))
@@ -264,11 +256,8 @@ class EntityMaker:
     def campaigns(self, n: int) -> list[Campaign]:
         out = []
         for i in range(n):
-            us = self._hash.uniforms(8, "campaign", i)
-            cid = self._hash.uuid("campaign", i)
-            archived = i == 2 or (i > 2 and us[0] < 0.2)
-            old = i == 1 or (i > 2 and us[1] < 0.08)
-            created, edited = self._times("campaign", i, old)
+            fields = self._messaging("campaign", i)
+            us, cid = fields.pop("us"), fields["id"]
             if i == 0:
                 channels: tuple[str, ...] = ("email", "ios_push")
                 n_var, control = 2, True
@@ -296,19 +285,20 @@ class EntityMaker:
                 name = "Showcase campaign (multichannel + control)"
             out.append(
                 Campaign(
-                    id=cid,
+                    **fields,
                     name=name,
-                    archived=archived,
-                    last_edited=format_ts(edited),
-                    tags=self._tags("campaign", i),
+                    schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
                     is_api_campaign=(i != 0 and us[1] > 0.75),
                     channels=channels,
                     variations=variations,
-                    created_at=format_ts(created),
-                    description=f"Sandbox campaign #{i + 1}",
-                    schedule_type=("time_based", "action_based", "api_triggered")[int(us[4] * 3)],
-                    draft=False,
                 )
             )
         out.sort(key=lambda c: (c.created_at, c.id))
         return out
+
+
+def _names(specials: tuple[str, ...], n: int, generated: Callable[[int], str]) -> list[str]:
+    """``n`` names, sorted: the special ones first, then ``generated(0)``, ``generated(1)``..."""
+    names = list(specials[:n])
+    names += [generated(i) for i in range(n - len(names))]
+    return sorted(names)

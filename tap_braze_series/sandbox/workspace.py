@@ -20,7 +20,7 @@ from .channels import (
 )
 from .config import SandboxConfig
 from .endpoints import COUNT_SERIES, SERIES
-from .entities import Campaign, Canvas, EntityMaker, Segment, Step
+from .entities import Campaign, Canvas, EntityMaker, Messaging, Segment, Step
 from .hashing import Hasher
 from .timeutil import UTC, format_ts, to_utc
 
@@ -41,6 +41,13 @@ _SERIES_SCALE = {  # log10 range of the per-day magnitude
     "revenue": (2.0, 4.5),
 }
 _SMOOTH = ("size", "mau")
+
+#: The conversion counters of a campaign day and of each of its message entries.
+CONVERSION_COUNTERS: tuple[str, ...] = (
+    "conversions",
+    "conversions_by_send_time",
+    *(f"conversions{n}{by}" for n in (1, 2, 3) for by in ("", "_by_send_time")),
+)
 
 
 class Workspace:
@@ -89,13 +96,21 @@ class Workspace:
     def campaign(self, campaign_id: str) -> Campaign:
         return self.campaign_by_id[campaign_id]
 
-    def created_day(self, entity: Canvas | Campaign) -> date:
+    def created_day(self, entity: Messaging) -> date:
         """The day (company time zone) an entity was created: its ``created_at``'s."""
         return datetime.fromisoformat(entity.created_at).astimezone(self.tz).date()
 
-    def first_live_day(self, entity: Canvas | Campaign) -> date:
+    def first_live_day(self, entity: Messaging) -> date:
         """The first day with activity: Braze answers zeros for every day before it."""
         return max(self.history_start, self.created_day(entity))
+
+    def _stats_day(self, entity: Messaging, day: date, now: datetime) -> tuple[str, float, bool]:
+        """(``time`` label, maturity at ``now``, whether it has activity) of a stats day."""
+        if isinstance(day, datetime):
+            day = day.astimezone(self.tz).date()
+        start = self.day_start(day)
+        maturity = self.maturity(start, self.next_bucket(start, "day"), now)
+        return day.isoformat(), maturity, day >= self.first_live_day(entity)
 
     def message_variation_id(self, campaign_id: str, variation_api_id: str, channel: str) -> str:
         """Id of a campaign variation's message on one channel.
@@ -301,13 +316,7 @@ class Workspace:
     ) -> dict:
         """One element of ``data.stats`` of ``/canvas/data_series``."""
         canvas = self.canvas_by_id[canvas_id]
-        if isinstance(day, datetime):
-            day = day.astimezone(self.tz).date()
-        start = self.day_start(day)
-        end = self.next_bucket(start, "day")
-        m = self.maturity(start, end, now)
-        live = day >= self.first_live_day(canvas)
-        key = day.isoformat()
+        key, m, live = self._stats_day(canvas, day, now)
 
         total = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0, "entries": 0}
         variant_stats: dict[str, dict] = {}
@@ -394,24 +403,12 @@ class Workspace:
     def campaign_stats(self, campaign_id: str, day: date, *, now: datetime) -> dict:
         """One element of the ``data`` list of ``/campaigns/data_series``."""
         camp = self.campaign_by_id[campaign_id]
-        if isinstance(day, datetime):
-            day = day.astimezone(self.tz).date()
-        start = self.day_start(day)
-        end = self.next_bucket(start, "day")
-        m = self.maturity(start, end, now)
-        live = day >= self.first_live_day(camp)
-        key = day.isoformat()
-        conv_keys = (
-            "conversions",
-            "conversions_by_send_time",
-            "conversions1",
-            "conversions1_by_send_time",
-            "conversions2",
-            "conversions2_by_send_time",
-            "conversions3",
-            "conversions3_by_send_time",
-        )
-        top: dict = {"unique_recipients": 0, **dict.fromkeys(conv_keys, 0), "revenue": 0.0}
+        key, m, live = self._stats_day(camp, day, now)
+        top: dict = {
+            "unique_recipients": 0,
+            **dict.fromkeys(CONVERSION_COUNTERS, 0),
+            "revenue": 0.0,
+        }
         messages: dict[str, list] = {}
         control = [v for v in camp.variations if v.is_control]
         for ci, ch in enumerate(camp.channels):
@@ -434,7 +431,7 @@ class Workspace:
                     **conv,
                 }
                 entries.append(entry)
-                for k in ("unique_recipients", *conv_keys, "revenue"):
+                for k in ("unique_recipients", *CONVERSION_COUNTERS, "revenue"):
                     top[k] += entry[k]
             if ci == 0:
                 for v in control:
@@ -636,33 +633,26 @@ class Workspace:
 
     def list_rows(self, kind: str) -> list[dict]:
         """Rows of /canvas/list, /campaigns/list or /segments/list for every entity."""
-        if kind == "canvases":
-            return [
-                {"id": c.id, "name": c.name, "last_edited": c.last_edited, "tags": list(c.tags)}
-                for c in self.canvases
-            ]
-        if kind == "campaigns":
-            return [
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "is_api_campaign": c.is_api_campaign,
-                    "last_edited": c.last_edited,
-                    "tags": list(c.tags),
-                }
-                for c in self.campaigns
-            ]
-        if kind == "segments":
-            return [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "analytics_tracking_enabled": s.analytics_tracking_enabled,
-                    "tags": list(s.tags),
-                }
-                for s in self.segments
-            ]
-        raise ValueError(kind)
+        if kind not in _LIST_FIELDS:
+            raise ValueError(kind)
+        entities = {"canvases": self.canvases, "campaigns": self.campaigns}.get(kind, self.segments)
+        return [
+            {name: _copied(getattr(entity, name)) for name in _LIST_FIELDS[kind]}
+            for entity in entities
+        ]
+
+
+#: The fields of a list row, in Braze's order.
+_LIST_FIELDS: dict[str, tuple[str, ...]] = {
+    "canvases": ("id", "name", "last_edited", "tags"),
+    "campaigns": ("id", "name", "is_api_campaign", "last_edited", "tags"),
+    "segments": ("id", "name", "analytics_tracking_enabled", "tags"),
+}
+
+
+def _copied(value: object) -> object:
+    """A list field copied (a row must not share the entity's list), any other as it is."""
+    return list(value) if isinstance(value, list) else value
 
 
 def _partial_factor(start: datetime, end: datetime, now: datetime) -> float:
