@@ -18,12 +18,13 @@ from .config import (
     CONNECTION_KINDS,
     COUNT_ZERO_BUCKETS,
     DEFAULT_RATE_LIMITS,
+    DUPLICATE_VALUES,
     FAULT_KINDS,
+    POINT_ORDERS,
     RATE_LIMIT_HEADER_MODES,
     STALL_KINDS,
     SandboxConfig,
 )
-from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .server import Sandbox
 from .timeutil import ENDING_AT_READINGS, parse_iso
 

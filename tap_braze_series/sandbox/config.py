@@ -6,12 +6,14 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .points import DUPLICATE_VALUES, POINT_ORDERS
 from .timeutil import ENDING_AT_READINGS
 
+#: Orders of series points: Braze's (oldest first), newest first, or a permutation per request.
+POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
+#: What the extra copies of a duplicated point carry: the same numbers, or others.
+DUPLICATE_VALUES: tuple[str, ...] = ("equal", "different")
 #: How count series answer their zero buckets: left out (as recorded) or a point with 0.
 COUNT_ZERO_BUCKETS: tuple[str, ...] = ("omitted", "filled")
 
@@ -201,17 +203,6 @@ class SandboxConfig:
             raise ValueError("duplicate_copies must be >= 1")
         if self.missing_repeats is not None and self.missing_repeats < 1:
             raise ValueError("missing_repeats must be >= 1, or None for every ask")
-
-    def point_fault_settings(self) -> dict[str, Any]:
-        """The keyword arguments of PointFaults.configure."""
-        return {
-            "order": self.point_order,
-            "duplicate_rate": self.duplicate_rate,
-            "duplicate_copies": self.duplicate_copies,
-            "duplicate_values": self.duplicate_values,
-            "missing_rate": self.missing_rate,
-            "missing_repeats": self.missing_repeats,
-        }
 
     @property
     def tz(self) -> ZoneInfo:

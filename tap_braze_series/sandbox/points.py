@@ -26,71 +26,35 @@ from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 
+from .config import SandboxConfig
 from .endpoints import CAMPAIGN_SERIES_PATH, CANVAS_SERIES_PATH, COUNT_SERIES, SERIES
 from .hashing import uniform
 
-POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
-DUPLICATE_VALUES: tuple[str, ...] = ("equal", "different")
 SERIES_PATHS = frozenset({*SERIES, CANVAS_SERIES_PATH, CAMPAIGN_SERIES_PATH})
 # Parameters that choose the window, not the series: a bucket's fate ignores them.
 _WINDOW_PARAMS = frozenset({"length", "ending_at", "starting_at"})
 
 
 class PointFaults:
-    """Rewrites the point list of series responses as configured (thread-safe)."""
+    """Rewrites the point list of series responses as the config says (thread-safe)."""
 
-    def __init__(
-        self,
-        seed: int,
-        *,
-        order: str = "asc",
-        duplicate_rate: float = 0.0,
-        duplicate_copies: int = 1,
-        duplicate_values: str = "equal",
-        missing_rate: float = 0.0,
-        missing_repeats: int | None = None,
-    ) -> None:
+    def __init__(self, config: SandboxConfig) -> None:
         self._lock = threading.Lock()
-        self.configure(
-            seed,
-            order=order,
-            duplicate_rate=duplicate_rate,
-            duplicate_copies=duplicate_copies,
-            duplicate_values=duplicate_values,
-            missing_rate=missing_rate,
-            missing_repeats=missing_repeats,
-        )
+        self.configure(config)
 
-    def configure(
-        self,
-        seed: int,
-        *,
-        order: str,
-        duplicate_rate: float,
-        duplicate_copies: int,
-        duplicate_values: str,
-        missing_rate: float,
-        missing_repeats: int | None,
-    ) -> None:
+    def configure(self, config: SandboxConfig) -> None:
+        """Play ``config``'s point faults from now on; resets the per-request ask counts."""
         with self._lock:
-            self.seed = seed
-            self.order = order
-            self.duplicate_rate = duplicate_rate
-            self.duplicate_copies = duplicate_copies
-            self.duplicate_values = duplicate_values
-            self.missing_rate = missing_rate
-            self.missing_repeats = missing_repeats
+            self._config = config
             self._asks: dict[str, int] = {}
-
-    @property
-    def active(self) -> bool:
-        return self.order != "asc" or self.duplicate_rate > 0 or self.missing_rate > 0
 
     def apply(
         self, path: str, params: Mapping[str, str], body: dict
     ) -> tuple[dict, tuple[str, ...]]:
         """(the body to send, the faults it carries: "missing", "duplicate", "reordered")."""
-        if path not in SERIES_PATHS or not self.active:
+        cfg = self._config
+        active = cfg.point_order != "asc" or cfg.duplicate_rate > 0 or cfg.missing_rate > 0
+        if path not in SERIES_PATHS or not active:
             return body, ()
         data = body.get("data")
         points = data.get("stats") if isinstance(data, dict) else data
@@ -102,71 +66,76 @@ class PointFaults:
             ask = self._asks.get(request, 0)
             self._asks[request] = ask + 1
         faults: list[str] = []
-        out = self._with_duplicates(
-            self._without_missing(points, path, series, ask, faults), path, series, faults
+        out = _with_duplicates(
+            cfg, _without_missing(cfg, points, path, series, ask, faults), path, series, faults
         )
-        out = self._reordered(out, path, request, faults)
+        out = _reordered(cfg, out, path, request, faults)
         if not faults:
             return body, ()
         if isinstance(data, dict):
             return {**body, "data": {**data, "stats": out}}, tuple(faults)
         return {**body, "data": out}, tuple(faults)
 
-    def _u(self, *parts: object) -> float:
-        return uniform(self.seed, *parts)
 
-    def _without_missing(
-        self, points: list, path: str, series: str, ask: int, faults: list[str]
-    ) -> list:
-        if self.missing_rate <= 0 or path in COUNT_SERIES:
-            return points
-        if self.missing_repeats is not None and ask >= self.missing_repeats:
-            return points
-        last = len(points) - 1
-        kept = [
-            p
-            for i, p in enumerate(points)
-            if i in (0, last) or self._u("missing", path, series, _label(p)) >= self.missing_rate
-        ]
-        if len(kept) != len(points):
-            faults.append("missing")
-        return kept
+def _without_missing(
+    cfg: SandboxConfig, points: list, path: str, series: str, ask: int, faults: list[str]
+) -> list:
+    if cfg.missing_rate <= 0 or path in COUNT_SERIES:
+        return points
+    if cfg.missing_repeats is not None and ask >= cfg.missing_repeats:
+        return points
+    last = len(points) - 1
+    kept = [
+        p
+        for i, p in enumerate(points)
+        if i in (0, last)
+        or uniform(cfg.seed, "missing", path, series, _label(p)) >= cfg.missing_rate
+    ]
+    if len(kept) != len(points):
+        faults.append("missing")
+    return kept
 
-    def _with_duplicates(self, points: list, path: str, series: str, faults: list[str]) -> list:
-        if self.duplicate_rate <= 0:
-            return points
-        out: list = []
+
+def _with_duplicates(
+    cfg: SandboxConfig, points: list, path: str, series: str, faults: list[str]
+) -> list:
+    if cfg.duplicate_rate <= 0:
+        return points
+    out: list = []
+    for point in points:
+        if uniform(cfg.seed, "duplicate", path, series, _label(point)) < cfg.duplicate_rate:
+            for copy in range(cfg.duplicate_copies):
+                if cfg.duplicate_values == "different":
+                    out.append(_perturbed(point, copy + 1))
+                else:
+                    out.append(point)  # the same object: JSON sends it again, equal
+        out.append(point)
+    if len(out) != len(points):
+        faults.append("duplicate")
+    return out
+
+
+def _reordered(
+    cfg: SandboxConfig, points: list, path: str, request: str, faults: list[str]
+) -> list:
+    if cfg.point_order == "asc" or len(points) < 2:
+        return points
+    if cfg.point_order == "desc":
+        groups: dict[Any, list] = defaultdict(list)
         for point in points:
-            if self._u("duplicate", path, series, _label(point)) < self.duplicate_rate:
-                for copy in range(self.duplicate_copies):
-                    if self.duplicate_values == "different":
-                        out.append(_perturbed(point, copy + 1))
-                    else:
-                        out.append(point)  # the same object: JSON sends it again, equal
-            out.append(point)
-        if len(out) != len(points):
-            faults.append("duplicate")
-        return out
-
-    def _reordered(self, points: list, path: str, request: str, faults: list[str]) -> list:
-        if self.order == "asc" or len(points) < 2:
-            return points
-        if self.order == "desc":
-            groups: dict[Any, list] = defaultdict(list)
-            for point in points:
-                groups[_label(point)].append(point)  # copies of a bucket keep their order
-            out = [p for label in reversed(list(groups)) for p in groups[label]]
-        else:
-            keys = [self._u("order", path, request, i) for i in range(len(points))]
-            shuffled = [points[i] for i in sorted(range(len(points)), key=keys.__getitem__)]
-            # Copies of one bucket keep their relative order (the right value last).
-            queues: dict[Any, deque] = defaultdict(deque)
-            for point in points:
-                queues[_label(point)].append(point)
-            out = [queues[_label(p)].popleft() for p in shuffled]
-        if out != points:
-            faults.append("reordered")
-        return out
+            groups[_label(point)].append(point)  # copies of a bucket keep their order
+        out = [p for label in reversed(list(groups)) for p in groups[label]]
+    else:
+        keys = [uniform(cfg.seed, "order", path, request, i) for i in range(len(points))]
+        shuffled = [points[i] for i in sorted(range(len(points)), key=keys.__getitem__)]
+        # Copies of one bucket keep their relative order (the right value last).
+        queues: dict[Any, deque] = defaultdict(deque)
+        for point in points:
+            queues[_label(point)].append(point)
+        out = [queues[_label(p)].popleft() for p in shuffled]
+    if out != points:
+        faults.append("reordered")
+    return out
 
 
 def _label(point: Any) -> Any:

@@ -487,7 +487,7 @@ class Sandbox:
             self._config.fault_kinds,
             self._config.fault_max_repeats,
         )
-        self._points = PointFaults(self._config.seed, **self._config.point_fault_settings())
+        self._points = PointFaults(self._config)
         self._answer_faults = AnswerFaults()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -602,7 +602,7 @@ class Sandbox:
         with self._lock:
             cfg = dataclasses.replace(self._config, **changes)
             self._config = cfg
-            self._points.configure(cfg.seed, **cfg.point_fault_settings())
+            self._points.configure(cfg)
 
     def set_rate_limits(self, limits: Mapping[str, tuple[int, float]] | None) -> None:
         """Override pools (others keep Braze defaults; ``None`` = all defaults); resets counters."""
