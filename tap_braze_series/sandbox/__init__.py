@@ -12,7 +12,8 @@ from .api import Api
 from .channels import UNDOCUMENTED_METRICS
 from .config import DEFAULT_RATE_LIMITS, FAULT_KINDS, STALL_KINDS, SandboxConfig
 from .entities import Campaign, Canvas, Segment, Step, Variant, Variation
-from .server import RequestLog, RequestRecord, Sandbox
+from .request_log import RequestLog, RequestRecord
+from .server import Sandbox
 from .workspace import Workspace
 
 __all__ = [

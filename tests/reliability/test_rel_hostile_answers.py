@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_braze_series.sandbox.server import FaultInjector
+from tap_braze_series.sandbox.faults import FaultInjector
 from tests.reliability.relkit import (
     CLI,
     assert_matches,

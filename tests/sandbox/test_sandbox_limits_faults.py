@@ -9,7 +9,8 @@ from collections import defaultdict
 import pytest
 import requests
 
-from tap_braze_series.sandbox.server import FaultInjector, RateLimiter
+from tap_braze_series.sandbox.faults import FaultInjector
+from tap_braze_series.sandbox.rate_limits import RateLimiter
 
 # ------------------------------------------------------------------- rate limits
 
