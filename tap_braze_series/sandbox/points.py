@@ -65,11 +65,18 @@ class PointFaults:
         with self._lock:
             ask = self._asks.get(request, 0)
             self._asks[request] = ask + 1
-        faults: list[str] = []
-        out = _with_duplicates(
-            cfg, _without_missing(cfg, points, path, series, ask, faults), path, series, faults
-        )
-        out = _reordered(cfg, out, path, request, faults)
+        kept = _without_missing(cfg, points, path, series, ask)
+        sent = _with_duplicates(cfg, kept, path, series)
+        out = _reordered(cfg, sent, path, request)
+        faults = [
+            fault
+            for fault, done in (
+                ("missing", len(kept) != len(points)),
+                ("duplicate", len(sent) != len(kept)),
+                ("reordered", out != sent),
+            )
+            if done
+        ]
         if not faults:
             return body, ()
         if isinstance(data, dict):
@@ -77,9 +84,7 @@ class PointFaults:
         return {**body, "data": out}, tuple(faults)
 
 
-def _without_missing(
-    cfg: SandboxConfig, points: list, path: str, series: str, ask: int, faults: list[str]
-) -> list:
+def _without_missing(cfg: SandboxConfig, points: list, path: str, series: str, ask: int) -> list:
     if cfg.missing_rate <= 0 or path in COUNT_SERIES:
         return points
     if cfg.missing_repeats is not None and ask >= cfg.missing_repeats:
@@ -91,14 +96,10 @@ def _without_missing(
         if i in (0, last)
         or uniform(cfg.seed, "missing", path, series, _label(p)) >= cfg.missing_rate
     ]
-    if len(kept) != len(points):
-        faults.append("missing")
     return kept
 
 
-def _with_duplicates(
-    cfg: SandboxConfig, points: list, path: str, series: str, faults: list[str]
-) -> list:
+def _with_duplicates(cfg: SandboxConfig, points: list, path: str, series: str) -> list:
     if cfg.duplicate_rate <= 0:
         return points
     out: list = []
@@ -110,14 +111,10 @@ def _with_duplicates(
                 else:
                     out.append(point)  # the same object: JSON sends it again, equal
         out.append(point)
-    if len(out) != len(points):
-        faults.append("duplicate")
     return out
 
 
-def _reordered(
-    cfg: SandboxConfig, points: list, path: str, request: str, faults: list[str]
-) -> list:
+def _reordered(cfg: SandboxConfig, points: list, path: str, request: str) -> list:
     if cfg.point_order == "asc" or len(points) < 2:
         return points
     if cfg.point_order == "desc":
@@ -133,8 +130,6 @@ def _reordered(
         for point in points:
             queues[_label(point)].append(point)
         out = [queues[_label(p)].popleft() for p in shuffled]
-    if out != points:
-        faults.append("reordered")
     return out
 
 

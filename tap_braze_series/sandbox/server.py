@@ -181,7 +181,7 @@ class Sandbox:
     def set_now(self, now: datetime | None) -> None:
         """Move "now" (aware datetime), or back to real time with ``None``."""
         with self._lock:
-            self._config = dataclasses.replace(self._config, now=now)
+            self._reconfigure(now=now)
 
     def set_faults(
         self,
@@ -193,22 +193,16 @@ class Sandbox:
         hang_seconds: float | None = None,
     ) -> None:
         """Change fault injection; resets the per-request fault bookkeeping."""
+        changes = _given(
+            fault_rate=rate,
+            fault_kinds=None if kinds is None else tuple(kinds),
+            fault_max_repeats=max_repeats,
+            slow_seconds=slow_seconds,
+            trickle_interval=trickle_interval,
+            hang_seconds=hang_seconds,
+        )
         with self._lock:
-            changes: dict[str, Any] = {}
-            if trickle_interval is not None:
-                changes["trickle_interval"] = trickle_interval
-            if hang_seconds is not None:
-                changes["hang_seconds"] = hang_seconds
-            if rate is not None:
-                changes["fault_rate"] = rate
-            if kinds is not None:
-                changes["fault_kinds"] = tuple(kinds)
-            if max_repeats is not None:
-                changes["fault_max_repeats"] = max_repeats
-            if slow_seconds is not None:
-                changes["slow_seconds"] = slow_seconds
-            cfg = dataclasses.replace(self._config, **changes)
-            self._config = cfg
+            cfg = self._reconfigure(**changes)
             self._faults.configure(cfg.seed, cfg.fault_rate, cfg.fault_kinds, cfg.fault_max_repeats)
 
     def set_point_faults(self, **changes: Any) -> None:
@@ -216,17 +210,13 @@ class Sandbox:
         duplicate_copies, duplicate_values, missing_rate, missing_repeats); resets the
         per-request ask counts."""
         with self._lock:
-            cfg = dataclasses.replace(self._config, **changes)
-            self._config = cfg
-            self._points.configure(cfg)
+            self._points.configure(self._reconfigure(**changes))
 
     def set_rate_limits(self, limits: Mapping[str, tuple[int, float]] | None) -> None:
         """Override pools (others keep Braze defaults; ``None`` = all defaults); resets counters."""
         resolved = resolve_rate_limits(limits)
         with self._lock:
-            self._config = dataclasses.replace(
-                self._config, rate_limits=dict(limits) if limits is not None else None
-            )
+            self._reconfigure(rate_limits=dict(limits) if limits is not None else None)
             self._limiter.configure(resolved)
 
     def set_latency(
@@ -237,30 +227,31 @@ class Sandbox:
         tail_latency: float | None = None,
     ) -> None:
         """Change the delay of every response and the heavy tail (None: unchanged)."""
-        changes = {"latency": seconds, "tail_rate": tail_rate, "tail_latency": tail_latency}
+        changes = _given(latency=seconds, tail_rate=tail_rate, tail_latency=tail_latency)
         with self._lock:
-            self._config = dataclasses.replace(
-                self._config, **{k: v for k, v in changes.items() if v is not None}
-            )
+            self._reconfigure(**changes)
 
     def set_answer_faults(self, **changes: Any) -> None:
         """Change how answers misbehave (SandboxConfig names: auth_error_echoes_key,
         echo_key_statuses, lists_ignore_page, body_fault, body_fault_match,
         body_fault_repeats, bomb_bytes); resets the per-request ask counts."""
         with self._lock:
-            self._config = dataclasses.replace(self._config, **changes)
+            self._reconfigure(**changes)
             self._answer_faults = AnswerFaults()
 
     def set_rate_limit_headers(self, mode: str) -> None:
         """Send the rate-limit headers in ``mode`` (see SandboxConfig.rate_limit_headers)."""
         with self._lock:
-            self._config = dataclasses.replace(self._config, rate_limit_headers=mode)
+            self._reconfigure(rate_limit_headers=mode)
 
     def set_denied_permissions(self, permissions: frozenset[str] | set[str]) -> None:
         with self._lock:
-            self._config = dataclasses.replace(
-                self._config, denied_permissions=frozenset(permissions)
-            )
+            self._reconfigure(denied_permissions=frozenset(permissions))
+
+    def _reconfigure(self, **changes: Any) -> SandboxConfig:
+        """Swap in a copy of the config with ``changes`` (validated); the lock is held."""
+        self._config = dataclasses.replace(self._config, **changes)
+        return self._config
 
     # ----------------------------------------------------------------- serving
 
@@ -509,3 +500,8 @@ class _Exchange:
     ) -> None:
         self.finish(status, fault)
         self.handler.send(status, body, content_type, headers)
+
+
+def _given(**settings: Any) -> dict[str, Any]:
+    """The settings a setter was given (``None``: left as they are)."""
+    return {name: value for name, value in settings.items() if value is not None}
