@@ -194,6 +194,12 @@ class Api:
             )
         return segment_id
 
+    def _check_known(self, kind: str, entity_id: str) -> None:
+        """A 400 unless the workspace has the canvas or campaign ``entity_id``."""
+        known = self.ws.canvas_by_id if kind == "canvas" else self.ws.campaign_by_id
+        if entity_id not in known:
+            raise ParamError(f"{kind}_id", f"Invalid '{kind}_id': no {kind} {entity_id!r}.")
+
     # ----------------------------------------------------------------- lists
 
     def _page(self, params: Mapping[str, str]) -> int:
@@ -260,14 +266,12 @@ class Api:
 
     def _canvas_details(self, params: Mapping[str, str], now: datetime) -> Body:
         cid = self._required(params, "canvas_id")
-        if cid not in self.ws.canvas_by_id:
-            raise ParamError("canvas_id", f"Invalid 'canvas_id': no canvas {cid!r}.")
+        self._check_known("canvas", cid)
         return {**self.ws.canvas_details(cid, now=now), "message": "success"}
 
     def _campaign_details(self, params: Mapping[str, str], now: datetime) -> Body:
         cid = self._required(params, "campaign_id")
-        if cid not in self.ws.campaign_by_id:
-            raise ParamError("campaign_id", f"Invalid 'campaign_id': no campaign {cid!r}.")
+        self._check_known("campaign", cid)
         return {**self.ws.campaign_details(cid, now=now), "message": "success"}
 
     # ----------------------------------------------------------------- series
@@ -325,8 +329,7 @@ class Api:
         inc_var = self._bool(params, "include_variant_breakdown")
         inc_step = self._bool(params, "include_step_breakdown")
         inc_del = self._bool(params, "include_deleted_step_data")
-        if cid not in self.ws.canvas_by_id:
-            raise ParamError("canvas_id", f"Invalid 'canvas_id': no canvas {cid!r}.")
+        self._check_known("canvas", cid)
         if length is None and starting_at is None:
             raise ParamError("length", "Either 'length' or 'starting_at' is required.")
         if starting_at is not None:
@@ -369,8 +372,7 @@ class Api:
         length = self._int(params, "length", 1, 100, required=True)
         self._unit(params, ("day",), CAMPAIGN_SERIES_PATH)
         ending_at = self._time(params, "ending_at")
-        if cid not in self.ws.campaign_by_id:
-            raise ParamError("campaign_id", f"Invalid 'campaign_id': no campaign {cid!r}.")
+        self._check_known("campaign", cid)
         buckets = self.ws.window(now=now, length=length, unit="day", ending_at=ending_at)
         data = [self.ws.campaign_stats(cid, b.date(), now=now) for b in buckets]
         return {"message": "success", "data": data}
