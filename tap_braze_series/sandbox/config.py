@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .timeutil import ENDING_AT_READINGS
+from .timeutil import ENDING_AT_READINGS, UTC
 
 #: Orders of series points: Braze's (oldest first), newest first, or a permutation per request.
 POINT_ORDERS: tuple[str, ...] = ("asc", "desc", "shuffled")
@@ -207,6 +207,10 @@ class SandboxConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def effective_now(self) -> datetime:
+        """The configured "now", else the real time."""
+        return self.now if self.now is not None else datetime.now(UTC)
 
     def effective_rate_limits(self) -> dict[str, tuple[int, float]]:
         return resolve_rate_limits(self.rate_limits)

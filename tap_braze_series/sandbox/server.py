@@ -23,7 +23,6 @@ from .http_server import SandboxHandler, SandboxHTTPServer
 from .points import PointFaults
 from .rate_limits import EMPTY_RATE_LIMIT_HEADERS, RateLimiter, rate_limit_headers
 from .request_log import RequestLog, RequestRecord
-from .timeutil import UTC
 from .workspace import Workspace
 
 
@@ -166,8 +165,7 @@ class Sandbox:
 
     def now(self) -> datetime:
         """The sandbox's current "now" (the configured one, else the real time)."""
-        cfg_now = self._config.now
-        return cfg_now if cfg_now is not None else datetime.now(UTC)
+        return self._config.effective_now()
 
     @property
     def in_flight(self) -> int:
@@ -386,7 +384,7 @@ class Sandbox:
             )
             return
         # 4. the API proper
-        now = cfg.now if cfg.now is not None else datetime.now(UTC)
+        now = cfg.effective_now()
         asked = {**params, "page": "0"} if cfg.lists_ignore_page and "page" in params else params
         status, body = self.api.handle(path, asked, now=now, denied=cfg.denied_permissions)
         if status == 200:
