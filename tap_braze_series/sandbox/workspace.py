@@ -56,12 +56,12 @@ class Workspace:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.tz: tzinfo = self.config.tz
-        self._h = Hasher(self.config.seed)
+        self._hash = Hasher(self.config.seed)
         self.history_start: date = self.config.history_start
         self._history_start_utc = to_utc(timeutil.local_midnight(self.history_start, self.tz))
 
         self.apps: list[str] = list(self.config.apps)
-        make = EntityMaker(self.config, self._h)
+        make = EntityMaker(self.config, self._hash)
         self.events: list[str] = make.events(self.config.n_events)
         self.products: list[str] = make.products(self.config.n_products)
         self.segments: list[Segment] = make.segments(self.config.n_segments)
@@ -84,7 +84,7 @@ class Workspace:
                     mid = (
                         var.api_id
                         if i == 0 or var.is_control
-                        else self._h.uuid("campaign-msg", camp.id, var.api_id, ch)
+                        else self._hash.uuid("campaign-msg", camp.id, var.api_id, ch)
                     )
                     self._campaign_msg_ids[(camp.id, var.api_id, ch)] = mid
 
@@ -123,7 +123,7 @@ class Workspace:
         return self._campaign_msg_ids[(campaign_id, variation_api_id, channel)]
 
     def step_message_id(self, step_id: str, channel: str) -> str:
-        return self._h.uuid("canvas-step-msg", step_id, channel)
+        return self._hash.uuid("canvas-step-msg", step_id, channel)
 
     # ----------------------------------------------------------------- time
 
@@ -270,18 +270,18 @@ class Workspace:
     ) -> float:
         ent = entity or ""
         lo, hi = _SERIES_SCALE[field]
-        e_u = self._h.uniforms(3, "series-scale", field, ent)
+        e_u = self._hash.uniforms(3, "series-scale", field, ent)
         scale = 10 ** (lo + (hi - lo) * e_u[0])
         local = start.astimezone(self.tz)
         day = local.date()
         if field in _SMOOTH:
             phase = e_u[1] * 2 * math.pi
-            u = self._h.u("series", field, ent, unit, day.isoformat())
+            u = self._hash.u("series", field, ent, unit, day.isoformat())
             base = scale * (1 + 0.08 * math.sin(day.toordinal() * 2 * math.pi / 45 + phase))
             base *= 0.99 + 0.02 * u
         else:
             key = day.isoformat() if unit == "day" else start.astimezone(UTC).isoformat()
-            u, u_sparse = self._h.uniforms(2, "series", field, ent, unit, key)
+            u, u_sparse = self._hash.uniforms(2, "series", field, ent, unit, key)
             if field == "count" and e_u[2] < 0.15 and u_sparse < 0.5:
                 return 0.0  # a sparse event: many days without occurrences
             if field == "count" and e_u[2] < 0.5 and u_sparse < 0.25:
@@ -295,9 +295,9 @@ class Workspace:
                     profile += 1.5 * max(0.0, math.sin((h - 6) * math.pi / 18))
                 base = base / 24 * profile
         if app_id is not None:
-            base *= 0.15 + 0.6 * self._h.u("app-share", field, ent, app_id, start.isoformat())
+            base *= 0.15 + 0.6 * self._hash.u("app-share", field, ent, app_id, start.isoformat())
         if segment_id is not None:
-            base *= 0.05 + 0.4 * self._h.u(
+            base *= 0.05 + 0.4 * self._hash.u(
                 "segment-share", field, ent, segment_id, start.isoformat()
             )
         return base
@@ -320,11 +320,11 @@ class Workspace:
 
         total = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0, "entries": 0}
         variant_stats: dict[str, dict] = {}
-        c_u = self._h.uniforms(2, "canvas-scale", canvas.id)
+        c_u = self._hash.uniforms(2, "canvas-scale", canvas.id)
         for v in canvas.variants:
             vals = {"revenue": 0.0, "conversions": 0, "conversions_by_entry_time": 0, "entries": 0}
             if live:
-                us = self._h.uniforms(5, "canvas-variant-day", canvas.id, v.id, key)
+                us = self._hash.uniforms(5, "canvas-variant-day", canvas.id, v.id, key)
                 entries = 10 ** (1.3 + 2.0 * c_u[0]) * (0.6 + 0.8 * us[0])
                 conv = entries * (0.02 + 0.13 * us[1])
                 vals = {
@@ -352,8 +352,8 @@ class Workspace:
         }
 
     def _canvas_step_day(self, canvas: Canvas, step: Step, key: str, m: float, live: bool) -> dict:
-        us = self._h.uniforms(4, "canvas-step-day", step.id, key)
-        base = 10 ** (1.0 + 2.0 * self._h.u("canvas-step-scale", step.id)) * (0.6 + 0.8 * us[0])
+        us = self._hash.uniforms(4, "canvas-step-day", step.id, key)
+        base = 10 ** (1.0 + 2.0 * self._hash.u("canvas-step-scale", step.id)) * (0.6 + 0.8 * us[0])
         conv = base * (0.01 + 0.07 * us[1]) if live else 0.0
         messages: dict[str, list] = {}
         for ch in step.channels:
@@ -375,8 +375,8 @@ class Workspace:
         key: str,
         m: float,
     ) -> dict[str, int]:
-        us = self._h.uniforms(len(recipe) + 1, "channel-day", *ident, key)
-        scale = 10 ** (1.0 + 2.2 * self._h.u("channel-scale", *ident))
+        us = self._hash.uniforms(len(recipe) + 1, "channel-day", *ident, key)
+        scale = 10 ** (1.0 + 2.2 * self._hash.u("channel-scale", *ident))
         final: dict[str, float] = {}
         for i, (metric, parent, lo, hi) in enumerate(recipe):
             if parent is None:
@@ -394,7 +394,7 @@ class Workspace:
         live: bool,
     ) -> list[dict]:
         # Braze returns empty arrays for channels without activity that day.
-        if not live or self._h.u("channel-empty", *ident, key) < 0.12:
+        if not live or self._hash.u("channel-empty", *ident, key) < 0.12:
             return []
         return [self._channel_metrics(recipe, ident, key, m)]
 
@@ -436,10 +436,10 @@ class Workspace:
             if ci == 0:
                 for v in control:
                     ident = ("campaign-control", camp.id, v.api_id)
-                    us = self._h.uniforms(2, "control-day", camp.id, key)
+                    us = self._hash.uniforms(2, "control-day", camp.id, key)
                     enrolled = (
                         (
-                            10 ** (1.0 + 1.5 * self._h.u("control-scale", camp.id))
+                            10 ** (1.0 + 1.5 * self._hash.u("control-scale", camp.id))
                             * (0.6 + 0.8 * us[0])
                         )
                         if live
@@ -460,7 +460,7 @@ class Workspace:
         return {"time": key, **top, "messages": messages}
 
     def _conversions(self, base: float, ident: tuple, key: str, m: float) -> dict:
-        us = self._h.uniforms(9, "conv-day", *ident, key)
+        us = self._hash.uniforms(9, "conv-day", *ident, key)
         conv = base * (0.01 + 0.09 * us[0])
         out = {
             "revenue": round(conv * (8 + 60 * us[1]) * m, 2),
@@ -482,11 +482,11 @@ class Workspace:
         now = to_utc(now)
         created = datetime.fromisoformat(created_at)
         first = max(created, self._history_start_utc)
-        first += timedelta(minutes=int(self._h.u("first-entry", salt) * 600))
+        first += timedelta(minutes=int(self._hash.u("first-entry", salt) * 600))
         if archived:
             last = max(first, datetime.fromisoformat(last_edited))
         else:
-            last = now - timedelta(minutes=int(self._h.u("last-entry", salt) * 120))
+            last = now - timedelta(minutes=int(self._hash.u("last-entry", salt) * 120))
         if now < first:
             return None, None
         return format_ts(first), format_ts(min(last, now))
@@ -508,7 +508,7 @@ class Workspace:
             body.update(
                 body="Hi! Reply STOP to opt out.",
                 **{"from": ["+15555550100"]},
-                subscription_group_id=self._h.uuid("sms-group", mid),
+                subscription_group_id=self._hash.uuid("sms-group", mid),
             )
         elif channel == "webhook":
             body.update(
@@ -527,7 +527,7 @@ class Workspace:
         return body
 
     def _conversion_behaviors(self, salt: str) -> list[dict]:
-        us = self._h.uniforms(4, "conv-behaviors", salt)
+        us = self._hash.uniforms(4, "conv-behaviors", salt)
         options = [{"type": "Makes Any Purchase", "window": 86400 * (1 + int(us[1] * 7))}]
         if self.events:
             options.append(
