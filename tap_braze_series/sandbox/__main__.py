@@ -21,10 +21,10 @@ from .config import (
     DUPLICATE_VALUES,
     FAULT_KINDS,
     POINT_ORDERS,
-    RATE_LIMIT_HEADER_MODES,
     STALL_KINDS,
     SandboxConfig,
 )
+from .rate_limits import RATE_LIMIT_HEADER_MODES
 from .server import Sandbox
 from .timeutil import ENDING_AT_READINGS, parse_iso
 

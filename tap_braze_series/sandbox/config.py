@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .rate_limits import RATE_LIMIT_HEADER_MODES
 from .timeutil import ENDING_AT_READINGS, UTC
 
 #: Orders of series points: Braze's (oldest first), newest first, or a permutation per request.
@@ -33,20 +34,6 @@ CONNECTION_KINDS: tuple[str, ...] = ("early_hints", "interim", "unsolicited")
 #: ``body_fault``): a number out of range, text that is not UTF-8, a small gzip or
 #: deflate body that inflates to ``bomb_bytes``.
 BODY_FAULTS: tuple[str, ...] = ("huge_number", "bad_utf8", "gzip_bomb", "deflate_bomb")
-
-#: How the rate-limit headers are sent: as they should be, or in one of the odd forms a
-#: server, a proxy or a future Braze may send (see server.rate_limit_headers).
-RATE_LIMIT_HEADER_MODES: tuple[str, ...] = (
-    "valid",
-    "missing",  # none of the three
-    "empty",  # all three present and empty, as on a real 401
-    "nan",  # X-RateLimit-Reset: nan
-    "inf",  # X-RateLimit-Reset: inf
-    "milliseconds",  # the reset in epoch milliseconds
-    "far",  # a reset a week away
-    "negative",  # X-RateLimit-Remaining: -1
-    "nan-remaining",  # X-RateLimit-Remaining: nan with X-RateLimit-Limit: inf
-)
 
 #: Rate-limit pools and Braze's documented defaults: ``pool -> (limit, window_seconds)``.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, float]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 class RateLimiter:
@@ -65,27 +65,27 @@ RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit
 EMPTY_RATE_LIMIT_HEADERS = dict.fromkeys(RATE_LIMIT_HEADERS, "")
 
 
+_LIMIT, _REMAINING, _RESET = RATE_LIMIT_HEADERS
+
+#: How the rate-limit headers are sent, by mode (SandboxConfig.rate_limit_headers): as
+#: they should be, or in one of the odd forms a server, a proxy or a future Braze may send.
+_FORMS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {
+    "valid": lambda h: h,
+    "missing": lambda h: {k: v for k, v in h.items() if k not in RATE_LIMIT_HEADERS},
+    "empty": lambda h: {**h, **EMPTY_RATE_LIMIT_HEADERS},  # all three empty, as on a real 401
+    "nan": lambda h: {**h, _RESET: "nan"},
+    "inf": lambda h: {**h, _RESET: "inf"},
+    "milliseconds": lambda h: {**h, _RESET: str(int(h[_RESET]) * 1000)},  # epoch milliseconds
+    "far": lambda h: {**h, _RESET: str(int(h[_RESET]) + 7 * 86400)},  # a reset a week away
+    "negative": lambda h: {**h, _REMAINING: "-1"},
+    "nan-remaining": lambda h: {**h, _REMAINING: "nan", _LIMIT: "inf"},
+}
+RATE_LIMIT_HEADER_MODES: tuple[str, ...] = tuple(_FORMS)
+
+
 def rate_limit_headers(headers: Mapping[str, str], mode: str) -> dict[str, str]:
     """The rate-limit headers to send in ``mode`` (SandboxConfig.rate_limit_headers)."""
-    out = dict(headers)
-    if mode == "valid":
-        return out
-    if mode == "missing":
-        return {k: v for k, v in out.items() if k not in RATE_LIMIT_HEADERS}
-    if mode == "empty":
-        return {**out, **EMPTY_RATE_LIMIT_HEADERS}
-    reset = "X-RateLimit-Reset"
-    if mode in ("nan", "inf"):
-        out[reset] = mode
-    elif mode == "milliseconds":
-        out[reset] = str(int(out[reset]) * 1000)
-    elif mode == "far":
-        out[reset] = str(int(out[reset]) + 7 * 86400)
-    elif mode == "negative":
-        out["X-RateLimit-Remaining"] = "-1"
-    elif mode == "nan-remaining":
-        out["X-RateLimit-Remaining"] = "nan"
-        out["X-RateLimit-Limit"] = "inf"
-    else:
+    form = _FORMS.get(mode)
+    if form is None:
         raise ValueError(f"unknown rate_limit_headers mode {mode!r}")
-    return out
+    return form(dict(headers))
