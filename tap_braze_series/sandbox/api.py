@@ -15,9 +15,10 @@ from .endpoints import (
     CAMPAIGN_SERIES_PATH,
     CANVAS_MAX_LENGTH,
     CANVAS_SERIES_PATH,
-    PAGE_SIZES,
+    LISTS,
     PERMISSIONS,
     SERIES,
+    ListEndpoint,
     SimpleSeriesEndpoint,
 )
 from .workspace import Workspace
@@ -51,11 +52,6 @@ class Api:
         self.ws = workspace
         self.tz = workspace.tz
         self._routes: dict[str, Callable[[Mapping[str, str], datetime], Body]] = {
-            "/canvas/list": self._canvas_list,
-            "/campaigns/list": self._campaigns_list,
-            "/segments/list": self._segments_list,
-            "/events/list": self._events_list,
-            "/purchases/product_list": self._product_list,
             "/canvas/details": self._canvas_details,
             "/campaigns/details": self._campaign_details,
             CANVAS_SERIES_PATH: self._canvas_series,
@@ -63,19 +59,19 @@ class Api:
         }
         for path, endpoint in SERIES.items():
             self._routes[path] = self._simple_series_handler(endpoint)
+        for path, listing in LISTS.items():
+            self._routes[path] = self._list_handler(listing)
         # Pre-built list rows (lists are served by slicing, O(page)).
-        self._rows = {k: self.ws.list_rows(k) for k in ("canvases", "campaigns", "segments")}
+        self._rows: dict[str, list] = {
+            "canvases": self.ws.list_rows("canvases"),
+            "campaigns": self.ws.list_rows("campaigns"),
+            "segments": self.ws.list_rows("segments"),
+            "events": self.ws.events,
+            "products": self.ws.products,
+        }
         self._active_rows = {
-            "canvases": [
-                r
-                for r, c in zip(self._rows["canvases"], self.ws.canvases, strict=True)
-                if not c.archived
-            ],
-            "campaigns": [
-                r
-                for r, c in zip(self._rows["campaigns"], self.ws.campaigns, strict=True)
-                if not c.archived
-            ],
+            key: [r for r, e in zip(self._rows[key], entities, strict=True) if not e.archived]
+            for key, entities in (("canvases", self.ws.canvases), ("campaigns", self.ws.campaigns))
         }
 
     def handle(
@@ -222,45 +218,24 @@ class Api:
             return rows[lo:hi][::-1]
         return rows[page * size : (page + 1) * size]
 
-    def _entity_list(self, kind: str, path: str, params: Mapping[str, str]) -> list[dict]:
+    def _list_handler(self, listing: ListEndpoint) -> Callable[[Mapping[str, str], datetime], Body]:
+        def handler(params: Mapping[str, str], now: datetime) -> Body:
+            return {listing.key: self._list_page(listing, params), "message": "success"}
+
+        return handler
+
+    def _list_page(self, listing: ListEndpoint, params: Mapping[str, str]) -> list:
         page = self._page(params)
-        include_archived = self._bool(params, "include_archived", False)
-        desc = self._sort_direction(params) == "desc"
-        after = self._time(params, "last_edit.time[gt]")
-        rows = self._rows[kind] if include_archived else self._active_rows[kind]
+        include_archived = listing.archivable and self._bool(params, "include_archived", False)
+        desc = listing.sortable and self._sort_direction(params) == "desc"
+        after = self._time(params, "last_edit.time[gt]") if listing.archivable else None
+        if listing.archivable and not include_archived:
+            rows = self._active_rows[listing.key]
+        else:
+            rows = self._rows[listing.key]
         if after is not None:
             rows = [r for r in rows if datetime.fromisoformat(r["last_edited"]) > after]
-        return self._slice(rows, page, PAGE_SIZES[path], desc)
-
-    def _canvas_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        return {
-            "canvases": self._entity_list("canvases", "/canvas/list", params),
-            "message": "success",
-        }
-
-    def _campaigns_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        return {
-            "campaigns": self._entity_list("campaigns", "/campaigns/list", params),
-            "message": "success",
-        }
-
-    def _segments_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        page = self._page(params)
-        desc = self._sort_direction(params) == "desc"
-        rows = self._slice(self._rows["segments"], page, PAGE_SIZES["/segments/list"], desc)
-        return {"segments": rows, "message": "success"}
-
-    def _events_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        page = self._page(params)
-        return {
-            "events": self._slice(self.ws.events, page, PAGE_SIZES["/events/list"], False),
-            "message": "success",
-        }
-
-    def _product_list(self, params: Mapping[str, str], now: datetime) -> Body:
-        page = self._page(params)
-        rows = self._slice(self.ws.products, page, PAGE_SIZES["/purchases/product_list"], False)
-        return {"products": rows, "message": "success"}
+        return self._slice(rows, page, listing.page_size, desc)
 
     # ----------------------------------------------------------------- details
 

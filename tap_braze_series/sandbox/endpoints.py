@@ -119,11 +119,24 @@ def pool_for(path: str) -> str:
     return POOLS.get(path, "default")
 
 
-#: Page sizes of the list endpoints.
-PAGE_SIZES: dict[str, int] = {
-    "/canvas/list": 100,
-    "/campaigns/list": 100,
-    "/segments/list": 100,
-    "/events/list": 250,
-    "/purchases/product_list": 100,
+@dataclasses.dataclass(frozen=True)
+class ListEndpoint:
+    """A paged list endpoint: ``{<key>: [one page of rows], "message": "success"}``."""
+
+    path: str
+    key: str  # the body's list: "canvases", "events"...
+    page_size: int
+    sortable: bool = False  # takes sort_direction
+    archivable: bool = False  # takes include_archived and last_edit.time[gt]
+
+
+LISTS: dict[str, ListEndpoint] = {
+    endpoint.path: endpoint
+    for endpoint in (
+        ListEndpoint("/canvas/list", "canvases", 100, sortable=True, archivable=True),
+        ListEndpoint("/campaigns/list", "campaigns", 100, sortable=True, archivable=True),
+        ListEndpoint("/segments/list", "segments", 100, sortable=True),
+        ListEndpoint("/events/list", "events", 250),
+        ListEndpoint("/purchases/product_list", "products", 100),
+    )
 }
