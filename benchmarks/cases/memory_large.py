@@ -1,0 +1,57 @@
+"""1,000 canvases × 2 years, the 4 canvas streams with breakdowns, with uniform and slow
+responses: peak RSS (only with --cases: minutes of both cores)."""
+
+from __future__ import annotations
+
+from benchmarks.measure import Bench
+from benchmarks.reports import (
+    DAYS,
+    ENTITIES,
+    FOREIGN,
+    LABEL,
+    LOG_IDEAL,
+    MINIMUM,
+    RECORDS,
+    REQUESTS,
+    RSS,
+    STDOUT_MB,
+    TAP_CPU,
+    WALL,
+    case_table,
+)
+from benchmarks.workloads import TAILS
+
+COLUMNS = [
+    LABEL,
+    ENTITIES,
+    DAYS,
+    REQUESTS,
+    MINIMUM,
+    RECORDS,
+    STDOUT_MB,
+    WALL,
+    LOG_IDEAL,
+    TAP_CPU,
+    RSS,
+    FOREIGN,
+]
+
+
+def run(bench: Bench) -> str:
+    n = bench.size["big_canvases"]
+    results = [
+        bench.measure(
+            "memory_large",
+            f"canvas (4 streams) n={n} {tail}",
+            "canvas",
+            n=n,
+            days=730,
+            latency=0.0,
+            sandbox_extra={"tail_rate": rate, "tail_latency": seconds},
+        )
+        for tail, rate, seconds in (TAILS[0], TAILS[-1])
+    ]
+    return (
+        f"## Memory: {n:,} canvases × 2 years, the 4 canvas streams "
+        f"with breakdowns (latency 0, {bench.workers} workers)\n\n" + case_table(results, COLUMNS)
+    )

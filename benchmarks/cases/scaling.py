@@ -1,0 +1,64 @@
+"""Canvases (the 4 canvas streams) and events (daily) at 10 / 100 / 1,000 entities:
+requests vs the minimum, wall vs the ideal, records per CPU-second, peak RSS."""
+
+from __future__ import annotations
+
+from benchmarks.measure import Bench
+from benchmarks.reports import (
+    ENTITIES,
+    FOREIGN,
+    LABEL,
+    MINIMUM,
+    N429,
+    RECORDS,
+    REQUESTS,
+    RSS,
+    SPAN,
+    TAP_CPU,
+    WALL,
+    Column,
+    case_table,
+    extra_paths,
+    figure,
+    ratio,
+)
+
+COLUMNS = [
+    LABEL,
+    ENTITIES,
+    REQUESTS,
+    MINIMUM,
+    Column("extra requests", lambda result, _row: extra_paths(result)),
+    N429,
+    WALL,
+    figure("ideal s", "ideal"),
+    ratio("wall/ideal", "ratio"),
+    ratio("(wall−startup)/ideal", "ratio_net"),
+    SPAN,
+    figure("mean in flight", "in_flight"),
+    RECORDS,
+    figure("records/s wall", "rec_per_s"),
+    TAP_CPU,
+    figure("records/CPU-s", "rec_per_cpu"),
+    figure("sandbox CPU s", "sandbox_cpu"),
+    RSS,
+    FOREIGN,
+]
+
+
+def run(bench: Bench) -> str:
+    size, startup = bench.size, bench.startup.wall
+    results = [
+        bench.measure("scaling", f"{family} n={n} {days}d", family, n=n, days=days)
+        for family, days in (("canvas", size["canvas_days"]), ("events", size["event_days"]))
+        for n in size["scale_entities"]
+    ]
+    return (
+        f"## Scaling (latency {bench.latency * 1000:g} ms, {bench.workers} workers; canvases = "
+        f"the 4 canvas streams over {size['canvas_days']} days, events = event_data_series "
+        f"over {size['event_days']} days)\n\n"
+        + case_table(results, COLUMNS, startup)
+        + f"\n\nideal = minimum requests × latency / workers; startup = {startup:.2f} s "
+        "(a run with no entities). Canvas n = canvases created; entities = active (listed) "
+        "canvases."
+    )
