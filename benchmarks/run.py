@@ -34,8 +34,10 @@ to go quiet, measures the CPU other processes used during the case, and measures
 case again when that exceeds 0.1 core. A calibration loop (ms, lower = faster) is
 printed with each case: on a shared VM the speed of a CPU-second drifts.
 
-`--profile` instead runs the tap in-process (stdout to /dev/null) on three workloads
-(hourly events, the canvas family, 10,000 partitions): CPU of the main thread and of
+`--profile` instead runs the tap in-process (subclasses of the tap that choose the
+writer and the record path and replay responses, see profiling/record_paths.py; stdout
+into a pipe that `grep -c` reads) on three workloads (hourly events, the canvas
+family, 10,000 partitions): CPU of the main thread and of
 the worker threads; a cProfile of the main thread on a replay of the recorded
 responses (no HTTP, no GIL contention) by component; each per-record step timed alone;
 and the CPU per request of the HTTP client the workers run.

@@ -74,13 +74,14 @@ def main_profile(args: argparse.Namespace) -> int:
                     tap_config("http://127.0.0.1:1", "k", days, args.workers),
                     FAMILIES[family]["streams"],
                 ),
+                workdir,
             )
         units = max(r["units"], 1)
         print(f"## {label}\n")
         what = f"records {r['records']:,}" + (f", {per}s {units:,}" if per != "record" else "")
         print(
-            f"{what}; unprofiled in-process run (stdout = "
-            f"/dev/null, best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
+            f"{what}; unprofiled in-process run (stdout = a pipe to a counting process, "
+            f"best of 2): wall {r['wall']:.2f} s, process CPU {r['process_cpu']:.2f} s"
             f" = {1e6 * r['process_cpu'] / units:.1f} µs/{per} "
             f"({r['records'] / max(r['process_cpu'], 1e-9):,.0f} records/CPU-s); main thread "
             f"{r['main_thread_cpu']:.2f} s = {1e6 * r['main_thread_cpu'] / units:.1f} µs/{per}, "

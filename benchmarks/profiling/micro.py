@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import wait_quiet
-from benchmarks.profiling.workload import _CountingStdout
+from benchmarks.profiling.record_paths import singer_output_counted
 from benchmarks.reports import table
 
 
-def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str, Any]:
+def micro_costs(
+    config: dict, catalog: dict, workdir: Path, number: int = 100_000
+) -> dict[str, Any]:
     """µs per hourly event record of each step of the per-record path, timed in isolation.
 
     No profiler: each step runs `number` times under time.perf_counter on one realistic
@@ -49,8 +51,6 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
     record = {"event_name": "purchase_completed", "app_id": "*", "time": times[0], "count": 1234}
     schema, mask = stream.schema, stream.mask
     stream_map = stream.stream_maps[0]
-    sink = _CountingStdout()
-    saved = sys.stdout
     results: list[tuple[str, float]] = []
 
     def timed(label: str, func: Any, n: int = number) -> None:
@@ -137,17 +137,13 @@ def micro_costs(config: dict, catalog: dict, number: int = 100_000) -> dict[str,
         ("SDK _increment_stream_state → tap state.increment_state", increment),
     ]
     wait_quiet()
-    sys.stdout = sink  # type: ignore[assignment]
-    try:
+    with singer_output_counted(workdir / "micro-costs-stderr.log"):
         for _repeat in range(3):
             for label, func in steps:
                 timed(label, func)
         flush = getattr(tap.message_writer, "flush", None)
         if callable(flush):
-            flush()  # the tap's writer may hold a chunk: into the sink, not the terminal
-    finally:
-        sys.stdout = saved
-        sink.close()
+            flush()  # the tap's writer may hold a chunk: into the counter, not the terminal
     by: dict[str, float] = {}
     for label, us in results:  # best of the repeats
         by[label] = min(us, by.get(label, us))
