@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    DAYS,
-    ENTITIES,
-    LABEL,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    STDOUT_MB,
-    WALL,
-    Column,
-    case_table,
-)
 
 
 def _late_rss(result, _row) -> float:
@@ -24,15 +13,15 @@ def _late_rss(result, _row) -> float:
 
 
 COLUMNS = [
-    LABEL,
-    ENTITIES,
-    DAYS,
-    REQUESTS,
-    RECORDS,
-    STDOUT_MB,
-    WALL,
-    RSS,
-    Column("max RSS 2nd half MB", _late_rss),
+    reports.LABEL,
+    reports.ENTITIES,
+    reports.DAYS,
+    reports.REQUESTS,
+    reports.RECORDS,
+    reports.STDOUT_MB,
+    reports.WALL,
+    reports.RSS,
+    reports.Column("max RSS 2nd half MB", _late_rss),
 ]
 
 
@@ -43,6 +32,6 @@ def run(bench: Bench) -> str:
         for family, n in (("canvas", size["mem_canvases"]), ("events_hourly", size["mem_events"]))
         for days in size["mem_days"]
     ]
-    return "## Memory: same entities, short vs long history (latency 0)\n\n" + case_table(
+    return "## Memory: same entities, short vs long history (latency 0)\n\n" + reports.case_table(
         results, COLUMNS
     )

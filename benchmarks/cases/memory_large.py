@@ -3,37 +3,23 @@ responses: peak RSS (only with --cases: minutes of both cores)."""
 
 from __future__ import annotations
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    DAYS,
-    ENTITIES,
-    FOREIGN,
-    LABEL,
-    LOG_IDEAL,
-    MINIMUM,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    STDOUT_MB,
-    TAP_CPU,
-    WALL,
-    case_table,
-)
 from benchmarks.workloads import TAILS
 
 COLUMNS = [
-    LABEL,
-    ENTITIES,
-    DAYS,
-    REQUESTS,
-    MINIMUM,
-    RECORDS,
-    STDOUT_MB,
-    WALL,
-    LOG_IDEAL,
-    TAP_CPU,
-    RSS,
-    FOREIGN,
+    reports.LABEL,
+    reports.ENTITIES,
+    reports.DAYS,
+    reports.REQUESTS,
+    reports.MINIMUM,
+    reports.RECORDS,
+    reports.STDOUT_MB,
+    reports.WALL,
+    reports.LOG_IDEAL,
+    reports.TAP_CPU,
+    reports.RSS,
+    reports.FOREIGN,
 ]
 
 
@@ -53,5 +39,6 @@ def run(bench: Bench) -> str:
     ]
     return (
         f"## Memory: {n:,} canvases × 2 years, the 4 canvas streams "
-        f"with breakdowns (latency 0, {bench.workers} workers)\n\n" + case_table(results, COLUMNS)
+        f"with breakdowns (latency 0, {bench.workers} workers)\n\n"
+        + reports.case_table(results, COLUMNS)
     )

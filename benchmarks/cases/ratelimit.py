@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import statistics
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    FOREIGN,
-    LABEL,
-    MINIMUM,
-    N429,
-    REQUESTS,
-    Column,
-    case_table,
-)
 
 
-def _extra(key: str, header: str) -> Column:
-    return Column(header, lambda result, _row: result.extra[key])
+def _extra(key: str, header: str) -> reports.Column:
+    return reports.Column(header, lambda result, _row: result.extra[key])
 
 
-def _windows(read, header: str) -> Column:
-    return Column(header, lambda result, _row: read(result.extra.get("windows", {})))
+def _windows(read, header: str) -> reports.Column:
+    return reports.Column(header, lambda result, _row: read(result.extra.get("windows", {})))
 
 
 def _mean(values) -> float:
@@ -30,34 +22,40 @@ def _mean(values) -> float:
 
 
 COLUMNS = [
-    LABEL,
-    Column("limit", lambda result, _row: f"{result.extra['limit']}/{result.extra['window']:g}s"),
-    REQUESTS,
-    MINIMUM,
+    reports.LABEL,
+    reports.Column(
+        "limit", lambda result, _row: f"{result.extra['limit']}/{result.extra['window']:g}s"
+    ),
+    reports.REQUESTS,
+    reports.MINIMUM,
     _windows(lambda w: w.get("made", 0), "in limited pool"),
-    N429,
-    Column("governor waits ≥1 s logged", lambda result, _row: result.run.governor_waits_logged),
+    reports.N429,
+    reports.Column(
+        "governor waits ≥1 s logged", lambda result, _row: result.run.governor_waits_logged
+    ),
     _windows(lambda w: w.get("max", 0), "max per window"),
     _windows(lambda w: _mean(w.get("full_windows") or []), "mean per full window"),
     _windows(
         lambda w: _mean(w.get("first_request_after_open") or []),
         "mean s from window open to its first request",
     ),
-    Column("series span s", lambda result, _row: result.log.get("series_span", float("nan"))),
+    reports.Column(
+        "series span s", lambda result, _row: result.log.get("series_span", float("nan"))
+    ),
     _extra("phase_ideal", "phase-aware ideal s (minimum)"),
     _extra("phase_ideal_made", "phase-aware ideal s (requests made)"),
     _extra("steady_ideal", "steady ideal s (N/limit·window)"),
-    Column("tap wall s", lambda _result, row: row["wall"]),
-    Column(
+    reports.Column("tap wall s", lambda _result, row: row["wall"]),
+    reports.Column(
         "wall/steady ideal", lambda result, row: f"{row['wall'] / result.extra['steady_ideal']:.2f}"
     ),
-    Column(
+    reports.Column(
         "span/phase-aware ideal",
         lambda result, _row: (
             f"{result.log.get('series_span', float('nan')) / result.extra['phase_ideal']:.2f}"
         ),
     ),
-    FOREIGN,
+    reports.FOREIGN,
 ]
 
 
@@ -75,7 +73,7 @@ def run(bench: Bench) -> str:
     return (
         f"## Rate limit (sandbox default pool {limit[0]} requests / {limit[1]:g} s, latency "
         f"{bench.latency * 1000:g} ms, {bench.workers} workers)\n\n"
-        + case_table([result], COLUMNS)
+        + reports.case_table([result], COLUMNS)
         + "\n\nper-window counts (default pool, aligned windows): "
         + str(result.extra.get("windows", {}).get("per_window"))
     )

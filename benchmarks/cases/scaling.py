@@ -3,46 +3,29 @@ requests vs the minimum, wall vs the ideal, records per CPU-second, peak RSS."""
 
 from __future__ import annotations
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    ENTITIES,
-    FOREIGN,
-    LABEL,
-    MINIMUM,
-    N429,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    SPAN,
-    TAP_CPU,
-    WALL,
-    Column,
-    case_table,
-    extra_paths,
-    figure,
-    ratio,
-)
 
 COLUMNS = [
-    LABEL,
-    ENTITIES,
-    REQUESTS,
-    MINIMUM,
-    Column("extra requests", lambda result, _row: extra_paths(result)),
-    N429,
-    WALL,
-    figure("ideal s", "ideal"),
-    ratio("wall/ideal", "ratio"),
-    ratio("(wall−startup)/ideal", "ratio_net"),
-    SPAN,
-    figure("mean in flight", "in_flight"),
-    RECORDS,
-    figure("records/s wall", "rec_per_s"),
-    TAP_CPU,
-    figure("records/CPU-s", "rec_per_cpu"),
-    figure("sandbox CPU s", "sandbox_cpu"),
-    RSS,
-    FOREIGN,
+    reports.LABEL,
+    reports.ENTITIES,
+    reports.REQUESTS,
+    reports.MINIMUM,
+    reports.Column("extra requests", lambda result, _row: reports.extra_paths(result)),
+    reports.N429,
+    reports.WALL,
+    reports.figure("ideal s", "ideal"),
+    reports.ratio("wall/ideal", "ratio"),
+    reports.ratio("(wall−startup)/ideal", "ratio_net"),
+    reports.SPAN,
+    reports.figure("mean in flight", "in_flight"),
+    reports.RECORDS,
+    reports.figure("records/s wall", "rec_per_s"),
+    reports.TAP_CPU,
+    reports.figure("records/CPU-s", "rec_per_cpu"),
+    reports.figure("sandbox CPU s", "sandbox_cpu"),
+    reports.RSS,
+    reports.FOREIGN,
 ]
 
 
@@ -57,7 +40,7 @@ def run(bench: Bench) -> str:
         f"## Scaling (latency {bench.latency * 1000:g} ms, {bench.workers} workers; canvases = "
         f"the 4 canvas streams over {size['canvas_days']} days, events = event_data_series "
         f"over {size['event_days']} days)\n\n"
-        + case_table(results, COLUMNS, startup)
+        + reports.case_table(results, COLUMNS, startup)
         + f"\n\nideal = minimum requests × latency / workers; startup = {startup:.2f} s "
         "(a run with no entities). Canvas n = canvases created; entities = active (listed) "
         "canvases."

@@ -3,20 +3,8 @@ messages and the tap's CPU, and whether they grow linearly."""
 
 from __future__ import annotations
 
+from benchmarks import reports
 from benchmarks.measure import Bench, CaseResult
-from benchmarks.reports import (
-    CALIBRATION,
-    ENTITIES,
-    FOREIGN,
-    LABEL,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    TAP_CPU,
-    WALL,
-    Column,
-    case_table,
-)
 
 
 def _run(read):
@@ -24,28 +12,28 @@ def _run(read):
 
 
 COLUMNS = [
-    LABEL,
-    Column("partitions", ENTITIES.value),
-    Column("in final STATE", _run(lambda run: run.last_state_partitions)),
-    REQUESTS,
-    RECORDS,
-    Column("STATE msgs", _run(lambda run: run.state_msgs)),
-    Column("STATE bytes", _run(lambda run: run.state_bytes)),
-    Column("last STATE bytes", _run(lambda run: run.last_state_bytes)),
-    Column(
+    reports.LABEL,
+    reports.Column("partitions", reports.ENTITIES.value),
+    reports.Column("in final STATE", _run(lambda run: run.last_state_partitions)),
+    reports.REQUESTS,
+    reports.RECORDS,
+    reports.Column("STATE msgs", _run(lambda run: run.state_msgs)),
+    reports.Column("STATE bytes", _run(lambda run: run.state_bytes)),
+    reports.Column("last STATE bytes", _run(lambda run: run.last_state_bytes)),
+    reports.Column(
         "STATE bytes/partition",
         lambda result, _row: result.run.state_bytes / max(result.entities, 1),
     ),
-    TAP_CPU,
-    Column("ms CPU/partition", lambda result, row: 1000 * row["cpu"] / result.entities),
-    Column(
+    reports.TAP_CPU,
+    reports.Column("ms CPU/partition", lambda result, row: 1000 * row["cpu"] / result.entities),
+    reports.Column(
         "marginal ms CPU/partition (vs previous row)",
         lambda result, _row: result.extra.get("marginal_ms", float("nan")),
     ),
-    CALIBRATION,
-    WALL,
-    RSS,
-    FOREIGN,
+    reports.CALIBRATION,
+    reports.WALL,
+    reports.RSS,
+    reports.FOREIGN,
 ]
 
 
@@ -98,7 +86,7 @@ def run(bench: Bench) -> str:
     return (
         "## State cost vs partitions (events daily, latency 0; best of "
         f"{size['state_repeat']} per size)\n\n"
-        + case_table(results, COLUMNS)
+        + reports.case_table(results, COLUMNS)
         + "\n\n"
         + verdict(results)
     )

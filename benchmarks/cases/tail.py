@@ -5,49 +5,38 @@ sandbox's request log, and whether the records (and their order) match."""
 
 from __future__ import annotations
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    ENTITIES,
-    FOREIGN,
-    LOG_IDEAL,
-    MINIMUM,
-    N429,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    SPAN,
-    WALL,
-    Column,
-    case_table,
-)
 from benchmarks.workloads import CANVAS_STREAMS, TAILS
 
 
-def _extra(key: str, header: str) -> Column:
-    return Column(header, lambda result, _row: result.extra[key])
+def _extra(key: str, header: str) -> reports.Column:
+    return reports.Column(header, lambda result, _row: result.extra[key])
 
 
-def columns(startup: float) -> list[Column]:
+def columns(startup: float) -> list[reports.Column]:
     return [
         _extra("workload", "workload"),
         _extra("tail", "response times"),
-        ENTITIES,
-        REQUESTS,
-        MINIMUM,
-        N429,
-        Column("max in flight", lambda result, _row: result.log.get("max_in_flight", 0)),
-        WALL,
-        LOG_IDEAL,
-        Column("wall/ideal", lambda result, row: f"{row['wall'] / result.extra['log_ideal']:.2f}"),
-        Column(
+        reports.ENTITIES,
+        reports.REQUESTS,
+        reports.MINIMUM,
+        reports.N429,
+        reports.Column("max in flight", lambda result, _row: result.log.get("max_in_flight", 0)),
+        reports.WALL,
+        reports.LOG_IDEAL,
+        reports.Column(
+            "wall/ideal", lambda result, row: f"{row['wall'] / result.extra['log_ideal']:.2f}"
+        ),
+        reports.Column(
             "(wall−startup)/ideal",
             lambda result, row: f"{(row['wall'] - startup) / result.extra['log_ideal']:.2f}",
         ),
-        SPAN,
-        RECORDS,
+        reports.SPAN,
+        reports.RECORDS,
         _extra("same", "same records, same order as uniform"),
-        RSS,
-        FOREIGN,
+        reports.RSS,
+        reports.FOREIGN,
     ]
 
 
@@ -85,7 +74,7 @@ def run(bench: Bench) -> str:
         f"## Slow responses (latency {bench.latency * 1000:g} ms, {bench.workers} workers, "
         "365 days; which requests are slow is a hash of the request: the same ones every "
         "run)\n\n"
-        + case_table(results, columns(startup), startup)
+        + reports.case_table(results, columns(startup), startup)
         + "\n\nideal = max(sum of the response times in the sandbox's request log / "
         f"workers, the slowest response); startup = {startup:.2f} s."
     )

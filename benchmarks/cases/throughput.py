@@ -4,41 +4,27 @@ from __future__ import annotations
 
 import statistics
 
+from benchmarks import reports
 from benchmarks.measure import Bench
-from benchmarks.reports import (
-    CALIBRATION,
-    DAYS,
-    FOREIGN,
-    LABEL,
-    MINIMUM,
-    RECORDS,
-    REQUESTS,
-    RSS,
-    TAP_CPU,
-    WALL,
-    Column,
-    case_table,
-    figure,
-)
 
 COLUMNS = [
-    LABEL,
-    figure("events", "entities"),
-    DAYS,
-    REQUESTS,
-    MINIMUM,
-    RECORDS,
-    WALL,
-    figure("records/s wall", "rec_per_s"),
-    figure("tap user s", "user"),
-    figure("tap sys s", "sys"),
-    TAP_CPU,
-    figure("records/CPU-s", "rec_per_cpu"),
-    Column("µs CPU/record", lambda _result, row: 1e6 * row["cpu"] / max(row["records"], 1)),
-    figure("sandbox CPU s", "sandbox_cpu"),
-    RSS,
-    FOREIGN,
-    CALIBRATION,
+    reports.LABEL,
+    reports.figure("events", "entities"),
+    reports.DAYS,
+    reports.REQUESTS,
+    reports.MINIMUM,
+    reports.RECORDS,
+    reports.WALL,
+    reports.figure("records/s wall", "rec_per_s"),
+    reports.figure("tap user s", "user"),
+    reports.figure("tap sys s", "sys"),
+    reports.TAP_CPU,
+    reports.figure("records/CPU-s", "rec_per_cpu"),
+    reports.Column("µs CPU/record", lambda _result, row: 1e6 * row["cpu"] / max(row["records"], 1)),
+    reports.figure("sandbox CPU s", "sandbox_cpu"),
+    reports.RSS,
+    reports.FOREIGN,
+    reports.CALIBRATION,
 ]
 
 
@@ -64,7 +50,7 @@ def run(bench: Bench) -> str:
         )
     return (
         "## Record throughput (latency 0)\n\n"
-        + case_table(results, COLUMNS)
+        + reports.case_table(results, COLUMNS)
         + "\n\n"
         + "\n".join(f"- {line}" for line in summary)
     )
