@@ -220,15 +220,8 @@ def run_case(
         phase = rate_limit_ideal(minimum["series"], limit, window, rate_cap, t0, latency)
         usage = window_usage(sandbox.log, window)
         phase_made = rate_limit_ideal(usage.get("made", 0), limit, window, rate_cap, t0, latency)
-        extra.update(
-            pool=pool,
-            limit=limit,
-            window=window,
-            steady_ideal=steady,
-            phase_ideal=phase,
-            phase_ideal_made=phase_made,
-            windows=usage,
-        )
+        extra.update(pool=pool, limit=limit, window=window, windows=usage)
+        extra.update(steady_ideal=steady, phase_ideal=phase, phase_ideal_made=phase_made)
         ideal = max(ideal, steady)
     return CaseResult(
         case,
