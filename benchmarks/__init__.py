@@ -1,0 +1,1 @@
+"""Benchmarks of tap-braze-series against the bundled sandbox (see run.py)."""
