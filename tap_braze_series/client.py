@@ -505,7 +505,6 @@ class BrazeClient:
         # Until Braze answers once, a connection that cannot be made is a set-up problem
         # (address, DNS, proxy, firewall, CA bundle) that retrying will not fix.
         self._answered = False
-        self.retries = 0
         self.tally = RequestTally()  # per endpoint, for the run's summary
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Response:
@@ -542,7 +541,6 @@ class BrazeClient:
 
     def _back_off(self, path: str, query: Mapping[str, str], error: object, failures: int) -> None:
         wait = random.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2 ** (failures - 1)))
-        self.retries += 1
         self.tally.retried(path, query.get("unit"))
         logger.warning(
             "Request %s failed (%s); retry %d of %d in %.2f s.",

@@ -37,7 +37,6 @@ import logging
 import os
 import pickle
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -138,10 +137,6 @@ class Member(Protocol):
         self, body: Mapping[str, Any], planned: PlannedPartition, window: Window, issues: Issues
     ) -> Iterator[dict[str, Any]]:
         """This member's records from one response."""
-        ...
-
-    def has_bookmark(self, partition: Partition) -> bool:
-        """Whether a previous run emitted buckets of this partition."""
         ...
 
     def bookmark_bucket(self, partition: Partition) -> Bucket | None:
@@ -290,17 +285,9 @@ def _disk_full_is_an_error() -> Iterator[None]:
 class FamilyStats:
     """Per-run counters for the end-of-run log and benchmarks."""
 
-    requests: int = 0
-    windows_skipped: int = 0
     zero_buckets: int = 0  # buckets a count series left out, emitted as 0
     holes_passed: int = 0  # buckets never answered, too old to wait for
     issues: Issues = field(default_factory=Issues)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count_request(self) -> None:
-        """One more request sent; requests start on worker threads and the main thread."""
-        with self._lock:
-            self.requests += 1
 
 
 class Family:
@@ -332,7 +319,6 @@ class Family:
         self._workers = workers
         self._max_buffered_bytes = max_buffered_bytes
         self._stop = stop
-        self.fetcher: OrderedFetcher[_Job, Response] | None = None  # the latest, for its counters
         self._partitions: list[Partition] | None = None
         self._index: dict[tuple, int] = {}
         self._pending: list[str] | None = None  # selected members not finished yet
@@ -465,7 +451,6 @@ class Family:
                     }
                 except (PayloadError, BrazeUndecodableError) as exc:
                     planned.broken = True
-                    self.stats.windows_skipped += 1
                     logger.warning(
                         "Skipping %s for %s from %s on: %s. Its bookmark stays at the last "
                         "bucket emitted, so the next run reads it again.",
@@ -648,12 +633,10 @@ class Family:
     def _ask_again(self, planned: PlannedPartition, window: Window) -> Mapping[str, Any]:
         """The same request once more, on the pool, waited for (a rare path)."""
         params = self._params(planned.partition, window, set(self._pending or []))
-        self.stats.count_request()
         return self._executor().submit(self._fetch, self.path, params).result().body
 
     def _stop_at(self, planned: PlannedPartition, missing: Bucket) -> None:
         planned.broken = True
-        self.stats.windows_skipped += 1
         logger.warning(
             "%s: no point for %s in %s %s, asked twice. The rows before it were emitted; "
             "the rest of this partition waits for the next run, which reads it again from "
@@ -672,7 +655,6 @@ class Family:
         except BrazeUndecodableError as exc:
             assert job.window is not None
             job.planned.broken = True
-            self.stats.windows_skipped += 1
             logger.warning(
                 "Skipping %s for %s from %s on: %s The rows before it were emitted; its "
                 "bookmark stays before %s, so the next run reads it again. The other "
@@ -725,9 +707,6 @@ class Family:
             assert job.window is not None
             return self._fetch(self.path, self._params(job.planned.partition, job.window, selected))
 
-        def count(_job: _Job) -> None:
-            self.stats.count_request()
-
         fetcher: OrderedFetcher[_Job, Response] = OrderedFetcher(
             self._executor(),
             fetch,
@@ -736,9 +715,7 @@ class Family:
             max_buffered_bytes=self._max_buffered_bytes,
             size=_response_size,
             wants=lambda job: job.window is not None and not job.planned.broken,
-            on_start=count,
         )
-        self.fetcher = fetcher
         _abort_at(self._stop, fetcher)
         try:
             for job, response in fetcher:

@@ -93,6 +93,13 @@ class RequestTally:
                 for key, c in self._counts.items()
             }
 
+    def total(self) -> RequestCounts:
+        """Every endpoint's counts added up."""
+        total = RequestCounts()
+        for counts in self.counts().values():
+            total.add(counts)
+        return total
+
 
 class StreamTally:
     """What one stream emitted this run.
@@ -356,7 +363,7 @@ class RunReport:
             )
         total = RequestCounts()
         for c in counts.values():
-            total.add(c)
+            total.add(c)  # the same counts as the rows above, not read again
         header = [
             "stream",
             "records",

@@ -470,16 +470,6 @@ class Runtime:
                 ", ".join(named),
             )
 
-    def partition_count(self) -> int:
-        if self._partition_count is None:
-            # Only families that sync this run: listing the others would cost requests.
-            self._partition_count = sum(
-                len(family.partitions())
-                for name, family in self.families.items()
-                if any(member.selected for member in self._members[name])
-            )
-        return self._partition_count
-
     # Partitions: the values of each axis an endpoint declares, combined.
 
     def partitions(self, spec: SeriesSpec) -> list[Partition]:

@@ -828,10 +828,6 @@ class SeriesStream(BrazeStream):
             first = max(first, created)
         return first if first <= last else None
 
-    def has_bookmark(self, partition: Partition) -> bool:
-        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
-        return manager.bookmark(partition.context) is not None
-
     def bookmark_bucket(self, partition: Partition) -> Bucket | None:
         """The last bucket a previous run emitted for this partition, if any."""
         manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
