@@ -129,6 +129,11 @@ class Member(Protocol):
 
     name: str
 
+    @property
+    def selected(self) -> bool:
+        """Whether the stream syncs this run."""
+        ...
+
     def partition_start(self, partition: Partition) -> Bucket | None:
         """First bucket to read for this partition (None: nothing to read)."""
         ...
@@ -300,7 +305,7 @@ class Family:
         path: str,
         members: Sequence[Member],
         partitions: Callable[[], list[Partition]],
-        plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
+        plan: Callable[[Bucket], list[Window]],
         params: Callable[[Partition, Window, set[str]], dict[str, Any]],
         fetch: Callable[[str, dict[str, Any]], Response],
         executor: Callable[[], Executor],
@@ -322,6 +327,8 @@ class Family:
         self._partitions: list[Partition] | None = None
         self._index: dict[tuple, int] = {}
         self._pending: list[str] | None = None  # selected members not finished yet
+        self._planned: list[PlannedPartition] | None = None  # the run's plan, see plan()
+        self._plan_driven = False  # whether a driver took its jobs from that plan
         self._spools: dict[str, Spool] = {}
         self._driver: str | None = None
         self._results: Iterator[tuple[_Job, Mapping[str, Any] | None]] | None = None
@@ -336,12 +343,55 @@ class Family:
             self._index = {partition_key(p.context): p.index for p in self._partitions}
         return self._partitions
 
-    def start(self, selected: Sequence[str]) -> None:
-        """Declare which members will sync this run (before the first one does)."""
+    def selected(self) -> list[str]:
+        """The members that sync this run, in the family's order."""
+        return [m.name for m in self.members if m.selected]
+
+    def start(self) -> None:
+        """Set up the selected members' syncs (before the first one syncs)."""
         if self._pending is None:
-            self._pending = [m.name for m in self.members if m.name in selected]
+            self._pending = self.selected()
             if len(self._pending) > 1:
                 self._spools = {name: Spool() for name in self._pending}
+
+    def plan(self) -> list[PlannedPartition]:
+        """Every partition with its members' first buckets and its windows, planned once.
+
+        The one plan the fetch, the progress lines and the cost line all read. Most
+        partitions share their first bucket, and with it their windows.
+        """
+        if self._planned is None:
+            windows: dict[Bucket, list[Window]] = {}
+            names = self.selected()
+            self._planned = [
+                self._plan_partition(partition, names, windows) for partition in self.partitions()
+            ]
+        return self._planned
+
+    def planned_requests(self) -> int:
+        """The requests the plan sends: its windows over every partition."""
+        return sum(len(planned.windows) for planned in self.plan())
+
+    def _plan_partition(
+        self, partition: Partition, names: Sequence[str], windows: dict[Bucket, list[Window]]
+    ) -> PlannedPartition:
+        by_name = {m.name: m for m in self.members}
+        starts: dict[str, Bucket] = {}
+        for name in names:
+            start = by_name[name].partition_start(partition)
+            if start is not None:
+                starts[name] = start
+        first = min(starts.values()) if starts else None
+        if first is not None and first not in windows:
+            windows[first] = self._plan(first)
+        bookmarks = [by_name[name].bookmark_bucket(partition) for name in starts]
+        return PlannedPartition(
+            partition=partition,
+            starts=starts,
+            windows=[] if first is None else windows[first],
+            has_data=any(bucket is not None for bucket in bookmarks),
+            delivered=None if None in bookmarks or not bookmarks else min(bookmarks),
+        )
 
     def follow(self, name: str, sync: Iterator[Any]) -> None:
         """Have the driver advance member `name`'s sync each time a partition ends.
@@ -671,23 +721,23 @@ class Family:
         return ", ".join(name for name in (self._pending or []) if name in planned.starts)
 
     def _jobs(self, first_index: int) -> Iterator[_Job]:
-        by_name = {m.name: m for m in self.members}
-        for partition in self.partitions()[first_index:]:
-            starts: dict[str, Bucket] = {}
-            for name in self._pending or []:
-                start = by_name[name].partition_start(partition)
-                if start is not None:
-                    starts[name] = start
-            windows = self._plan(partition, starts) if starts else []
-            bookmarks = [by_name[name].bookmark_bucket(partition) for name in starts]
-            planned = PlannedPartition(
-                partition=partition,
-                starts=starts,
-                windows=windows,
-                has_data=any(bucket is not None for bucket in bookmarks),
-                delivered=None if None in bookmarks or not bookmarks else min(bookmarks),
+        """The windows to fetch from partition `first_index` on, each partition's end marked.
+
+        The first driver fetches the run's plan. A member that drives after an earlier
+        driver stopped plans what is left afresh, from the bookmarks and members
+        pending now (what the stopped driver marked of a partition does not carry over).
+        """
+        if not self._plan_driven:
+            self._plan_driven = True
+            plans: Iterable[PlannedPartition] = self.plan()[first_index:]
+        else:
+            names, windows = list(self._pending or []), {}
+            plans = (
+                self._plan_partition(partition, names, windows)
+                for partition in self.partitions()[first_index:]
             )
-            for window in windows:
+        for planned in plans:
+            for window in planned.windows:
                 yield _Job(planned, window)
             yield _Job(planned, None)
 

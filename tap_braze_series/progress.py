@@ -240,10 +240,8 @@ class RunReport:
     def enabled(self) -> bool:
         return self.interval > 0
 
-    def family_started(
-        self, name: str, pool: str, partitions: int, planned: Callable[[], int]
-    ) -> None:
-        """A family's first partition starts; `planned` counts the requests it will send."""
+    def family_started(self, name: str, pool: str, partitions: int, planned: int) -> None:
+        """A family's first partition starts; `planned`: the requests its plan sends."""
         if not self.enabled or name in self.families:
             return
         members = [t for t in self.streams.values() if t.family == name]
@@ -253,7 +251,7 @@ class RunReport:
             pool=pool,
             members=members,
             partitions=partitions,
-            planned=planned(),
+            planned=planned,
             started=now,
             last_time=now,
         )

@@ -761,7 +761,7 @@ class SeriesStream(BrazeStream):
             return
         self.runtime.report_range()
         family = self.family
-        family.start([m.name for m in family.members if m.selected])  # type: ignore[attr-defined]
+        family.start()
         tally.begin_partition()
         first: dict[str, Any] | None = None
         complete = False
