@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from tap_braze_series.progress import plural
 from tap_braze_series.stopping import Stop
 
 ROLLING_WINDOW = 3600.0
@@ -159,8 +160,7 @@ class RateGovernor:
             state.quiet_waits += 1
             return
         more = (
-            f" ({state.quiet_waits:,} more {'wait' if state.quiet_waits == 1 else 'waits'} "
-            f"since its last such line)"
+            f" ({plural(state.quiet_waits, 'more wait', 'more waits')} since its last such line)"
             if state.quiet_waits
             else ""
         )

@@ -375,7 +375,11 @@ class Runtime:
         planned = family.planned_requests()
         self.governor.plan(spec.endpoint.pool, planned)
         self.report.family_started(
-            family.name, spec.endpoint.pool, len(family.partitions()), planned
+            family.name,
+            (spec.endpoint.path, unit_param(spec)),
+            spec.endpoint.pool,
+            len(family.partitions()),
+            planned,
         )
 
     def budget(self, pool: str) -> Budget:
@@ -485,7 +489,7 @@ class Runtime:
                 logging.WARNING if axis.setting else logging.INFO,
                 "%s%s skipped (%s): %s%s.",
                 f"{axis.setting}: " if axis.setting else "",
-                plural(len(skipped), axis.kind.removesuffix("s"), axis.kind),
+                plural(len(skipped), SINGULAR[axis.kind], axis.kind),
                 skip.reason,
                 ", ".join(skipped[:5]),
                 ", ..." if len(skipped) > 5 else "",

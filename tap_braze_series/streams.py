@@ -75,9 +75,26 @@ class PartitionRecordCounter(metrics.Counter):
     a stream's records, counted until the next interval or the end, were all logged
     under whichever partition was current then. This one logs what it counted
     before it moves on, so each METRIC line counts the records of the context it names.
+
+    It counts what the stream's tally counts (the records written, see
+    `BrazeStream._write_record_message`): the SDK increments it once per record it
+    hands to the writer, a zero row left out included.
     """
 
     _context_logged = True  # nothing to log before the first context
+
+    def __init__(
+        self, metric: Metric, tags: dict, *, tally: StreamTally, log_interval: float
+    ) -> None:
+        super().__init__(metric, tags, log_interval=log_interval)
+        self._tally = tally
+        self._counted = tally.records
+
+    @override
+    def increment(self, value: int = 1) -> None:
+        written = self._tally.records
+        super().increment(written - self._counted)
+        self._counted = written
 
     @override
     def with_context(self, value: Mapping[str, Any] | None) -> None:
@@ -172,7 +189,9 @@ class BrazeStream(Stream):
         tags = {Tag.STREAM: self.name}
         if endpoint:
             tags[Tag.ENDPOINT] = endpoint
-        return PartitionRecordCounter(Metric.RECORD_COUNT, tags, log_interval=log_interval)
+        return PartitionRecordCounter(
+            Metric.RECORD_COUNT, tags, tally=self.tally, log_interval=log_interval
+        )
 
     @override
     def get_sync_timer(self) -> metrics.Timer:
