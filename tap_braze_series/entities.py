@@ -15,6 +15,7 @@ from typing import Any
 from tap_braze_series.client import BrazeClient, describe
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import LISTS
+from tap_braze_series.progress import plural
 
 logger = logging.getLogger("tap-braze-series.entities")
 
@@ -35,11 +36,6 @@ SINGULAR = {
     "events": "event",
     "products": "product",
 }
-
-
-def _count(n: int, kind: str) -> str:
-    """`1 canvas`, `2 canvases`."""
-    return f"{n} {SINGULAR.get(kind, kind) if n == 1 else kind}"
 
 
 def entity_id(kind: str, item: Any) -> str | None:
@@ -107,7 +103,7 @@ class EntityDirectory:
             logger.warning(
                 "%s listed %s without an identifier; %s skipped.",
                 describe(endpoint.path, params),
-                _count(skipped, kind),
+                plural(skipped, SINGULAR[kind], kind),
                 "it was" if skipped == 1 else "they were",
             )
         return items
@@ -123,7 +119,7 @@ class EntityDirectory:
             logger.warning(
                 "%s names %s that Braze does not list (%s); %s skipped.",
                 setting,
-                _count(len(missing), kind),
+                plural(len(missing), SINGULAR[kind], kind),
                 ", ".join(repr(m) for m in missing[:10]),
                 "it is" if len(missing) == 1 else "they are",
             )

@@ -11,7 +11,7 @@ first selected member the tap syncs becomes the *driver*:
 - results come back in plan order, so records are emitted in a deterministic
   order, on the SDK's thread, which alone touches records and state;
 - the rows a response holds for the other members are written to an on-disk
-  spool per member: one request, four streams, memory flat in the number of
+  spool per member (spool.py): one request, four streams, memory flat in the number of
   entities and the history length;
 - each time a partition ends, the driver advances the other members' syncs
   over what their spools hold (`Family.follow`): their rows are written while
@@ -31,19 +31,13 @@ no longer restates it): then the run moves past it, counted and warned of once.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import os
-import pickle
-import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tap_braze_series.client import BrazeError, BrazeUndecodableError
+from tap_braze_series.client import BrazeUndecodableError
 from tap_braze_series.scheduler import DEFAULT_MAX_BUFFERED_BYTES, OrderedFetcher
 from tap_braze_series.shapes import (
     NO_VALID_TIME,
@@ -54,6 +48,7 @@ from tap_braze_series.shapes import (
     with_points,
     with_zeros,
 )
+from tap_braze_series.spool import Spool
 from tap_braze_series.state import partition_key
 from tap_braze_series.stopping import RunStopped, Stop
 from tap_braze_series.windows import Bucket, Window, shift
@@ -62,10 +57,6 @@ if TYPE_CHECKING:
     from tap_braze_series.client import Response
 
 logger = logging.getLogger("tap-braze-series.feed")
-
-
-class SpoolFullError(BrazeError):
-    """The temporary folder holding the spools is full."""
 
 
 PASSED_HOLE = "bucket never answered, older than lookback_days (moved past)"
@@ -130,6 +121,11 @@ class Member(Protocol):
 
     name: str
 
+    @property
+    def selected(self) -> bool:
+        """Whether the stream syncs this run."""
+        ...
+
     def partition_start(self, partition: Partition) -> Bucket | None:
         """First bucket to read for this partition (None: nothing to read)."""
         ...
@@ -138,10 +134,6 @@ class Member(Protocol):
         self, body: Mapping[str, Any], planned: PlannedPartition, window: Window, issues: Issues
     ) -> Iterator[dict[str, Any]]:
         """This member's records from one response."""
-        ...
-
-    def has_bookmark(self, partition: Partition) -> bool:
-        """Whether a previous run emitted buckets of this partition."""
         ...
 
     def bookmark_bucket(self, partition: Partition) -> Bucket | None:
@@ -179,128 +171,13 @@ class Member(Protocol):
         ...
 
 
-class Spool:
-    """Records the driver keeps on disk for another member, one batch per response.
-
-    The driver appends while the member reads (see `Family.follow`): reads and
-    writes keep their own positions in the one file. Once the member has read
-    everything written, the file is emptied before the next write, so a followed
-    member's spool holds about one partition's rows, not the whole run's.
-    """
-
-    def __init__(self) -> None:
-        # Closed by close(), when the member has read it or the run ends.
-        self._file: IO[bytes] = tempfile.TemporaryFile(prefix="tap-braze-series-spool-")  # noqa: SIM115
-        self.complete: set[int] = set()
-        self._read_at = 0
-        self._rows_written = 0
-        self._rows_complete = 0  # rows of the partitions ended so far
-        self._rows_read = 0
-        # Where each partition's end marker starts and stops in the file.
-        self._ends: dict[int, tuple[int, int]] = {}
-
-    def write(self, index: int, records: list[dict[str, Any]]) -> None:
-        """Keep the records one response holds for partition `index`."""
-        if records:
-            with _disk_full_is_an_error():
-                self._seek_end()
-                # One pickle per batch, not per record: pickling costs mostly per call.
-                pickle.dump((index, records), self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._rows_written += len(records)
-
-    def end(self, index: int) -> None:
-        with _disk_full_is_an_error():
-            self._seek_end()
-            start = self._file.tell()
-            pickle.dump((index, None), self._file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._ends[index] = (start, self._file.tell())
-        self.complete.add(index)
-        self._rows_complete = self._rows_written
-
-    def _seek_end(self) -> None:
-        """Move to the end for a write, emptying the file first if all of it was read."""
-        size = self.size()  # and the position is at the end
-        if size and self._read_at == size:
-            # A read in progress resumes from _read_at, so it reads the next write.
-            self._file.seek(0)
-            self._file.truncate()
-            self._read_at = 0
-            self._ends.clear()
-
-    def size(self) -> int:
-        """Bytes the spool's file holds now."""
-        return self._file.seek(0, os.SEEK_END)
-
-    def backlog(self) -> int:
-        """Rows of ended partitions not read yet."""
-        return self._rows_complete - self._rows_read
-
-    def read(self, index: int) -> Iterator[dict[str, Any]]:
-        """The records of partition `index`; partitions are read in the order written."""
-        while True:
-            self._file.seek(self._read_at)
-            try:
-                # A fresh unpickler per batch: one kept across loads would memoise
-                # every object it ever read, and memory would grow with the spool.
-                item_index, records = pickle.load(self._file)
-            except EOFError:
-                return
-            self._read_at = self._file.tell()
-            if records is None:
-                if item_index == index:
-                    return
-                continue
-            if item_index != index:  # rows of a partition the member did not ask for
-                self._rows_read += len(records)
-                continue
-            # The partition's end marker right after its last batch is taken now: a
-            # member advanced up to its last row has then read the whole file, which
-            # the next write can empty.
-            marker_at, after_marker = self._ends.get(index, (-1, -1))
-            ended = marker_at == self._read_at
-            if ended:
-                self._read_at = after_marker
-            for record in records:
-                self._rows_read += 1
-                yield record
-            if ended:
-                return
-
-    def close(self) -> None:
-        self._file.close()
-
-
-@contextlib.contextmanager
-def _disk_full_is_an_error() -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise
-        folder = tempfile.gettempdir()
-        raise SpoolFullError(
-            f"the temporary folder {folder} is full ({exc.strerror}): the tap keeps the "
-            "rows one request serves for the family's other streams there. Free space in "
-            f"{folder}, or set TMPDIR to a folder with more room (about the rows of one "
-            "partition per stream)."
-        ) from None
-
-
 @dataclass
 class FamilyStats:
     """Per-run counters for the end-of-run log and benchmarks."""
 
-    requests: int = 0
-    windows_skipped: int = 0
     zero_buckets: int = 0  # buckets a count series left out, emitted as 0
     holes_passed: int = 0  # buckets never answered, too old to wait for
     issues: Issues = field(default_factory=Issues)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count_request(self) -> None:
-        """One more request sent; requests start on worker threads and the main thread."""
-        with self._lock:
-            self.requests += 1
 
 
 class Family:
@@ -313,7 +190,7 @@ class Family:
         path: str,
         members: Sequence[Member],
         partitions: Callable[[], list[Partition]],
-        plan: Callable[[Partition, dict[str, Bucket]], list[Window]],
+        plan: Callable[[Bucket], list[Window]],
         params: Callable[[Partition, Window, set[str]], dict[str, Any]],
         fetch: Callable[[str, dict[str, Any]], Response],
         executor: Callable[[], Executor],
@@ -332,10 +209,11 @@ class Family:
         self._workers = workers
         self._max_buffered_bytes = max_buffered_bytes
         self._stop = stop
-        self.fetcher: OrderedFetcher[_Job, Response] | None = None  # the latest, for its counters
         self._partitions: list[Partition] | None = None
         self._index: dict[tuple, int] = {}
         self._pending: list[str] | None = None  # selected members not finished yet
+        self._planned: list[PlannedPartition] | None = None  # the run's plan, see plan()
+        self._plan_driven = False  # whether a driver took its jobs from that plan
         self._spools: dict[str, Spool] = {}
         self._driver: str | None = None
         self._results: Iterator[tuple[_Job, Mapping[str, Any] | None]] | None = None
@@ -350,12 +228,55 @@ class Family:
             self._index = {partition_key(p.context): p.index for p in self._partitions}
         return self._partitions
 
-    def start(self, selected: Sequence[str]) -> None:
-        """Declare which members will sync this run (before the first one does)."""
+    def selected(self) -> list[str]:
+        """The members that sync this run, in the family's order."""
+        return [m.name for m in self.members if m.selected]
+
+    def start(self) -> None:
+        """Set up the selected members' syncs (before the first one syncs)."""
         if self._pending is None:
-            self._pending = [m.name for m in self.members if m.name in selected]
+            self._pending = self.selected()
             if len(self._pending) > 1:
                 self._spools = {name: Spool() for name in self._pending}
+
+    def plan(self) -> list[PlannedPartition]:
+        """Every partition with its members' first buckets and its windows, planned once.
+
+        The one plan the fetch, the progress lines and the cost line all read. Most
+        partitions share their first bucket, and with it their windows.
+        """
+        if self._planned is None:
+            windows: dict[Bucket, list[Window]] = {}
+            names = self.selected()
+            self._planned = [
+                self._plan_partition(partition, names, windows) for partition in self.partitions()
+            ]
+        return self._planned
+
+    def planned_requests(self) -> int:
+        """The requests the plan sends: its windows over every partition."""
+        return sum(len(planned.windows) for planned in self.plan())
+
+    def _plan_partition(
+        self, partition: Partition, names: Sequence[str], windows: dict[Bucket, list[Window]]
+    ) -> PlannedPartition:
+        by_name = {m.name: m for m in self.members}
+        starts: dict[str, Bucket] = {}
+        for name in names:
+            start = by_name[name].partition_start(partition)
+            if start is not None:
+                starts[name] = start
+        first = min(starts.values()) if starts else None
+        if first is not None and first not in windows:
+            windows[first] = self._plan(first)
+        bookmarks = [by_name[name].bookmark_bucket(partition) for name in starts]
+        return PlannedPartition(
+            partition=partition,
+            starts=starts,
+            windows=[] if first is None else windows[first],
+            has_data=any(bucket is not None for bucket in bookmarks),
+            delivered=None if None in bookmarks or not bookmarks else min(bookmarks),
+        )
 
     def follow(self, name: str, sync: Iterator[Any]) -> None:
         """Have the driver advance member `name`'s sync each time a partition ends.
@@ -465,7 +386,6 @@ class Family:
                     }
                 except (PayloadError, BrazeUndecodableError) as exc:
                     planned.broken = True
-                    self.stats.windows_skipped += 1
                     logger.warning(
                         "Skipping %s for %s from %s on: %s. Its bookmark stays at the last "
                         "bucket emitted, so the next run reads it again.",
@@ -648,12 +568,10 @@ class Family:
     def _ask_again(self, planned: PlannedPartition, window: Window) -> Mapping[str, Any]:
         """The same request once more, on the pool, waited for (a rare path)."""
         params = self._params(planned.partition, window, set(self._pending or []))
-        self.stats.count_request()
         return self._executor().submit(self._fetch, self.path, params).result().body
 
     def _stop_at(self, planned: PlannedPartition, missing: Bucket) -> None:
         planned.broken = True
-        self.stats.windows_skipped += 1
         logger.warning(
             "%s: no point for %s in %s %s, asked twice. The rows before it were emitted; "
             "the rest of this partition waits for the next run, which reads it again from "
@@ -672,7 +590,6 @@ class Family:
         except BrazeUndecodableError as exc:
             assert job.window is not None
             job.planned.broken = True
-            self.stats.windows_skipped += 1
             logger.warning(
                 "Skipping %s for %s from %s on: %s The rows before it were emitted; its "
                 "bookmark stays before %s, so the next run reads it again. The other "
@@ -689,23 +606,23 @@ class Family:
         return ", ".join(name for name in (self._pending or []) if name in planned.starts)
 
     def _jobs(self, first_index: int) -> Iterator[_Job]:
-        by_name = {m.name: m for m in self.members}
-        for partition in self.partitions()[first_index:]:
-            starts: dict[str, Bucket] = {}
-            for name in self._pending or []:
-                start = by_name[name].partition_start(partition)
-                if start is not None:
-                    starts[name] = start
-            windows = self._plan(partition, starts) if starts else []
-            bookmarks = [by_name[name].bookmark_bucket(partition) for name in starts]
-            planned = PlannedPartition(
-                partition=partition,
-                starts=starts,
-                windows=windows,
-                has_data=any(bucket is not None for bucket in bookmarks),
-                delivered=None if None in bookmarks or not bookmarks else min(bookmarks),
+        """The windows to fetch from partition `first_index` on, each partition's end marked.
+
+        The first driver fetches the run's plan. A member that drives after an earlier
+        driver stopped plans what is left afresh, from the bookmarks and members
+        pending now (what the stopped driver marked of a partition does not carry over).
+        """
+        if not self._plan_driven:
+            self._plan_driven = True
+            plans: Iterable[PlannedPartition] = self.plan()[first_index:]
+        else:
+            names, windows = list(self._pending or []), {}
+            plans = (
+                self._plan_partition(partition, names, windows)
+                for partition in self.partitions()[first_index:]
             )
-            for window in windows:
+        for planned in plans:
+            for window in planned.windows:
                 yield _Job(planned, window)
             yield _Job(planned, None)
 
@@ -725,9 +642,6 @@ class Family:
             assert job.window is not None
             return self._fetch(self.path, self._params(job.planned.partition, job.window, selected))
 
-        def count(_job: _Job) -> None:
-            self.stats.count_request()
-
         fetcher: OrderedFetcher[_Job, Response] = OrderedFetcher(
             self._executor(),
             fetch,
@@ -736,9 +650,7 @@ class Family:
             max_buffered_bytes=self._max_buffered_bytes,
             size=_response_size,
             wants=lambda job: job.window is not None and not job.planned.broken,
-            on_start=count,
         )
-        self.fetcher = fetcher
         _abort_at(self._stop, fetcher)
         try:
             for job, response in fetcher:

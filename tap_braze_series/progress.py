@@ -33,7 +33,10 @@ EndpointKey = tuple[str, str | None]
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
-    """`1 request`, `2 requests`, `1,000 requests`."""
+    """`1 request`, `2 requests`, `1,000 requests`; `1 canvas`, `2 canvases` given both.
+
+    The one way the tap words a count (entity kinds' singulars: entities.SINGULAR).
+    """
     word = noun if count == 1 else (plural_noun or noun + "s")
     return f"{count:,} {word}"
 
@@ -92,6 +95,25 @@ class RequestTally:
                 key: RequestCounts(c.sent, c.retries, c.rate_limited)
                 for key, c in self._counts.items()
             }
+
+    def answered(self, endpoint: EndpointKey) -> int:
+        """Requests to `endpoint` that got their final answer.
+
+        Every attempt is counted as sent: a retried failure adds a retry and a 429
+        a rate-limited answer, each followed by one more attempt, so what is left is
+        one attempt per request (a body asked again for cannot be decoded counts a
+        retry too).
+        """
+        with self._lock:
+            c = self._counts.get(endpoint)
+            return 0 if c is None else c.sent - c.retries - c.rate_limited
+
+    def total(self) -> RequestCounts:
+        """Every endpoint's counts added up."""
+        total = RequestCounts()
+        for counts in self.counts().values():
+            total.add(counts)
+        return total
 
 
 class StreamTally:
@@ -163,11 +185,12 @@ class FamilyProgress:
 
     name: str
     pool: str
+    endpoint: EndpointKey  # the one endpoint a family's requests go to
     members: list[StreamTally]
     partitions: int
     planned: int
     started: float
-    done: int = 0
+    done: int = 0  # requests answered, as the request tally counts them
     # The previous line's (time, requests done): the rate is the recent one.
     last_time: float = 0.0
     last_done: int = 0
@@ -234,9 +257,9 @@ class RunReport:
         return self.interval > 0
 
     def family_started(
-        self, name: str, pool: str, partitions: int, planned: Callable[[], int]
+        self, name: str, endpoint: EndpointKey, pool: str, partitions: int, planned: int
     ) -> None:
-        """A family's first partition starts; `planned` counts the requests it will send."""
+        """A family's first partition starts; `planned`: the requests its plan sends."""
         if not self.enabled or name in self.families:
             return
         members = [t for t in self.streams.values() if t.family == name]
@@ -244,9 +267,10 @@ class RunReport:
         self.families[name] = FamilyProgress(
             name=name,
             pool=pool,
+            endpoint=endpoint,
             members=members,
             partitions=partitions,
-            planned=planned(),
+            planned=planned,
             started=now,
             last_time=now,
         )
@@ -259,7 +283,7 @@ class RunReport:
             progress = self.families.get(family)
             if progress is None:
                 return
-            progress.done += 1
+            progress.done = self.tally.answered(progress.endpoint)
             now = self._clock()
             if now - self._last_line < self.interval:
                 return
@@ -356,7 +380,7 @@ class RunReport:
             )
         total = RequestCounts()
         for c in counts.values():
-            total.add(c)
+            total.add(c)  # the same counts as the rows above, not read again
         header = [
             "stream",
             "records",

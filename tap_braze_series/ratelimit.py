@@ -40,8 +40,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from tap_braze_series.progress import plural
 from tap_braze_series.stopping import Stop
 
 ROLLING_WINDOW = 3600.0
@@ -81,17 +82,6 @@ class _PoolState:
     quiet_waits: int = 0  # waits since then that wrote no line
 
 
-@dataclass
-class GovernorStats:
-    """Counters the benchmarks and the end-of-run summary read."""
-
-    requests: int = 0
-    rate_limited: int = 0  # 429 responses seen
-    waits: int = 0
-    waited_seconds: float = 0.0
-    by_pool: dict[str, int] = field(default_factory=dict)
-
-
 class RateGovernor:
     """Budget and pool gate shared by all worker threads."""
 
@@ -117,7 +107,6 @@ class RateGovernor:
         self._sent_total = 0
         self._pools: dict[str, _PoolState] = {}
         self._warned_headers = False
-        self.stats = GovernorStats()
 
     def plan(self, pool: str, requests: int) -> None:
         """The run will send `requests` more requests to `pool` (each request sent counts down).
@@ -150,10 +139,7 @@ class RateGovernor:
                 delay = min(delay, MAX_RESET_DISTANCE)
                 if delay >= 1.0:
                     self._log_wait(pool, reason, delay)
-                self.stats.waits += 1
-                started = self._clock()
                 self._cond.wait(timeout=delay)
-                self.stats.waited_seconds += self._clock() - started
             now = self._clock()
             second = float(int(now))
             if self._sent and self._sent[-1][0] == second:
@@ -165,8 +151,6 @@ class RateGovernor:
             state.next_at = now + self._pace(state)
             state.in_flight += 1
             state.planned = max(state.planned - 1, 0)
-            self.stats.requests += 1
-            self.stats.by_pool[pool] = self.stats.by_pool.get(pool, 0) + 1
 
     def _log_wait(self, pool: str, reason: str, delay: float) -> None:
         """A waiting line naming the pool, at most one per pool per LOG_EVERY seconds."""
@@ -176,8 +160,7 @@ class RateGovernor:
             state.quiet_waits += 1
             return
         more = (
-            f" ({state.quiet_waits:,} more {'wait' if state.quiet_waits == 1 else 'waits'} "
-            f"since its last such line)"
+            f" ({plural(state.quiet_waits, 'more wait', 'more waits')} since its last such line)"
             if state.quiet_waits
             else ""
         )
@@ -194,8 +177,6 @@ class RateGovernor:
         with self._cond:
             state = self._pools.setdefault(pool, _PoolState())
             state.in_flight = max(state.in_flight - 1, 0)
-            if status == 429:
-                self.stats.rate_limited += 1
             # A request that got no answer at all (the server hangs or drops it) says
             # nothing about the pool either; holding the others back behind it would
             # make a stalled server take max_workers times longer to give up on.

@@ -141,7 +141,7 @@ class Runtime:
                 path=spec.endpoint.path,
                 members=members,
                 partitions=partial(self.partitions, spec),
-                plan=partial(self.plan_partition, spec),
+                plan=partial(self.windows_from, spec),
                 params=partial(self.params, spec),
                 fetch=self.reporting_fetch(name),
                 executor=self.executor,
@@ -199,38 +199,12 @@ class Runtime:
         bounds = self.bounds(unit)
         return bounds[1] if bounds else None
 
-    def plan_partition(
-        self, spec: SeriesSpec, _partition: Partition, starts: Mapping[str, Bucket]
-    ) -> list[Window]:
-        """Windows of one partition: every partition of a run is planned alike."""
-        return self.plan(spec, starts)
-
-    def plan(self, spec: SeriesSpec, starts: Mapping[str, Bucket]) -> list[Window]:
+    def windows_from(self, spec: SeriesSpec, first: Bucket) -> list[Window]:
+        """The windows from `first` to the run's last bucket: every partition is planned alike."""
         last = self.last_bucket(spec.unit)
-        if last is None or not starts:
+        if last is None:
             return []
-        return plan_windows(
-            min(starts.values()), last, spec.unit, spec.endpoint.max_length, self.tz
-        )
-
-    def planned_requests(self, family: Family, spec: SeriesSpec) -> int:
-        """The requests `family` will send this run: its windows over every partition."""
-        selected = [m for m in family.members if m.selected]  # type: ignore[attr-defined]
-        by_start: dict[Bucket, int] = {}  # most partitions share their first bucket
-        total = 0
-        for partition in family.partitions():
-            starts = [
-                start
-                for member in selected
-                if (start := member.partition_start(partition)) is not None
-            ]
-            if not starts:
-                continue
-            first = min(starts)
-            if first not in by_start:
-                by_start[first] = len(self.plan(spec, {"": first}))
-            total += by_start[first]
-        return total
+        return plan_windows(first, last, spec.unit, spec.endpoint.max_length, self.tz)
 
     # Creation days: Braze zero-fills a canvas's or campaign's series before it existed.
 
@@ -325,7 +299,7 @@ class Runtime:
         first, last = self.first_bucket(spec.unit), self.last_bucket(spec.unit)
         if first is None or last is None:
             return False
-        selected = [m for m in family.members if m.selected]  # type: ignore[attr-defined]
+        selected = [m for m in family.members if m.selected]
         if all(m.bookmark_bucket(partition) is not None for m in selected):
             return False  # every member resumes from its bookmark
         # Created at the latest when last edited; without that day, as late as can be.
@@ -334,8 +308,8 @@ class Runtime:
             with contextlib.suppress(ValueError):
                 edited = bucket_of(parse_instant(last_edited, self.tz), "day", self.tz)
                 latest = min(max(first, edited), last)
-        from_start = len(self.plan(spec, {"": first}))
-        at_best = len(self.plan(spec, {"": latest}))
+        from_start = len(self.windows_from(spec, first))
+        at_best = len(self.windows_from(spec, latest))
         return from_start - at_best >= saving
 
     def read_details(
@@ -398,10 +372,14 @@ class Runtime:
         if family.name in self._started:
             return
         self._started.add(family.name)
-        planned = self.planned_requests(family, spec)
+        planned = family.planned_requests()
         self.governor.plan(spec.endpoint.pool, planned)
         self.report.family_started(
-            family.name, spec.endpoint.pool, len(family.partitions()), lambda: planned
+            family.name,
+            (spec.endpoint.path, unit_param(spec)),
+            spec.endpoint.pool,
+            len(family.partitions()),
+            planned,
         )
 
     def budget(self, pool: str) -> Budget:
@@ -414,15 +392,6 @@ class Runtime:
             pool_limit=limit,
             pool_remaining=remaining,
         )
-
-    def partition_requests(self, family: str, partition: Partition) -> int:
-        """The requests one partition of a family costs this run, given the bookmarks."""
-        members = self._members[family]
-        starts: dict[str, Bucket] = {}
-        for member in members:
-            if member.selected and (start := member.partition_start(partition)) is not None:
-                starts[member.name] = start
-        return len(self.plan(members[0].spec, starts))
 
     def log_costs(self) -> None:
         """Say, before the first request, what each setting that multiplies partitions costs.
@@ -447,15 +416,15 @@ class Runtime:
             streams, total, extra = [], 0, 0
             for name in families:
                 spec = self._members[name][0].spec
-                partitions = self.families[name].partitions()
+                plan = self.families[name].plan()
                 factors = " x ".join(
                     f"{len(self.axis_values(a))} {a.column}" for a in spec.endpoint.axes
                 )
-                streams.append(f"{name} ({factors} = {len(partitions)})")
-                for partition in partitions:
-                    requests = self.partition_requests(name, partition)
+                streams.append(f"{name} ({factors} = {len(plan)})")
+                for planned in plan:
+                    requests = len(planned.windows)
                     total += requests
-                    if partition.context.get(axis.column, ALL) != ALL:
+                    if planned.partition.context.get(axis.column, ALL) != ALL:
                         extra += requests
             logger.info(
                 "%s: %d %s values (%s) multiply the partitions of %s. This run: %d requests "
@@ -469,16 +438,6 @@ class Runtime:
                 extra,
                 ", ".join(named),
             )
-
-    def partition_count(self) -> int:
-        if self._partition_count is None:
-            # Only families that sync this run: listing the others would cost requests.
-            self._partition_count = sum(
-                len(family.partitions())
-                for name, family in self.families.items()
-                if any(member.selected for member in self._members[name])
-            )
-        return self._partition_count
 
     # Partitions: the values of each axis an endpoint declares, combined.
 
@@ -530,7 +489,7 @@ class Runtime:
                 logging.WARNING if axis.setting else logging.INFO,
                 "%s%s skipped (%s): %s%s.",
                 f"{axis.setting}: " if axis.setting else "",
-                plural(len(skipped), axis.kind.removesuffix("s"), axis.kind),
+                plural(len(skipped), SINGULAR[axis.kind], axis.kind),
                 skip.reason,
                 ", ".join(skipped[:5]),
                 ", ..." if len(skipped) > 5 else "",

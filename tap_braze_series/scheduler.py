@@ -47,7 +47,6 @@ class OrderedFetcher(Generic[T, R]):
 
     `wants(item)` is asked when an item's turn to start comes: False hands the
     item over with None and no request (a marker, or work that became moot).
-    `on_start(item)` is called, under the fetcher's lock, for every request started.
     """
 
     def __init__(
@@ -60,7 +59,6 @@ class OrderedFetcher(Generic[T, R]):
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         size: Callable[[R], int] = lambda _result: 0,
         wants: Callable[[T], bool] = lambda _item: True,
-        on_start: Callable[[T], None] = lambda _item: None,
     ) -> None:
         self._executor = executor
         self._fetch = fetch
@@ -69,7 +67,6 @@ class OrderedFetcher(Generic[T, R]):
         self._max_bytes = max_buffered_bytes
         self._size = size
         self._wants = wants
-        self._on_start = on_start
         # Planned (taken from `items`) but not started; planning is the consumer's.
         self._planned_ahead = 2 * self._workers
         self._cond = threading.Condition()
@@ -175,7 +172,6 @@ class OrderedFetcher(Generic[T, R]):
             self._ready.popleft()
             self.in_flight += 1
             self.started += 1
-            self._on_start(item)
             try:
                 self._executor.submit(self._run, seq, item)
             except RuntimeError as exc:  # the executor shut down (interpreter exit)

@@ -15,10 +15,9 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from singer_sdk.helpers._state import get_writeable_state_dict, write_starting_replication_value
-from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
-from singer_sdk.streams._state import StreamStateManager
 from typing_extensions import override
+
+from tap_braze_series.sdk import StateManager
 
 REPLICATION_KEY = "time"
 
@@ -32,7 +31,7 @@ def partition_key(context: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(context.items()))
 
 
-class PartitionedStateManager(StreamStateManager):
+class PartitionedStateManager(StateManager):
     """The SDK's state manager with indexed partitions and forward-only bookmarks."""
 
     def __init__(self, *, order: Callable[[str], Any], **kwargs: Any) -> None:
@@ -49,8 +48,7 @@ class PartitionedStateManager(StreamStateManager):
         self._last_order: Any = None
 
     def _partitions(self) -> list[dict]:
-        stream_state = get_writeable_state_dict(self.tap_state, self.stream_name)
-        partitions = stream_state.setdefault("partitions", [])
+        partitions = self.partition_states()
         if partitions is not self._indexed_list or len(partitions) != self._indexed_count:
             self._index = {}
             for entry in partitions:
@@ -81,34 +79,6 @@ class PartitionedStateManager(StreamStateManager):
             self._indexed_count += 1
         self._last_context, self._last_state = context, found
         return found
-
-    @override
-    def write_starting_replication_value(
-        self,
-        context: Mapping[str, Any] | None,
-        replication_method: str,
-        replication_key: str | None,
-        config: dict,
-        compare_start_date_fn: Callable[[str, str], str] | None = None,
-    ) -> None:
-        # The SDK's own method, whose INFO line ("Starting incremental sync of ...")
-        # comes once per partition: thousands of lines on a large workspace. The
-        # run's progress lines and summary tell where it stands instead.
-        if replication_method == REPLICATION_FULL_TABLE:
-            return
-        state = self.get_context_state(context)
-        value = None
-        if replication_key:
-            bookmark = state.get("replication_key_value")
-            if bookmark and replication_key == state.get("replication_key"):
-                value = bookmark
-            if start_date := config.get("start_date"):
-                if not value:
-                    value = start_date
-                elif compare_start_date_fn:
-                    value = compare_start_date_fn(value, start_date)
-            self._logger.debug("Starting incremental sync of %s from %s", context, value)
-        write_starting_replication_value(state, value)
 
     def bookmark(self, context: Mapping[str, Any]) -> str | None:
         """The partition's bookmark, without creating an entry for it."""

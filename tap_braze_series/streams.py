@@ -17,16 +17,14 @@ from typing import Any, Protocol
 
 from singer_sdk import Stream, Tap, metrics
 from singer_sdk import typing as th
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.metrics import Metric, Tag
 from singer_sdk.singerlib import SelectionMask
-from singer_sdk.streams._state import StreamStateManager
 from typing_extensions import override
 
 from tap_braze_series import schemas as sc
-from tap_braze_series import shapes
+from tap_braze_series import sdk, shapes
 from tap_braze_series.client import BrazeError
 from tap_braze_series.endpoints import (
     ALL,
@@ -64,45 +62,6 @@ from tap_braze_series.windows import (
 )
 from tap_braze_series.writer import StateFlushingWriter
 
-# The SDK's line when a stream's sync raises (Stream.sync, and sync_steps below).
-UNHANDLED_ERROR = "An unhandled error occurred while syncing '%s'"
-
-
-class PartitionRecordCounter(metrics.Counter):
-    """The SDK's `record_count` counter, with each partition's records under its context.
-
-    The SDK's counter only retags itself when the sync moves to the next partition:
-    a stream's records, counted until the next interval or the end, were all logged
-    under whichever partition was current then. This one logs what it counted
-    before it moves on, so each METRIC line counts the records of the context it names.
-    """
-
-    _context_logged = True  # nothing to log before the first context
-
-    @override
-    def with_context(self, value: Mapping[str, Any] | None) -> None:
-        if self.value or not self._context_logged:
-            self._pop()  # the partition that ends: its records, 0 if it had none
-        super().with_context(value)
-        self._context_logged = False
-
-    @override
-    def _pop(self) -> None:
-        super()._pop()
-        self._context_logged = True
-
-
-class StreamSyncTimer(metrics.Timer):
-    """The SDK's `sync_duration` timer, naming no partition: it times the whole stream.
-
-    (The SDK's timer runs from the stream's first partition to its last and was
-    tagged with the last one only.)
-    """
-
-    @override
-    def with_context(self, value: Mapping[str, Any] | None) -> None:
-        pass
-
 
 class RunningTap(Protocol):
     """What a stream needs of its tap: the run's runtime and message writer."""
@@ -132,7 +91,7 @@ class BrazeStream(Stream):
     def log(self, message: str, *args: Any, level: int = logging.INFO, **kwargs: Any) -> None:
         # A BrazeError is not unhandled: the run stops with the tap's own error line,
         # which says what is wrong. The SDK's line before it would only mislead.
-        if message == UNHANDLED_ERROR and isinstance(sys.exc_info()[1], BrazeError):
+        if message == sdk.UNHANDLED_ERROR and isinstance(sys.exc_info()[1], BrazeError):
             return
         super().log(message, *args, level=level, **kwargs)
 
@@ -172,11 +131,13 @@ class BrazeStream(Stream):
         tags = {Tag.STREAM: self.name}
         if endpoint:
             tags[Tag.ENDPOINT] = endpoint
-        return PartitionRecordCounter(Metric.RECORD_COUNT, tags, log_interval=log_interval)
+        return sdk.PartitionRecordCounter(
+            Metric.RECORD_COUNT, tags, tally=self.tally, log_interval=log_interval
+        )
 
     @override
     def get_sync_timer(self) -> metrics.Timer:
-        return StreamSyncTimer(Metric.SYNC_DURATION, {Tag.STREAM: self.name})
+        return sdk.StreamSyncTimer(Metric.SYNC_DURATION, {Tag.STREAM: self.name})
 
     @cached_property
     def tally(self) -> StreamTally:
@@ -195,10 +156,7 @@ class BrazeStream(Stream):
             return
         # What the SDK's path writes for such a stream, without the steps that change
         # nothing.
-        _running(self._tap).message_writer.write_record(
-            self.name, record, self._stream_version, utc_now()
-        )
-        self.state_manager.is_flushed = False
+        sdk.write_unchanged_record(self, _running(self._tap).message_writer, record)
 
 
 # --- entity streams ----------------------------------------------------------------
@@ -707,20 +665,20 @@ class SeriesStream(BrazeStream):
 
     @property
     @override
-    def state_manager(self) -> StreamStateManager:
-        if self._state_manager is None:
-            unit = self.spec.unit
-            tz = self.runtime.tz
-            self._state_manager = PartitionedStateManager(
-                order=lambda value: shapes.bucket_key(value, unit, tz),
-                tap_name=self.tap_name,
-                stream_name=self.name,
-                tap_state=self._tap_state,
-                state_partitioning_keys=self.state_partitioning_keys,
-                is_sorted=self.is_sorted,
-                check_sorted=self.check_sorted,
-            )
-        return self._state_manager
+    def state_manager(self) -> sdk.StreamStateManager:
+        return sdk.own_state_manager(self, self._new_state_manager)
+
+    def _new_state_manager(self, tap_state: dict) -> PartitionedStateManager:
+        unit, tz = self.spec.unit, self.runtime.tz
+        return PartitionedStateManager(
+            order=lambda value: shapes.bucket_key(value, unit, tz),
+            tap_name=self.tap_name,
+            stream_name=self.name,
+            tap_state=tap_state,
+            state_partitioning_keys=self.state_partitioning_keys,
+            is_sorted=self.is_sorted,
+            check_sorted=self.check_sorted,
+        )
 
     @cached_property
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
@@ -730,7 +688,7 @@ class SeriesStream(BrazeStream):
         # state and those of the streams synced so far; this stream's own are added.
         # (Counting the families still to sync would list every entity of the
         # workspace before the first record.)
-        bookmarks = self._tap_state.get("bookmarks") or {}
+        bookmarks = sdk.tap_state(self).get("bookmarks") or {}
         known = sum(len(entry.get("partitions") or ()) for entry in bookmarks.values())
         return max(10_000, 10 * (known + len(self.family.partitions())))
 
@@ -761,7 +719,7 @@ class SeriesStream(BrazeStream):
             return
         self.runtime.report_range()
         family = self.family
-        family.start([m.name for m in family.members if m.selected])  # type: ignore[attr-defined]
+        family.start()
         tally.begin_partition()
         first: dict[str, Any] | None = None
         complete = False
@@ -778,7 +736,7 @@ class SeriesStream(BrazeStream):
             # The run stops here: hand the target the progress made so far, so that
             # the next run does not read finished partitions again. Bookmarks only
             # ever cover emitted records, so this STATE is as valid as any other.
-            self._write_state_message()
+            sdk.write_state_message(self)
             raise
         finally:
             tally.end_partition(first, complete=complete)
@@ -796,16 +754,7 @@ class SeriesStream(BrazeStream):
         advances it as partitions end, and the tap runs what is left of it in the
         stream's turn. Streams that read no spool sync with `sync()`.
         """
-        self.log("Beginning sync of '%s' in %s mode", self.name, self.replication_method.lower())
-        self.context = None
-        if signpost := self.get_replication_key_signpost(None):
-            self._write_replication_key_signpost(None, signpost)
-        self._write_schema_message()
-        try:
-            yield from self._sync_records()
-        except Exception:
-            self.log(UNHANDLED_ERROR, self.name, level=logging.ERROR)
-            raise
+        return sdk.stream_sync_steps(self)
 
     # Family member protocol.
 
@@ -827,10 +776,6 @@ class SeriesStream(BrazeStream):
             # Braze answers zeros for the days before the entity existed: none is read.
             first = max(first, created)
         return first if first <= last else None
-
-    def has_bookmark(self, partition: Partition) -> bool:
-        manager: PartitionedStateManager = self.state_manager  # type: ignore[assignment]
-        return manager.bookmark(partition.context) is not None
 
     def bookmark_bucket(self, partition: Partition) -> Bucket | None:
         """The last bucket a previous run emitted for this partition, if any."""

@@ -18,7 +18,6 @@ import click
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._util import load_json
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -27,7 +26,7 @@ from singer_sdk.helpers.capabilities import (
 from singer_sdk.logging import StructuredFormatter
 from typing_extensions import override
 
-from tap_braze_series import redact, stopping
+from tap_braze_series import redact, sdk, stopping
 from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeConnectionError, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
@@ -43,21 +42,6 @@ from tap_braze_series.writer import (
 )
 
 logger = logging.getLogger("tap-braze-series")
-
-
-class _QuietSetupLines(logging.Filter):
-    """The SDK's set-up lines that tell an operator nothing: DEBUG instead of INFO."""
-
-    LINES = frozenset(
-        {"Skipping parse of env var settings...", "Parsing env var for settings config..."}
-    )
-
-    @override
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and record.msg in self.LINES:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
 
 
 class InvalidSettings(Exception):
@@ -99,9 +83,7 @@ class TapBrazeSeries(Tap):
             and not (isinstance(state, str) and Path(state).is_file())
         ):
             validate_state(state)
-        logger = logging.getLogger(self.name)
-        if not any(isinstance(f, _QuietSetupLines) for f in logger.filters):
-            logger.addFilter(_QuietSetupLines())
+        sdk.quiet(logging.getLogger(self.name))
         super().__init__(state=state, **kwargs)
         stop = stopping.installed()
         if stop is not None:
@@ -180,7 +162,7 @@ class TapBrazeSeries(Tap):
         catalog = kwargs.get("catalog")
         tap = cls(
             config=config.config,
-            catalog=None if catalog is None else load_json(catalog.read()),
+            catalog=None if catalog is None else sdk.load_json(catalog.read()),
             parse_env_config=config.parse_env,
             validate_config=True,
         )
@@ -217,24 +199,7 @@ class TapBrazeSeries(Tap):
 
     def _sync_streams(self) -> None:
         """The SDK's sync_all, with each family's later members followed by its first."""
-        self._reset_state_progress_markers()
-        self._set_compatible_replication_methods()
-        if self.state:
-            self._state_writer.write_state(self.state)
-        followed = self._follow_families()
-        for stream in self.streams.values():
-            if not stream.selected and not stream.has_selected_descendents:
-                self.logger.info("Skipping deselected stream '%s'.", stream.name)
-                continue
-            steps = followed.get(stream.name)
-            if steps is None:
-                stream.sync()
-            else:
-                for _ in steps:  # what the driver left of it
-                    pass
-            stream.finalize_state_progress_markers()
-        for stream in self.streams.values():
-            stream.log_sync_costs()
+        sdk.sync_all(self, self._follow_families())
 
     def _follow_families(self) -> dict[str, Iterator[dict[str, Any]]]:
         """Have each family's first selected member advance the others' syncs.

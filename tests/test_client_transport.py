@@ -147,7 +147,7 @@ def test_a_certificate_not_in_the_trusted_bundle_is_refused_at_once(https_server
     tap_client = client(url, max_retries=5, backoff_base=10.0)
     with pytest.raises(BrazeTLSError, match=r"not trusted.*REQUESTS_CA_BUNDLE"):
         tap_client.get("/kpi/dau/data_series", {"length": 1})
-    assert tap_client.retries == 0  # it would fail the same way every time
+    assert tap_client.tally.total().retries == 0  # it would fail the same way every time
     assert log == []  # the request (and its key) never reached the server
 
 
@@ -243,7 +243,7 @@ def _stops_at_once(url: str, **overrides: object) -> str:
     with pytest.raises(BrazeConnectionError) as caught:
         tap_client.get("/kpi/dau/data_series", {"length": 1})
     assert time.monotonic() - started < 5
-    assert tap_client.retries == 0  # it would fail the same way every time
+    assert tap_client.tally.total().retries == 0  # it would fail the same way every time
     message = str(caught.value)
     for hint in CONNECTION_HINTS:
         assert hint in message, message
@@ -297,7 +297,7 @@ def test_once_braze_has_answered_a_lost_connection_is_retried_with_backoff():
     # The sandbox is gone: its port now refuses connections, as a restarting Braze might.
     with pytest.raises(BrazeUnavailableError, match="failed 3 times in a row") as caught:
         tap_client.get("/kpi/dau/data_series", {"length": 1})
-    assert tap_client.retries == 2
+    assert tap_client.tally.total().retries == 2
     assert "STATE" not in str(caught.value)
     with pytest.raises(BrazeUnavailableError, match=r"series\?length=1 failed once \(last"):
         no_retry.get("/kpi/dau/data_series", {"length": 1})
@@ -372,7 +372,7 @@ def test_interim_answers_are_skipped_and_the_connection_kept(heads):
         tap_client = client(url, max_in_flight=1)
         bodies = [tap_client.get("/kpi/dau/data_series", {"length": n}).body for n in (1, 2, 3)]
         assert bodies == [json.loads(BODY)] * 3
-        assert tap_client.retries == 0
+        assert tap_client.tally.total().retries == 0
         assert len({port for _, port in handler.log}) == 1  # one connection, reused
 
 

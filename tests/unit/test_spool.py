@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tap_braze_series.feed import Spool
+from tap_braze_series.spool import Spool
 
 
 @pytest.fixture
