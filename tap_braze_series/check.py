@@ -30,7 +30,6 @@ from tap_braze_series.endpoints import (
     SeriesEndpoint,
     SkipRule,
 )
-from tap_braze_series.entities import entity_id
 from tap_braze_series.progress import plural
 from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.redact import RedactingStream
@@ -141,12 +140,7 @@ class Checker:
         return self.settings.entity_filters.get(kind, ())
 
     def list_first_page(self, endpoint: ListEndpoint) -> Outcome:
-        params: dict[str, Any] = {"page": 0}
-        if endpoint.supports_archived:
-            params["include_archived"] = (
-                bool(self._wanted(endpoint.kind)) or self.settings.include_archived
-            )
-            params["sort_direction"] = "asc"
+        params = {"page": 0, **endpoint.request_params(self.settings)}
         body = self._ask(endpoint.path, endpoint.permission, params)
         if isinstance(body, Outcome):
             return body
@@ -169,7 +163,7 @@ class Checker:
                 and item.get(needs.skip.field) is needs.skip.value
             )
         ]
-        ids = [i for i in (entity_id(kind, item) for item in items) if i]
+        ids = [i for i in map(LISTS[kind].item_id, items) if i]
         wanted = self._wanted(kind)
         if wanted:
             # The run reads the configured ids; the first page may not list them.

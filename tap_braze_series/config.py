@@ -28,6 +28,7 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from tap_braze_series import redact
+from tap_braze_series.endpoints import FILTER_SETTINGS
 
 DEFAULT_LOOKBACK_DAYS = 14
 DEFAULT_TIMEOUT = 60.0
@@ -43,14 +44,6 @@ LATEST_DATE = dt.date(9998, 12, 31)
 MAX_LOOKBACK_DAYS = 36_500
 MAX_TIMEOUT = 3_600.0
 MAX_RETRIES = 100
-
-LIST_SETTINGS: dict[str, str] = {
-    "canvas_ids": "canvases",
-    "campaign_ids": "campaigns",
-    "segment_ids": "segments",
-    "event_names": "events",
-    "product_names": "products",
-}
 
 
 class SettingsError(ValueError):
@@ -331,7 +324,7 @@ class Settings:
             include_archived=_boolean(config, "include_archived", default=False),
             zero_rows=_boolean(config, "zero_rows", default=True),
             entity_filters={
-                kind: _string_list(config, name) for name, kind in LIST_SETTINGS.items()
+                kind: _string_list(config, name) for name, kind in FILTER_SETTINGS.items()
             },
             app_ids=_string_list(config, "app_ids"),
             series_segment_ids=_string_list(config, "series_segment_ids"),
@@ -372,14 +365,14 @@ class Settings:
             "max_retries": self.max_retries,
             "retry_backoff_seconds": self.retry_backoff_seconds,
             "progress_interval": self.progress_interval,
-            **{name: list(self.entity_filters[kind]) for name, kind in LIST_SETTINGS.items()},
+            **{name: list(self.entity_filters[kind]) for name, kind in FILTER_SETTINGS.items()},
         }
         return {name: value for name, value in values.items() if name in config}
 
     def ids(self, setting: str) -> tuple[str, ...]:
         """The values a list setting (canvas_ids, ..., app_ids) names; empty if unset."""
-        if setting in LIST_SETTINGS:
-            return self.entity_filters[LIST_SETTINGS[setting]]
+        if setting in FILTER_SETTINGS:
+            return self.entity_filters[FILTER_SETTINGS[setting]]
         return getattr(self, setting)
 
     def start_instant(self) -> dt.datetime:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from tap_braze_series import stopping
+from tap_braze_series.catalog import SeriesStreamSpec
 from tap_braze_series.client import (
     BrazeAuthError,
     BrazeClient,
@@ -30,7 +31,6 @@ from tap_braze_series.entities import SINGULAR, EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Member, Partition, fetch_ordered
 from tap_braze_series.progress import Budget, RunReport, plural, pool_budget
 from tap_braze_series.ratelimit import RateGovernor
-from tap_braze_series.series import SeriesSpec, unit_param
 from tap_braze_series.windows import (
     EPSILON,
     Bucket,
@@ -47,7 +47,7 @@ logger = logging.getLogger("tap-braze-series")
 class SeriesMember(Member, Protocol):
     """A series stream, as the runtime sees it: a family member with its description."""
 
-    spec: SeriesSpec
+    spec: SeriesStreamSpec
     family: Family
     selected: bool
 
@@ -200,12 +200,12 @@ class Runtime:
         return bounds[1] if bounds else None
 
     def plan_partition(
-        self, spec: SeriesSpec, _partition: Partition, starts: Mapping[str, Bucket]
+        self, spec: SeriesStreamSpec, _partition: Partition, starts: Mapping[str, Bucket]
     ) -> list[Window]:
         """Windows of one partition: every partition of a run is planned alike."""
         return self.plan(spec, starts)
 
-    def plan(self, spec: SeriesSpec, starts: Mapping[str, Bucket]) -> list[Window]:
+    def plan(self, spec: SeriesStreamSpec, starts: Mapping[str, Bucket]) -> list[Window]:
         last = self.last_bucket(spec.unit)
         if last is None or not starts:
             return []
@@ -213,7 +213,7 @@ class Runtime:
             min(starts.values()), last, spec.unit, spec.endpoint.max_length, self.tz
         )
 
-    def planned_requests(self, family: Family, spec: SeriesSpec) -> int:
+    def planned_requests(self, family: Family, spec: SeriesStreamSpec) -> int:
         """The requests `family` will send this run: its windows over every partition."""
         selected = [m for m in family.members if m.selected]  # type: ignore[attr-defined]
         by_start: dict[Bucket, int] = {}  # most partitions share their first bucket
@@ -234,7 +234,7 @@ class Runtime:
 
     # Creation days: Braze zero-fills a canvas's or campaign's series before it existed.
 
-    def created(self, spec: SeriesSpec, partition: Partition) -> Bucket | None:
+    def created(self, spec: SeriesStreamSpec, partition: Partition) -> Bucket | None:
         """The day the partition's entity was created, where its details told it.
 
         Asked for a member without a bookmark: it starts at the later of this day
@@ -253,7 +253,9 @@ class Runtime:
                 self._created[details.kind] = self._learn_creation(spec, details)
             return self._created[details.kind].get(entity)
 
-    def _learn_creation(self, spec: SeriesSpec, details: DetailsEndpoint) -> dict[str, Bucket]:
+    def _learn_creation(
+        self, spec: SeriesStreamSpec, details: DetailsEndpoint
+    ) -> dict[str, Bucket]:
         """Ask the details of the entities whose creation day can save requests.
 
         Only where a request can save requests: a member without a bookmark would
@@ -316,7 +318,7 @@ class Runtime:
 
     def _creation_pays(
         self,
-        spec: SeriesSpec,
+        spec: SeriesStreamSpec,
         family: Family,
         partition: Partition,
         last_edited: Any,
@@ -390,7 +392,7 @@ class Runtime:
             if day is not None:
                 created[entity] = day
 
-    def family_started(self, family: Family, spec: SeriesSpec) -> None:
+    def family_started(self, family: Family, spec: SeriesStreamSpec) -> None:
         """A family's first partition starts: its plan goes to the governor and progress lines.
 
         Once per family: the governor counts its requests down as they are sent.
@@ -482,7 +484,7 @@ class Runtime:
 
     # Partitions: the values of each axis an endpoint declares, combined.
 
-    def partitions(self, spec: SeriesSpec) -> list[Partition]:
+    def partitions(self, spec: SeriesStreamSpec) -> list[Partition]:
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, {})]  # (context, params)
         for axis in spec.endpoint.axes:
             values = self.axis_values(axis)
@@ -538,7 +540,7 @@ class Runtime:
         return values
 
     def params(
-        self, spec: SeriesSpec, partition: Partition, window: Window, selected: set[str]
+        self, spec: SeriesStreamSpec, partition: Partition, window: Window, selected: set[str]
     ) -> dict[str, Any]:
         endpoint = spec.endpoint
         params: dict[str, Any] = {
@@ -546,7 +548,7 @@ class Runtime:
             "length": window.length,
             "ending_at": window.ending_at,
         }
-        if (unit := unit_param(spec)) is not None:
+        if (unit := spec.unit_param) is not None:
             params["unit"] = unit
         for flag in endpoint.flags:
             if selected & flag.streams:

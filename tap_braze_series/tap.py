@@ -28,13 +28,14 @@ from singer_sdk.logging import StructuredFormatter
 from typing_extensions import override
 
 from tap_braze_series import redact, stopping
+from tap_braze_series.catalog import SERIES
 from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeConnectionError, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
 from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
+from tap_braze_series.streams import ENTITY_STREAMS, DetailsStream, SeriesStream
 from tap_braze_series.writer import (
     OutputError,
     StateFlushingWriter,
@@ -282,7 +283,7 @@ class TapBrazeSeries(Tap):
     @override
     def load_streams(self) -> list[Stream]:
         # The SDK syncs streams by name. A family's members take the places its names
-        # give them, in the family's own order (see streams.SERIES): the first to
+        # give them, in the family's own order (see catalog.SERIES): the first to
         # sync drives the requests and advances the others (see _follow_families).
         streams = super().load_streams()
         for family in self.runtime.families.values():
