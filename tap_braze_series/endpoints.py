@@ -8,7 +8,7 @@ records; they do not repeat any of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,10 @@ class SkipRule:
     field: str
     value: object
     reason: str  # why, for the log line that names the skipped entity
+
+    def skips(self, item: Any) -> bool:
+        """Whether the listed item is one the endpoint keeps no series for."""
+        return isinstance(item, Mapping) and item.get(self.field) is self.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,3 +529,23 @@ def pool_of(path: str) -> str:
 def request_unit(endpoint: SeriesEndpoint, unit: Unit) -> Unit | None:
     """The `unit` parameter of a request read in `unit` (only where the endpoint takes one)."""
     return unit if endpoint.sends_unit else None
+
+
+def series_params(
+    endpoint: SeriesEndpoint,
+    unit: Unit,
+    axis_params: Mapping[str, Any],
+    length: int,
+    ending_at: str,
+    selected: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The parameters of one series request: a partition's axis values, its window, the
+    `unit` where the endpoint takes one, and the flags of the `selected` streams."""
+    params: dict[str, Any] = {**axis_params, "length": length, "ending_at": ending_at}
+    if (sent := request_unit(endpoint, unit)) is not None:
+        params["unit"] = sent
+    chosen = set(selected)
+    for flag in endpoint.flags:
+        if chosen & flag.streams:
+            params[flag.param] = True
+    return params

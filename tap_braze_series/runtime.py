@@ -26,7 +26,7 @@ from tap_braze_series.client import (
     Response,
 )
 from tap_braze_series.config import Settings
-from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint
+from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint, series_params
 from tap_braze_series.entities import SINGULAR, EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Member, Partition, fetch_ordered
 from tap_braze_series.progress import Budget, RunReport, plural, pool_budget
@@ -520,7 +520,7 @@ class Runtime:
         skip = axis.skip
         for item in self.directory.entities(axis.kind, axis.setting):
             identifier = entity_id(axis.kind, item)
-            if isinstance(item, Mapping) and skip and item.get(skip.field) is skip.value:
+            if skip and skip.skips(item):
                 skipped.append(f"{identifier} ({item.get('name')})")
                 continue
             if identifier:
@@ -542,15 +542,6 @@ class Runtime:
     def params(
         self, spec: SeriesStreamSpec, partition: Partition, window: Window, selected: set[str]
     ) -> dict[str, Any]:
-        endpoint = spec.endpoint
-        params: dict[str, Any] = {
-            **partition.params,
-            "length": window.length,
-            "ending_at": window.ending_at,
-        }
-        if (unit := spec.unit_param) is not None:
-            params["unit"] = unit
-        for flag in endpoint.flags:
-            if selected & flag.streams:
-                params[flag.param] = True
-        return params
+        return series_params(
+            spec.endpoint, spec.unit, partition.params, window.length, window.ending_at, selected
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -27,12 +28,14 @@ from typing_extensions import override
 
 from tap_braze_series import schemas as sc
 from tap_braze_series import shapes
-from tap_braze_series.catalog import SeriesStreamSpec
+from tap_braze_series.catalog import SERIES, SeriesStreamSpec
 from tap_braze_series.client import BrazeError
+from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import (
     CAMPAIGN_DETAILS,
     CANVAS_DETAILS,
     LISTS,
+    Axis,
     DetailsEndpoint,
 )
 from tap_braze_series.feed import Family, Partition, PlannedPartition
@@ -440,6 +443,62 @@ ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
     CanvasDetailsStream,
     CampaignDetailsStream,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReads:
+    """The endpoints one stream reads, from the declarations (endpoints.py, catalog.py)."""
+
+    stream: str
+    list_kind: str | None = None  # the entity list it reads or fans out over
+    axis: Axis | None = None  # the series' axis along that list (its parameter, skip rule)
+    series: SeriesStreamSpec | None = None
+    details: DetailsEndpoint | None = None  # one details request per listed entity
+    named_lists: tuple[str, ...] = ()  # lists a setting's values are checked against
+
+    def paths(self) -> list[str]:
+        """Every path the stream reads (what to deselect when the key lacks one)."""
+        lists = [LISTS[kind].path for kind in (self.list_kind, *self.named_lists) if kind]
+        if self.series is not None:
+            return [self.series.endpoint.path, *lists]
+        if self.details is not None:
+            return [*lists, self.details.path]
+        return lists
+
+
+def _series_reads(spec: SeriesStreamSpec, settings: Settings | None) -> StreamReads:
+    axes = spec.endpoint.axes
+    # The axis whose values are listed entities; an axis with a row over all values
+    # (apps, products) reads its list only for the values a setting names.
+    listed = next((a for a in axes if a.kind and not a.all_row), None)
+    named = tuple(
+        a.kind
+        for a in axes
+        if a.kind and a.all_row and a.setting and settings and settings.ids(a.setting)
+    )
+    return StreamReads(
+        spec.name,
+        list_kind=listed.kind if listed else None,
+        axis=listed,
+        series=spec,
+        named_lists=named,
+    )
+
+
+def stream_reads(settings: Settings | None = None) -> dict[str, StreamReads]:
+    """Stream name -> what it reads, for every stream, in catalog order.
+
+    A list that only a setting's values need (product_names, series_segment_ids) is
+    read by the series along that setting's axis only when it names values.
+    """
+    reads: list[StreamReads] = []
+    for cls in ENTITY_STREAMS:
+        if issubclass(cls, DetailsStream):
+            reads.append(StreamReads(cls.name, cls.endpoint.kind, details=cls.endpoint))
+        else:
+            reads.append(StreamReads(cls.name, cls.kind))
+    reads += [_series_reads(spec, settings) for spec in SERIES]
+    return {r.stream: r for r in reads}
 
 
 # --- series streams ---------------------------------------------------------------
