@@ -73,7 +73,8 @@ class SeriesStreamSpec:
         return request_unit(self.endpoint, self.unit)
 
 
-Rows = Callable[..., Iterator[dict[str, Any]]]
+# Rows of one entity's response: (body, what the cut needs) -> rows.
+Rows = Callable[[Mapping[str, Any], shapes.Cut], Iterator[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,8 @@ def _breakdown(breakdown: Breakdown, column: str) -> Shaper:
     rows, typed = breakdown.rows, breakdown.metrics
 
     def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
-        return rows(body, window, start, tz, partition.context[column], issues, typed)
+        cut = shapes.Cut(window, start, tz, partition.context[column], issues, typed)
+        return rows(body, cut)
 
     return shape
 

@@ -300,6 +300,19 @@ CANVAS_STAT_METRICS: dict[str, str] = {
     "entries": "integer",
 }
 
+# Recipients and conversions, of a campaign's day and of each message.
+_CONVERSIONS = (
+    "unique_recipients",
+    "conversions",
+    "conversions_by_send_time",
+    "conversions1",
+    "conversions1_by_send_time",
+    "conversions2",
+    "conversions2_by_send_time",
+    "conversions3",
+    "conversions3_by_send_time",
+)
+
 # Per-channel message metrics Braze documents, across channels (canvas steps and
 # campaigns): typed columns.
 MESSAGE_METRICS: dict[str, str] = {
@@ -334,36 +347,12 @@ MESSAGE_METRICS: dict[str, str] = {
         "failed",
         "read",
         "enrolled",
-        "unique_recipients",
-        "conversions",
-        "conversions_by_send_time",
-        "conversions1",
-        "conversions1_by_send_time",
-        "conversions2",
-        "conversions2_by_send_time",
-        "conversions3",
-        "conversions3_by_send_time",
+        *_CONVERSIONS,
     )
 } | {"revenue": "number"}
 
 # Metrics of a campaign's day: typed columns.
-CAMPAIGN_METRICS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "unique_recipients",
-            "conversions",
-            "conversions_by_send_time",
-            "conversions1",
-            "conversions1_by_send_time",
-            "conversions2",
-            "conversions2_by_send_time",
-            "conversions3",
-            "conversions3_by_send_time",
-        ),
-        "integer",
-    ),
-    "revenue": "number",
-}
+CAMPAIGN_METRICS: dict[str, str] = dict.fromkeys(_CONVERSIONS, "integer") | {"revenue": "number"}
 
 # Breakdowns cost Braze work and bytes: ask only for what a selected stream uses.
 _STEP_STREAMS = frozenset({"canvas_step_data_series", "canvas_step_message_data_series"})

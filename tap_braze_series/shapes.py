@@ -371,48 +371,46 @@ def _named_entries(
         yield str(entry_id), entry
 
 
-def canvas_total_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """What cutting one entity's breakdown rows (canvas, campaign) from a response needs."""
+
+    window: Window
+    start: Bucket  # rows from this bucket on
+    tz: ZoneInfo
+    entity: str  # the canvas or campaign id
+    issues: Issues
+    typed: Mapping[str, str]  # the documented metrics, as typed columns
+
+    def days(self, items: list[Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """(record time, point) of every usable day point."""
+        return points(items, self.window, self.start, "day", self.tz, self.issues)
+
+    def metrics(self, source: Mapping[str, Any], *skip: str) -> dict[str, Any]:
+        return metrics(source, self.typed, self.issues, skip=frozenset(skip))
+
+
+def canvas_total_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_data_series rows: one per canvas and day."""
     name, stats = canvas_data(body)
-    for time, stat in points(stats, window, start, "day", tz, issues):
+    for time, stat in cut.days(stats):
         total = stat.get("total_stats")
         if not isinstance(total, Mapping):
-            issues.add("'total_stats' missing or not an object", time)
+            cut.issues.add("'total_stats' missing or not an object", time)
             total = {}
-        yield {
-            "canvas_id": canvas_id,
-            "canvas_name": name,
-            "time": time,
-            **metrics(total, typed, issues),
-        }
+        yield {"canvas_id": cut.entity, "canvas_name": name, "time": time, **cut.metrics(total)}
 
 
 def _canvas_entries(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-    field: str,
-    id_column: str,
-    name_column: str,
+    body: Mapping[str, Any], cut: Cut, field: str, id_column: str, name_column: str
 ) -> Iterator[tuple[dict[str, Any], Mapping[str, Any]]]:
     """(the row's columns up to `time`, the entry) for each entry of each day's `field`."""
     name, stats = canvas_data(body)
-    for time, stat in points(stats, window, start, "day", tz, issues):
-        for entry_id, entry in _named_entries(stat, field, issues):
+    for time, stat in cut.days(stats):
+        for entry_id, entry in _named_entries(stat, field, cut.issues):
             yield (
                 {
-                    "canvas_id": canvas_id,
+                    "canvas_id": cut.entity,
                     "canvas_name": name,
                     id_column: entry_id,
                     name_column: _text(entry.get("name")),
@@ -422,117 +420,55 @@ def _canvas_entries(
             )
 
 
-def canvas_variant_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def canvas_variant_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_variant_data_series rows: one per canvas, variant and day."""
-    skip = frozenset({"name"})
-    for row, variant in _canvas_entries(
-        body, window, start, tz, canvas_id, issues, "variant_stats", "variant_id", "variant_name"
-    ):
-        yield {**row, **metrics(variant, typed, issues, skip=skip)}
+    for row, variant in _canvas_entries(body, cut, "variant_stats", "variant_id", "variant_name"):
+        yield {**row, **cut.metrics(variant, "name")}
 
 
-def canvas_step_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def canvas_step_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_step_data_series rows: one per canvas, step and day."""
-    skip = frozenset({"name", "messages"})
-    for row, step in _canvas_entries(
-        body, window, start, tz, canvas_id, issues, "step_stats", "step_id", "step_name"
-    ):
-        yield {**row, **metrics(step, typed, issues, skip=skip)}
+    for row, step in _canvas_entries(body, cut, "step_stats", "step_id", "step_name"):
+        yield {**row, **cut.metrics(step, "name", "messages")}
 
 
-def canvas_step_message_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def canvas_step_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_step_message_data_series rows: canvas, step, day, channel, message entry."""
-    for row, step in _canvas_entries(
-        body, window, start, tz, canvas_id, issues, "step_stats", "step_id", "step_name"
-    ):
-        for channel, entries in _channels(step.get("messages"), issues):
+    for row, step in _canvas_entries(body, cut, "step_stats", "step_id", "step_name"):
+        for channel, entries in _channels(step.get("messages"), cut.issues):
             for index, entry in enumerate(entries):
-                yield {
-                    **row,
-                    "channel": channel,
-                    "message_index": index,
-                    **metrics(entry, typed, issues),
-                }
+                yield {**row, "channel": channel, "message_index": index, **cut.metrics(entry)}
 
 
-def campaign_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    campaign_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def campaign_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """campaign_data_series rows: one per campaign and day."""
-    for time, point in points(data_list(body), window, start, "day", tz, issues):
-        yield {
-            "campaign_id": campaign_id,
-            "time": time,
-            **metrics(point, typed, issues, skip=frozenset({"time", "messages"})),
-        }
+    for time, point in cut.days(data_list(body)):
+        yield {"campaign_id": cut.entity, "time": time, **cut.metrics(point, "time", "messages")}
 
 
-def campaign_message_records(
-    body: Mapping[str, Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    campaign_id: str,
-    issues: Issues,
-    typed: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def campaign_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """campaign_message_data_series rows: campaign, day, channel, message variation."""
-    for time, point in points(data_list(body), window, start, "day", tz, issues):
-        for channel, entries in _channels(point.get("messages"), issues):
+    for time, point in cut.days(data_list(body)):
+        for channel, entries in _channels(point.get("messages"), cut.issues):
             # One row per key: a variation listed twice in a channel keeps its last entry.
             by_variation: dict[str, Mapping[str, Any]] = {}
             for index, entry in enumerate(entries):
                 # Primary keys are never null: an entry without an id keeps its position.
                 variation = _text(entry.get("variation_api_id")) or f"#{index}"
                 if variation in by_variation:
-                    issues.add(
+                    cut.issues.add(
                         "variation listed twice in a channel (the last entry is kept)",
-                        f"{campaign_id} {time} {channel} {variation}",
+                        f"{cut.entity} {time} {channel} {variation}",
                     )
                 by_variation[variation] = entry
             for variation, entry in by_variation.items():
                 yield {
-                    "campaign_id": campaign_id,
+                    "campaign_id": cut.entity,
                     "time": time,
                     "channel": channel,
                     "variation_api_id": variation,
                     "variation_name": _text(entry.get("variation_name")),
-                    **metrics(
-                        entry,
-                        typed,
-                        issues,
-                        skip=frozenset({"variation_api_id", "variation_name"}),
-                    ),
+                    **cut.metrics(entry, "variation_api_id", "variation_name"),
                 }
 
 

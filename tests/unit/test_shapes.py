@@ -81,14 +81,12 @@ def test_canvas_message_rows_keep_unknown_metrics_and_channels():
     ]
     issues = shapes.Issues()
     body = canvas_body(stats)
-    total = list(
-        shapes.canvas_total_records(body, WINDOW, START, UTC, "c1", issues, CANVAS_STAT_METRICS)
-    )
+    stat_cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, CANVAS_STAT_METRICS)
+    total = list(shapes.canvas_total_records(body, stat_cut))
     assert total[0]["extra_metrics"] == {"new_metric": 9}
     assert total[0]["conversions_by_entry_time"] is None
-    rows = list(
-        shapes.canvas_step_message_records(body, WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
-    )
+    message_cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
+    rows = list(shapes.canvas_step_message_records(body, message_cut))
     assert [(r["channel"], r["message_index"], r["sent"]) for r in rows] == [
         ("email", 0, 10),
         ("email", 1, 1),
@@ -96,10 +94,7 @@ def test_canvas_message_rows_keep_unknown_metrics_and_channels():
     ]
     assert rows[0]["extra_metrics"] == {"machine_open": 2}
     assert rows[2]["extra_metrics"] == {"feathers": 7}
-    variants = shapes.canvas_variant_records(
-        body, WINDOW, START, UTC, "c1", issues, CANVAS_STAT_METRICS
-    )
-    assert list(variants) == []
+    assert list(shapes.canvas_variant_records(body, stat_cut)) == []
     assert issues.counts["'variant_stats' is not an object"] == 1
     assert issues.counts["a channel's messages are not a list"] == 1
 
@@ -202,9 +197,8 @@ def test_a_variation_listed_twice_in_a_channel_makes_one_row():
         },
     }
     body = {"message": "success", "data": [point]}
-    rows = list(
-        shapes.campaign_message_records(body, WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
-    )
+    cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
+    rows = list(shapes.campaign_message_records(body, cut))
     assert [(r["variation_api_id"], r["sent"]) for r in rows] == [("v1", 3), ("v2", 2)]
     assert sum(issues.counts.values()) == 1
 
