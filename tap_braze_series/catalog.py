@@ -92,7 +92,7 @@ def _breakdown(breakdown: Breakdown, column: str) -> Shaper:
     rows, typed = breakdown.rows, breakdown.metrics
 
     def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
-        cut = shapes.Cut(window, start, tz, partition.context[column], issues, typed)
+        cut = shapes.Cut(window, start, tz, column, partition.context[column], issues, typed)
         return rows(body, cut)
 
     return shape

@@ -378,6 +378,7 @@ class Cut:
     window: Window
     start: Bucket  # rows from this bucket on
     tz: ZoneInfo
+    column: str  # the entity's column (its endpoint's axis): canvas_id, campaign_id
     entity: str  # the canvas or campaign id
     issues: Issues
     typed: Mapping[str, str]  # the documented metrics, as typed columns
@@ -398,7 +399,7 @@ def canvas_total_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str
         if not isinstance(total, Mapping):
             cut.issues.add("'total_stats' missing or not an object", time)
             total = {}
-        yield {"canvas_id": cut.entity, "canvas_name": name, "time": time, **cut.metrics(total)}
+        yield {cut.column: cut.entity, "canvas_name": name, "time": time, **cut.metrics(total)}
 
 
 def _canvas_entries(
@@ -410,7 +411,7 @@ def _canvas_entries(
         for entry_id, entry in _named_entries(stat, field, cut.issues):
             yield (
                 {
-                    "canvas_id": cut.entity,
+                    cut.column: cut.entity,
                     "canvas_name": name,
                     id_column: entry_id,
                     name_column: _text(entry.get("name")),
@@ -443,7 +444,7 @@ def canvas_step_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[d
 def campaign_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """campaign_data_series rows: one per campaign and day."""
     for time, point in cut.days(data_list(body)):
-        yield {"campaign_id": cut.entity, "time": time, **cut.metrics(point, "time", "messages")}
+        yield {cut.column: cut.entity, "time": time, **cut.metrics(point, "time", "messages")}
 
 
 def campaign_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
@@ -463,7 +464,7 @@ def campaign_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict
                 by_variation[variation] = entry
             for variation, entry in by_variation.items():
                 yield {
-                    "campaign_id": cut.entity,
+                    cut.column: cut.entity,
                     "time": time,
                     "channel": channel,
                     "variation_api_id": variation,

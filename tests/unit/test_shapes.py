@@ -81,11 +81,11 @@ def test_canvas_message_rows_keep_unknown_metrics_and_channels():
     ]
     issues = shapes.Issues()
     body = canvas_body(stats)
-    stat_cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, CANVAS_STAT_METRICS)
+    stat_cut = shapes.Cut(WINDOW, START, UTC, "canvas_id", "c1", issues, CANVAS_STAT_METRICS)
     total = list(shapes.canvas_total_records(body, stat_cut))
     assert total[0]["extra_metrics"] == {"new_metric": 9}
     assert total[0]["conversions_by_entry_time"] is None
-    message_cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
+    message_cut = shapes.Cut(WINDOW, START, UTC, "canvas_id", "c1", issues, MESSAGE_METRICS)
     rows = list(shapes.canvas_step_message_records(body, message_cut))
     assert [(r["channel"], r["message_index"], r["sent"]) for r in rows] == [
         ("email", 0, 10),
@@ -197,7 +197,7 @@ def test_a_variation_listed_twice_in_a_channel_makes_one_row():
         },
     }
     body = {"message": "success", "data": [point]}
-    cut = shapes.Cut(WINDOW, START, UTC, "c1", issues, MESSAGE_METRICS)
+    cut = shapes.Cut(WINDOW, START, UTC, "campaign_id", "c1", issues, MESSAGE_METRICS)
     rows = list(shapes.campaign_message_records(body, cut))
     assert [(r["variation_api_id"], r["sent"]) for r in rows] == [("v1", 3), ("v2", 2)]
     assert sum(issues.counts.values()) == 1
