@@ -85,9 +85,6 @@ class Checker:
         except BrazeError as exc:
             return Outcome(False, f"{path} cannot be reached", str(exc))
 
-    def _wanted(self, kind: str) -> tuple[str, ...]:
-        return self.settings.entity_filters.get(kind, ())
-
     def list_first_page(self, endpoint: ListEndpoint) -> Outcome:
         params = {"page": 0, **endpoint.request_params(self.settings)}
         body = self._ask(endpoint.path, endpoint.permission, params)
@@ -106,7 +103,7 @@ class Checker:
         skip = needs.axis.skip if needs.axis else None
         items = [item for item in listed.items if not (skip and skip.skips(item))]
         ids = [i for i in map(LISTS[kind].item_id, items) if i]
-        wanted = self._wanted(kind)
+        wanted = self.settings.ids(LISTS[kind].filter_setting)
         if wanted:
             # The run reads the configured ids; the first page may not list them.
             return next((i for i in ids if i in wanted), wanted[0])
