@@ -10,7 +10,7 @@ is never printed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -23,17 +23,11 @@ from tap_braze_series.client import (
     BrazeRequestError,
 )
 from tap_braze_series.config import Settings
-from tap_braze_series.endpoints import (
-    LISTS,
-    DetailsEndpoint,
-    ListEndpoint,
-    SeriesEndpoint,
-    SkipRule,
-)
-from tap_braze_series.entities import entity_id
+from tap_braze_series.endpoints import LISTS, DetailsEndpoint, ListEndpoint, series_params
 from tap_braze_series.progress import plural
 from tap_braze_series.ratelimit import RateGovernor
 from tap_braze_series.redact import RedactingStream
+from tap_braze_series.streams import StreamReads, stream_reads
 from tap_braze_series.windows import EPSILON, bucket_of, plan_windows
 
 # A check should take seconds: one retry of a transient failure, a short timeout.
@@ -41,19 +35,6 @@ CHECK_RETRIES = 1
 CHECK_TIMEOUT = 15.0
 
 EndpointAsk = tuple[str, str | None]  # (path, entity) of one request
-
-
-@dataclass(frozen=True, slots=True)
-class Needs:
-    """The endpoints one stream reads, from its declaration in endpoints.py."""
-
-    stream: str
-    list_kind: str | None = None  # the entity list it reads or fans out over
-    param: str | None = None  # the series' parameter taking that list's ids
-    skip: SkipRule | None = None  # listed entities that have no series
-    series: SeriesEndpoint | None = None
-    details: DetailsEndpoint | None = None  # one details request per listed entity
-    named_lists: tuple[str, ...] = ()  # lists a setting's values are checked against
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,39 +54,6 @@ class StreamResult:
     selected: bool
     can_sync: bool
     text: str
-
-
-def needs_of(streams: Iterable[Any], settings: Settings) -> list[Needs]:
-    """What each stream reads (see streams.py and endpoints.py)."""
-    out = []
-    for stream in streams:
-        spec = getattr(stream, "spec", None)
-        endpoint = getattr(stream, "endpoint", None)
-        if spec is not None:
-            axes = spec.endpoint.axes
-            # The axis whose values are listed entities; an axis with a row over all
-            # values (apps, products) is checked on that row, which needs no list.
-            listed = next((a for a in axes if a.kind and not a.all_row), None)
-            named = tuple(
-                a.kind
-                for a in axes
-                if a.kind and a.all_row and a.setting and settings.ids(a.setting)
-            )
-            out.append(
-                Needs(
-                    stream.name,
-                    list_kind=listed.kind if listed else None,
-                    param=listed.param if listed else None,
-                    skip=listed.skip if listed else None,
-                    series=spec.endpoint,
-                    named_lists=named,
-                )
-            )
-        elif isinstance(endpoint, DetailsEndpoint):
-            out.append(Needs(stream.name, list_kind=endpoint.kind, details=endpoint))
-        else:
-            out.append(Needs(stream.name, list_kind=stream.kind))
-    return out
 
 
 class Checker:
@@ -137,16 +85,8 @@ class Checker:
         except BrazeError as exc:
             return Outcome(False, f"{path} cannot be reached", str(exc))
 
-    def _wanted(self, kind: str) -> tuple[str, ...]:
-        return self.settings.entity_filters.get(kind, ())
-
     def list_first_page(self, endpoint: ListEndpoint) -> Outcome:
-        params: dict[str, Any] = {"page": 0}
-        if endpoint.supports_archived:
-            params["include_archived"] = (
-                bool(self._wanted(endpoint.kind)) or self.settings.include_archived
-            )
-            params["sort_direction"] = "asc"
+        params = {"page": 0, **endpoint.request_params(self.settings)}
         body = self._ask(endpoint.path, endpoint.permission, params)
         if isinstance(body, Outcome):
             return body
@@ -157,20 +97,13 @@ class Checker:
             )
         return Outcome(True, "ok", items=tuple(items))
 
-    def first_entity(self, needs: Needs, listed: Outcome) -> Outcome | str:
+    def first_entity(self, needs: StreamReads, listed: Outcome) -> Outcome | str:
         """The entity a stream's requests are checked with, or why there is none."""
         kind = needs.list_kind or ""
-        items = [
-            item
-            for item in listed.items
-            if not (
-                needs.skip
-                and isinstance(item, Mapping)
-                and item.get(needs.skip.field) is needs.skip.value
-            )
-        ]
-        ids = [i for i in (entity_id(kind, item) for item in items) if i]
-        wanted = self._wanted(kind)
+        skip = needs.axis.skip if needs.axis else None
+        items = [item for item in listed.items if not (skip and skip.skips(item))]
+        ids = [i for i in map(LISTS[kind].item_id, items) if i]
+        wanted = self.settings.ids(LISTS[kind].filter_setting)
         if wanted:
             # The run reads the configured ids; the first page may not list them.
             return next((i for i in ids if i in wanted), wanted[0])
@@ -181,19 +114,17 @@ class Checker:
             return Outcome(True, f"not checked: none of the first {kind} listed has a series")
         return Outcome(True, f"no {kind} found: nothing to sync", empty=True)
 
-    def series_bucket(self, needs: Needs, entity: str | None) -> Outcome:
-        endpoint = needs.series
-        assert endpoint is not None
+    def series_bucket(self, needs: StreamReads, entity: str | None) -> Outcome:
+        assert needs.series is not None
+        # Checked in the endpoint's first unit: one request serves each endpoint's streams.
+        endpoint = needs.series.endpoint
         unit = endpoint.units[0]
         start = self.settings.start_instant()
         end = self.settings.end_instant(self.now)
         last = bucket_of((end if start < end else self.now) - EPSILON, unit, self.tz)
         window = plan_windows(last, last, unit, 1, self.tz)[0]
-        params: dict[str, Any] = {"length": window.length, "ending_at": window.ending_at}
-        if len(endpoint.units) > 1:
-            params["unit"] = unit
-        if needs.param and entity is not None:
-            params[needs.param] = entity
+        axis = {needs.axis.param: entity} if needs.axis and entity is not None else {}
+        params = series_params(endpoint, unit, axis, window.length, window.ending_at)
         body = self._ask(endpoint.path, endpoint.permission, params)
         return body if isinstance(body, Outcome) else Outcome(True, "ok")
 
@@ -203,7 +134,7 @@ class Checker:
 
     # --- the check ----------------------------------------------------------------------
 
-    def run(self, needs: Sequence[Needs], workers: int) -> dict[str, Outcome]:
+    def run(self, needs: Sequence[StreamReads], workers: int) -> dict[str, Outcome]:
         """Every stream's outcome, asking each endpoint at most once."""
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
             kinds = sorted(
@@ -223,7 +154,7 @@ class Checker:
             out[n.stream] = self._verdict(n, lists, answers)
         return out
 
-    def _entity(self, needs: Needs, lists: Mapping[str, Outcome]) -> Outcome | str | None:
+    def _entity(self, needs: StreamReads, lists: Mapping[str, Outcome]) -> Outcome | str | None:
         """The entity to check with; an Outcome when the stream's lists decide its line."""
         for kind in needs.named_lists:
             if not lists[kind].ok:
@@ -234,7 +165,7 @@ class Checker:
         return listed if not listed.ok else self.first_entity(needs, listed)
 
     def _requests(
-        self, needs: Needs, lists: Mapping[str, Outcome]
+        self, needs: StreamReads, lists: Mapping[str, Outcome]
     ) -> list[tuple[EndpointAsk, Callable[[], Outcome]]]:
         """The series and details requests of a stream, with the entity they need."""
         entity = self._entity(needs, lists)
@@ -242,14 +173,18 @@ class Checker:
             return []  # the stream's line is its list's outcome
         out: list[tuple[EndpointAsk, Callable[[], Outcome]]] = []
         if needs.series is not None:
-            out.append(((needs.series.path, entity), lambda: self.series_bucket(needs, entity)))
+            path = needs.series.endpoint.path
+            out.append(((path, entity), lambda: self.series_bucket(needs, entity)))
         details = needs.details
         if details is not None and entity is not None:
             out.append(((details.path, entity), lambda: self.details(details, entity)))
         return out
 
     def _verdict(
-        self, needs: Needs, lists: Mapping[str, Outcome], answers: Mapping[EndpointAsk, Outcome]
+        self,
+        needs: StreamReads,
+        lists: Mapping[str, Outcome],
+        answers: Mapping[EndpointAsk, Outcome],
     ) -> Outcome:
         entity = self._entity(needs, lists)
         if isinstance(entity, Outcome):
@@ -282,7 +217,8 @@ def check_streams(
     )
     selected = [s for s in streams if s.selected]
     checker = Checker(settings, client, now)
-    outcomes = checker.run(needs_of(selected, settings), settings.max_workers)
+    reads = stream_reads(settings)
+    outcomes = checker.run([reads[s.name] for s in selected], settings.max_workers)
     results = [
         StreamResult(
             s.name,

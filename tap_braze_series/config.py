@@ -28,6 +28,7 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from tap_braze_series import redact
+from tap_braze_series.endpoints import FILTER_SETTINGS
 
 DEFAULT_LOOKBACK_DAYS = 14
 DEFAULT_TIMEOUT = 60.0
@@ -43,14 +44,6 @@ LATEST_DATE = dt.date(9998, 12, 31)
 MAX_LOOKBACK_DAYS = 36_500
 MAX_TIMEOUT = 3_600.0
 MAX_RETRIES = 100
-
-LIST_SETTINGS: dict[str, str] = {
-    "canvas_ids": "canvases",
-    "campaign_ids": "campaigns",
-    "segment_ids": "segments",
-    "event_names": "events",
-    "product_names": "products",
-}
 
 
 class SettingsError(ValueError):
@@ -114,7 +107,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "lookback_days",
-        th.IntegerType,
+        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_DAYS),
         default=DEFAULT_LOOKBACK_DAYS,
         title="Lookback days",
         description=(
@@ -187,7 +180,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.NumberType,
+        th.NumberType(minimum=0.001, maximum=MAX_TIMEOUT),
         default=DEFAULT_TIMEOUT,
         title="Request timeout",
         description=(
@@ -197,14 +190,14 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "max_workers",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=MAX_WORKERS_LIMIT),
         default=DEFAULT_MAX_WORKERS,
         title="Concurrent requests",
         description=f"HTTP requests in flight at once (1-{MAX_WORKERS_LIMIT}).",
     ),
     th.Property(
         "max_requests_per_hour",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=DEFAULT_MAX_REQUESTS_PER_HOUR,
         title="Request budget per hour",
         description=(
@@ -215,7 +208,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "max_retries",
-        th.IntegerType,
+        th.IntegerType(minimum=0, maximum=MAX_RETRIES),
         default=DEFAULT_MAX_RETRIES,
         title="Retries",
         description=(
@@ -225,7 +218,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "retry_backoff_seconds",
-        th.NumberType,
+        th.NumberType(minimum=0.0),
         default=DEFAULT_RETRY_BACKOFF,
         title="Retry backoff",
         description=(
@@ -234,7 +227,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
     th.Property(
         "progress_interval",
-        th.NumberType,
+        th.NumberType(minimum=0.0),
         default=DEFAULT_PROGRESS_INTERVAL,
         title="Progress interval",
         description=(
@@ -320,39 +313,21 @@ class Settings:
             api_url=_api_url(config.get("api_url")),
             start=start,  # type: ignore[arg-type]
             end=end,
-            lookback_days=_integer(
-                config,
-                "lookback_days",
-                DEFAULT_LOOKBACK_DAYS,
-                minimum=0,
-                maximum=MAX_LOOKBACK_DAYS,
-            ),
+            lookback_days=_integer(config, "lookback_days"),
             timezone=timezone,
-            include_archived=_boolean(config, "include_archived", default=False),
-            zero_rows=_boolean(config, "zero_rows", default=True),
+            include_archived=_boolean(config, "include_archived"),
+            zero_rows=_boolean(config, "zero_rows"),
             entity_filters={
-                kind: _string_list(config, name) for name, kind in LIST_SETTINGS.items()
+                kind: _string_list(config, name) for name, kind in FILTER_SETTINGS.items()
             },
             app_ids=_string_list(config, "app_ids"),
             series_segment_ids=_string_list(config, "series_segment_ids"),
-            request_timeout=_number(
-                config, "request_timeout", DEFAULT_TIMEOUT, minimum=0.001, maximum=MAX_TIMEOUT
-            ),
-            max_workers=_integer(
-                config, "max_workers", DEFAULT_MAX_WORKERS, minimum=1, maximum=MAX_WORKERS_LIMIT
-            ),
-            max_requests_per_hour=_integer(
-                config, "max_requests_per_hour", DEFAULT_MAX_REQUESTS_PER_HOUR, minimum=1
-            ),
-            max_retries=_integer(
-                config, "max_retries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES
-            ),
-            retry_backoff_seconds=_number(
-                config, "retry_backoff_seconds", DEFAULT_RETRY_BACKOFF, minimum=0.0
-            ),
-            progress_interval=_number(
-                config, "progress_interval", DEFAULT_PROGRESS_INTERVAL, minimum=0.0
-            ),
+            request_timeout=_number(config, "request_timeout"),
+            max_workers=_integer(config, "max_workers"),
+            max_requests_per_hour=_integer(config, "max_requests_per_hour"),
+            max_retries=_integer(config, "max_retries"),
+            retry_backoff_seconds=_number(config, "retry_backoff_seconds"),
+            progress_interval=_number(config, "progress_interval"),
         )
 
     def typed_values(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,14 +347,14 @@ class Settings:
             "max_retries": self.max_retries,
             "retry_backoff_seconds": self.retry_backoff_seconds,
             "progress_interval": self.progress_interval,
-            **{name: list(self.entity_filters[kind]) for name, kind in LIST_SETTINGS.items()},
+            **{name: list(self.entity_filters[kind]) for name, kind in FILTER_SETTINGS.items()},
         }
         return {name: value for name, value in values.items() if name in config}
 
     def ids(self, setting: str) -> tuple[str, ...]:
         """The values a list setting (canvas_ids, ..., app_ids) names; empty if unset."""
-        if setting in LIST_SETTINGS:
-            return self.entity_filters[LIST_SETTINGS[setting]]
+        if setting in FILTER_SETTINGS:
+            return self.entity_filters[FILTER_SETTINGS[setting]]
         return getattr(self, setting)
 
     def start_instant(self) -> dt.datetime:
@@ -545,14 +520,14 @@ def _end_instant(value: dt.date | dt.datetime, tz: ZoneInfo) -> dt.datetime:
     return _as_instant(value + dt.timedelta(days=1), tz)
 
 
-def _integer(
-    config: Mapping[str, Any],
-    name: str,
-    default: int,
-    *,
-    minimum: int,
-    maximum: int | None = None,
-) -> int:
+def _declared(name: str) -> tuple[Any, Any, Any]:
+    """(default, minimum, maximum) of a setting, as CONFIG_SCHEMA declares them."""
+    schema = CONFIG_SCHEMA["properties"][name]
+    return schema["default"], schema["minimum"], schema.get("maximum")
+
+
+def _integer(config: Mapping[str, Any], name: str) -> int:
+    default, minimum, maximum = _declared(name)
     value = config.get(name)
     if value is None:
         return default
@@ -568,14 +543,8 @@ def _integer(
     return value
 
 
-def _number(
-    config: Mapping[str, Any],
-    name: str,
-    default: float,
-    *,
-    minimum: float,
-    maximum: float | None = None,
-) -> float:
+def _number(config: Mapping[str, Any], name: str) -> float:
+    default, minimum, maximum = _declared(name)
     value = config.get(name)
     if value is None:
         return default
@@ -593,7 +562,8 @@ def _number(
     return float(value)
 
 
-def _boolean(config: Mapping[str, Any], name: str, *, default: bool) -> bool:
+def _boolean(config: Mapping[str, Any], name: str) -> bool:
+    default = CONFIG_SCHEMA["properties"][name]["default"]
     value = config.get(name)
     if value is None:
         return default

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from tap_braze_series.client import BrazeClient, describe
@@ -18,16 +17,6 @@ from tap_braze_series.endpoints import LISTS
 from tap_braze_series.progress import plural
 
 logger = logging.getLogger("tap-braze-series.entities")
-
-# Settings that name entities, to word warnings.
-FILTER_SETTING = {
-    "canvases": "canvas_ids",
-    "campaigns": "campaign_ids",
-    "segments": "segment_ids",
-    "events": "event_names",
-    "products": "product_names",
-}
-
 
 SINGULAR = {
     "canvases": "canvas",
@@ -39,18 +28,8 @@ SINGULAR = {
 
 
 def entity_id(kind: str, item: Any) -> str | None:
-    """The identifier of a list item (events and products are plain names)."""
-    if kind in ("events", "products"):
-        if isinstance(item, str):
-            return item
-        if isinstance(item, Mapping):
-            name = item.get("name") or item.get("product_name")
-            return name if isinstance(name, str) else None
-        return None
-    if isinstance(item, Mapping):
-        value = item.get("id")
-        return value if isinstance(value, str) and value else None
-    return None
+    """The identifier of a listed item of `kind` (see ListEndpoint.id_fields)."""
+    return LISTS[kind].item_id(item)
 
 
 class EntityDirectory:
@@ -68,7 +47,7 @@ class EntityDirectory:
 
         The setting is the kind's own filter (canvas_ids, ...) unless another is given.
         """
-        setting = setting or FILTER_SETTING[kind]
+        setting = setting or LISTS[kind].filter_setting
         with self._lock:
             if kind not in self._listed:
                 self._listed[kind] = self._load(kind)
@@ -81,17 +60,12 @@ class EntityDirectory:
 
     def _load(self, kind: str) -> list[Any]:
         endpoint = LISTS[kind]
-        params: dict[str, Any] = {}
-        if endpoint.supports_archived:
-            # Configured ids are wanted whether archived or not.
-            wanted = self._settings.entity_filters.get(kind, ())
-            params["include_archived"] = bool(wanted) or self._settings.include_archived
-            params["sort_direction"] = "asc"
+        params = endpoint.request_params(self._settings)
         items: list[Any] = []
         seen: set[str] = set()
         skipped = 0
         for item in self._client.paginate(endpoint, params):
-            identifier = entity_id(kind, item)
+            identifier = endpoint.item_id(item)
             if identifier is None:
                 skipped += 1
                 continue

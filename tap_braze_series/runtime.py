@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from tap_braze_series import stopping
+from tap_braze_series.catalog import SeriesStreamSpec
 from tap_braze_series.client import (
     BrazeAuthError,
     BrazeClient,
@@ -25,12 +26,11 @@ from tap_braze_series.client import (
     Response,
 )
 from tap_braze_series.config import Settings
-from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint
+from tap_braze_series.endpoints import ALL, Axis, DetailsEndpoint, series_params
 from tap_braze_series.entities import SINGULAR, EntityDirectory, entity_id
 from tap_braze_series.feed import Family, Member, Partition, fetch_ordered
 from tap_braze_series.progress import Budget, RunReport, plural, pool_budget
 from tap_braze_series.ratelimit import RateGovernor
-from tap_braze_series.series import SeriesSpec, unit_param
 from tap_braze_series.windows import (
     EPSILON,
     Bucket,
@@ -47,7 +47,7 @@ logger = logging.getLogger("tap-braze-series")
 class SeriesMember(Member, Protocol):
     """A series stream, as the runtime sees it: a family member with its description."""
 
-    spec: SeriesSpec
+    spec: SeriesStreamSpec
     family: Family
     selected: bool
 
@@ -199,7 +199,7 @@ class Runtime:
         bounds = self.bounds(unit)
         return bounds[1] if bounds else None
 
-    def windows_from(self, spec: SeriesSpec, first: Bucket) -> list[Window]:
+    def windows_from(self, spec: SeriesStreamSpec, first: Bucket) -> list[Window]:
         """The windows from `first` to the run's last bucket: every partition is planned alike."""
         last = self.last_bucket(spec.unit)
         if last is None:
@@ -208,7 +208,7 @@ class Runtime:
 
     # Creation days: Braze zero-fills a canvas's or campaign's series before it existed.
 
-    def created(self, spec: SeriesSpec, partition: Partition) -> Bucket | None:
+    def created(self, spec: SeriesStreamSpec, partition: Partition) -> Bucket | None:
         """The day the partition's entity was created, where its details told it.
 
         Asked for a member without a bookmark: it starts at the later of this day
@@ -227,7 +227,9 @@ class Runtime:
                 self._created[details.kind] = self._learn_creation(spec, details)
             return self._created[details.kind].get(entity)
 
-    def _learn_creation(self, spec: SeriesSpec, details: DetailsEndpoint) -> dict[str, Bucket]:
+    def _learn_creation(
+        self, spec: SeriesStreamSpec, details: DetailsEndpoint
+    ) -> dict[str, Bucket]:
         """Ask the details of the entities whose creation day can save requests.
 
         Only where a request can save requests: a member without a bookmark would
@@ -290,7 +292,7 @@ class Runtime:
 
     def _creation_pays(
         self,
-        spec: SeriesSpec,
+        spec: SeriesStreamSpec,
         family: Family,
         partition: Partition,
         last_edited: Any,
@@ -364,7 +366,7 @@ class Runtime:
             if day is not None:
                 created[entity] = day
 
-    def family_started(self, family: Family, spec: SeriesSpec) -> None:
+    def family_started(self, family: Family, spec: SeriesStreamSpec) -> None:
         """A family's first partition starts: its plan goes to the governor and progress lines.
 
         Once per family: the governor counts its requests down as they are sent.
@@ -376,7 +378,7 @@ class Runtime:
         self.governor.plan(spec.endpoint.pool, planned)
         self.report.family_started(
             family.name,
-            (spec.endpoint.path, unit_param(spec)),
+            (spec.endpoint.path, spec.unit_param),
             spec.endpoint.pool,
             len(family.partitions()),
             planned,
@@ -441,7 +443,7 @@ class Runtime:
 
     # Partitions: the values of each axis an endpoint declares, combined.
 
-    def partitions(self, spec: SeriesSpec) -> list[Partition]:
+    def partitions(self, spec: SeriesStreamSpec) -> list[Partition]:
         rows: list[tuple[dict[str, Any], dict[str, Any]]] = [({}, {})]  # (context, params)
         for axis in spec.endpoint.axes:
             values = self.axis_values(axis)
@@ -477,7 +479,7 @@ class Runtime:
         skip = axis.skip
         for item in self.directory.entities(axis.kind, axis.setting):
             identifier = entity_id(axis.kind, item)
-            if isinstance(item, Mapping) and skip and item.get(skip.field) is skip.value:
+            if skip and skip.skips(item):
                 skipped.append(f"{identifier} ({item.get('name')})")
                 continue
             if identifier:
@@ -497,17 +499,8 @@ class Runtime:
         return values
 
     def params(
-        self, spec: SeriesSpec, partition: Partition, window: Window, selected: set[str]
+        self, spec: SeriesStreamSpec, partition: Partition, window: Window, selected: set[str]
     ) -> dict[str, Any]:
-        endpoint = spec.endpoint
-        params: dict[str, Any] = {
-            **partition.params,
-            "length": window.length,
-            "ending_at": window.ending_at,
-        }
-        if (unit := unit_param(spec)) is not None:
-            params["unit"] = unit
-        for flag in endpoint.flags:
-            if selected & flag.streams:
-                params[flag.param] = True
-        return params
+        return series_params(
+            spec.endpoint, spec.unit, partition.params, window.length, window.ending_at, selected
+        )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from singer_sdk import typing as th
 
-from tap_braze_series.shapes import CAMPAIGN_METRICS, CANVAS_STAT_METRICS, MESSAGE_METRICS
+from tap_braze_series.endpoints import Axis
 from tap_braze_series.windows import Unit
 
 EXTRA_METRICS = th.Property(
@@ -88,14 +88,9 @@ def metric_columns(typed: Mapping[str, str]) -> list[th.Property]:
     return columns
 
 
-CANVAS_ID = key("canvas_id", "Canvas API identifier.")
-CANVAS_NAME = text("canvas_name", "Canvas name as Braze returned it with the series.")
-CAMPAIGN_ID = key("campaign_id", "Campaign API identifier.")
-APP_ID = key("app_id", "App API identifier, or '*' for the series of all apps.")
-
-CANVAS_STAT_COLUMNS = metric_columns(CANVAS_STAT_METRICS)
-MESSAGE_COLUMNS = metric_columns(MESSAGE_METRICS)
-CAMPAIGN_COLUMNS = metric_columns(CAMPAIGN_METRICS)
+def axis_column(axis: Axis) -> th.Property:
+    """The key column of an endpoint's axis (canvas_id, app_id, ...)."""
+    return key(axis.column, axis.description)
 
 
 def schema(*properties: th.Property) -> dict:

@@ -29,72 +29,6 @@ from tap_braze_series.windows import (
     read_time,
 )
 
-# Metrics of the canvas/campaign total, variant and step stats.
-CANVAS_STAT_METRICS: dict[str, str] = {
-    "revenue": "number",
-    "conversions": "integer",
-    "conversions_by_entry_time": "integer",
-    "entries": "integer",
-}
-
-# Per-channel message metrics Braze documents, across channels; typed columns.
-MESSAGE_METRICS: dict[str, str] = {
-    name: "integer"
-    for name in (
-        "sent",
-        "opens",
-        "unique_opens",
-        "clicks",
-        "unique_clicks",
-        "bounces",
-        "unsubscribes",
-        "delivered",
-        "reported_spam",
-        "sent_to_carrier",
-        "rejected",
-        "delivery_failed",
-        "opt_out",
-        "help",
-        "direct_opens",
-        "total_opens",
-        "body_clicks",
-        "errors",
-        "impressions",
-        "first_button_clicks",
-        "second_button_clicks",
-        "total_impressions",
-        "unique_impressions",
-        "total_clicks",
-        "total_dismissals",
-        "unique_dismissals",
-        "failed",
-        "read",
-        "enrolled",
-        "unique_recipients",
-        "conversions",
-        "conversions_by_send_time",
-        "conversions1",
-        "conversions1_by_send_time",
-        "conversions2",
-        "conversions2_by_send_time",
-        "conversions3",
-        "conversions3_by_send_time",
-    )
-} | {"revenue": "number"}
-
-CAMPAIGN_METRICS: dict[str, str] = {
-    "unique_recipients": "integer",
-    "conversions": "integer",
-    "conversions_by_send_time": "integer",
-    "conversions1": "integer",
-    "conversions1_by_send_time": "integer",
-    "conversions2": "integer",
-    "conversions2_by_send_time": "integer",
-    "conversions3": "integer",
-    "conversions3_by_send_time": "integer",
-    "revenue": "number",
-}
-
 
 class ZeroPoint(dict):
     """A point for a bucket a count series left out: Braze leaves out the buckets
@@ -157,6 +91,13 @@ def canvas_data(body: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
         raise PayloadError(f"'data.stats' is a {type(stats).__name__}, not a list")
     name = data.get("name")
     return (name if isinstance(name, str) else None), stats
+
+
+def point_list(body: Mapping[str, Any], at: str) -> list[Any]:
+    """The list of points of a response whose points sit `at` (SeriesEndpoint.points_at)."""
+    if at == "data.stats":
+        return canvas_data(body)[1]
+    return data_list(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,151 +371,105 @@ def _named_entries(
         yield str(entry_id), entry
 
 
-def canvas_total_records(
-    name: str | None,
-    stats: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """What cutting one entity's breakdown rows (canvas, campaign) from a response needs."""
+
+    window: Window
+    start: Bucket  # rows from this bucket on
+    tz: ZoneInfo
+    column: str  # the entity's column (its endpoint's axis): canvas_id, campaign_id
+    entity: str  # the canvas or campaign id
+    issues: Issues
+    typed: Mapping[str, str]  # the documented metrics, as typed columns
+
+    def days(self, items: list[Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """(record time, point) of every usable day point."""
+        return points(items, self.window, self.start, "day", self.tz, self.issues)
+
+    def metrics(self, source: Mapping[str, Any], *skip: str) -> dict[str, Any]:
+        return metrics(source, self.typed, self.issues, skip=frozenset(skip))
+
+
+def canvas_total_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_data_series rows: one per canvas and day."""
-    for time, stat in points(stats, window, start, "day", tz, issues):
+    name, stats = canvas_data(body)
+    for time, stat in cut.days(stats):
         total = stat.get("total_stats")
         if not isinstance(total, Mapping):
-            issues.add("'total_stats' missing or not an object", time)
+            cut.issues.add("'total_stats' missing or not an object", time)
             total = {}
-        yield {
-            "canvas_id": canvas_id,
-            "canvas_name": name,
-            "time": time,
-            **metrics(total, CANVAS_STAT_METRICS, issues),
-        }
+        yield {cut.column: cut.entity, "canvas_name": name, "time": time, **cut.metrics(total)}
 
 
-def canvas_variant_records(
-    name: str | None,
-    stats: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+def _canvas_entries(
+    body: Mapping[str, Any], cut: Cut, field: str, id_column: str, name_column: str
+) -> Iterator[tuple[dict[str, Any], Mapping[str, Any]]]:
+    """(the row's columns up to `time`, the entry) for each entry of each day's `field`."""
+    name, stats = canvas_data(body)
+    for time, stat in cut.days(stats):
+        for entry_id, entry in _named_entries(stat, field, cut.issues):
+            yield (
+                {
+                    cut.column: cut.entity,
+                    "canvas_name": name,
+                    id_column: entry_id,
+                    name_column: _text(entry.get("name")),
+                    "time": time,
+                },
+                entry,
+            )
+
+
+def canvas_variant_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_variant_data_series rows: one per canvas, variant and day."""
-    for time, stat in points(stats, window, start, "day", tz, issues):
-        for variant_id, variant in _named_entries(stat, "variant_stats", issues):
-            yield {
-                "canvas_id": canvas_id,
-                "canvas_name": name,
-                "variant_id": variant_id,
-                "variant_name": _text(variant.get("name")),
-                "time": time,
-                **metrics(variant, CANVAS_STAT_METRICS, issues, skip=frozenset({"name"})),
-            }
+    for row, variant in _canvas_entries(body, cut, "variant_stats", "variant_id", "variant_name"):
+        yield {**row, **cut.metrics(variant, "name")}
 
 
-def canvas_step_records(
-    name: str | None,
-    stats: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+def canvas_step_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_step_data_series rows: one per canvas, step and day."""
-    for time, stat in points(stats, window, start, "day", tz, issues):
-        for step_id, step in _named_entries(stat, "step_stats", issues):
-            yield {
-                "canvas_id": canvas_id,
-                "canvas_name": name,
-                "step_id": step_id,
-                "step_name": _text(step.get("name")),
-                "time": time,
-                **metrics(step, CANVAS_STAT_METRICS, issues, skip=frozenset({"name", "messages"})),
-            }
+    for row, step in _canvas_entries(body, cut, "step_stats", "step_id", "step_name"):
+        yield {**row, **cut.metrics(step, "name", "messages")}
 
 
-def canvas_step_message_records(
-    name: str | None,
-    stats: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    canvas_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+def canvas_step_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """canvas_step_message_data_series rows: canvas, step, day, channel, message entry."""
-    for time, stat in points(stats, window, start, "day", tz, issues):
-        for step_id, step in _named_entries(stat, "step_stats", issues):
-            for channel, entries in _channels(step.get("messages"), issues):
-                for index, entry in enumerate(entries):
-                    yield {
-                        "canvas_id": canvas_id,
-                        "canvas_name": name,
-                        "step_id": step_id,
-                        "step_name": _text(step.get("name")),
-                        "time": time,
-                        "channel": channel,
-                        "message_index": index,
-                        **metrics(entry, MESSAGE_METRICS, issues),
-                    }
+    for row, step in _canvas_entries(body, cut, "step_stats", "step_id", "step_name"):
+        for channel, entries in _channels(step.get("messages"), cut.issues):
+            for index, entry in enumerate(entries):
+                yield {**row, "channel": channel, "message_index": index, **cut.metrics(entry)}
 
 
-def campaign_records(
-    items: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    campaign_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+def campaign_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """campaign_data_series rows: one per campaign and day."""
-    for time, point in points(items, window, start, "day", tz, issues):
-        yield {
-            "campaign_id": campaign_id,
-            "time": time,
-            **metrics(point, CAMPAIGN_METRICS, issues, skip=frozenset({"time", "messages"})),
-        }
+    for time, point in cut.days(data_list(body)):
+        yield {cut.column: cut.entity, "time": time, **cut.metrics(point, "time", "messages")}
 
 
-def campaign_message_records(
-    items: list[Any],
-    window: Window,
-    start: Bucket,
-    tz: ZoneInfo,
-    campaign_id: str,
-    issues: Issues,
-) -> Iterator[dict[str, Any]]:
+def campaign_message_records(body: Mapping[str, Any], cut: Cut) -> Iterator[dict[str, Any]]:
     """campaign_message_data_series rows: campaign, day, channel, message variation."""
-    for time, point in points(items, window, start, "day", tz, issues):
-        for channel, entries in _channels(point.get("messages"), issues):
+    for time, point in cut.days(data_list(body)):
+        for channel, entries in _channels(point.get("messages"), cut.issues):
             # One row per key: a variation listed twice in a channel keeps its last entry.
             by_variation: dict[str, Mapping[str, Any]] = {}
             for index, entry in enumerate(entries):
                 # Primary keys are never null: an entry without an id keeps its position.
                 variation = _text(entry.get("variation_api_id")) or f"#{index}"
                 if variation in by_variation:
-                    issues.add(
+                    cut.issues.add(
                         "variation listed twice in a channel (the last entry is kept)",
-                        f"{campaign_id} {time} {channel} {variation}",
+                        f"{cut.entity} {time} {channel} {variation}",
                     )
                 by_variation[variation] = entry
             for variation, entry in by_variation.items():
                 yield {
-                    "campaign_id": campaign_id,
+                    cut.column: cut.entity,
                     "time": time,
                     "channel": channel,
                     "variation_api_id": variation,
                     "variation_name": _text(entry.get("variation_name")),
-                    **metrics(
-                        entry,
-                        MESSAGE_METRICS,
-                        issues,
-                        skip=frozenset({"variation_api_id", "variation_name"}),
-                    ),
+                    **cut.metrics(entry, "variation_api_id", "variation_name"),
                 }
 
 

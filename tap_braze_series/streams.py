@@ -1,7 +1,7 @@
 """Stream classes: entity lists (full table) and one generic series stream.
 
 Every series stream is an instance of `SeriesStream` configured by a
-`SeriesSpec` row of `SERIES` below: the endpoint it reads (see endpoints.py),
+`SeriesStreamSpec` of catalog.SERIES: the endpoint it reads (see endpoints.py),
 its unit, its identity columns, its metric columns and the function that
 flattens a response into its rows. Streams that one request serves share a
 `family` (see feed.py).
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -25,35 +26,22 @@ from typing_extensions import override
 
 from tap_braze_series import schemas as sc
 from tap_braze_series import sdk, shapes
+from tap_braze_series.catalog import SERIES, SeriesStreamSpec
 from tap_braze_series.client import BrazeError
+from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import (
-    ALL,
     CAMPAIGN_DETAILS,
-    CAMPAIGN_SERIES,
     CANVAS_DETAILS,
-    CANVAS_SERIES,
-    EVENT_SERIES,
-    KPI_DAU_SERIES,
-    KPI_MAU_SERIES,
-    KPI_NEW_USERS_SERIES,
-    KPI_UNINSTALLS_SERIES,
     LISTS,
-    PURCHASE_QUANTITY_SERIES,
-    PURCHASE_REVENUE_SERIES,
-    SEGMENT_SERIES,
-    SESSION_SERIES,
+    Axis,
     DetailsEndpoint,
-    SeriesEndpoint,
 )
-from tap_braze_series.entities import entity_id
 from tap_braze_series.feed import Family, Partition, PlannedPartition
 from tap_braze_series.progress import EndpointKey, StreamTally
 from tap_braze_series.runtime import Runtime
-from tap_braze_series.series import SeriesSpec, Shaper, unit_param
 from tap_braze_series.state import REPLICATION_KEY, PartitionedStateManager, parse_bookmark
 from tap_braze_series.windows import (
     Bucket,
-    Unit,
     Window,
     bucket_end,
     format_bucket,
@@ -226,28 +214,27 @@ class SegmentsStream(EntityStream):
     )
 
 
-class EventsStream(EntityStream):
+class NamesStream(EntityStream):
+    """A list of names (events, products): one row per name, its primary key."""
+
+    @override
+    def to_record(self, item: Any) -> dict[str, Any] | None:
+        name = LISTS[self.kind].item_id(item)
+        return {self.primary_keys[0]: name} if name else None
+
+
+class EventsStream(NamesStream):
     name = "events"
     kind = "events"
     primary_keys = ("name",)
     schema = sc.schema(sc.key("name", "Custom event name."))
 
-    @override
-    def to_record(self, item: Any) -> dict[str, Any] | None:
-        name = entity_id("events", item)
-        return {"name": name} if name else None
 
-
-class ProductsStream(EntityStream):
+class ProductsStream(NamesStream):
     name = "products"
     kind = "products"
     primary_keys = ("product_name",)
     schema = sc.schema(sc.key("product_name", "Product name (product_id of purchases)."))
-
-    @override
-    def to_record(self, item: Any) -> dict[str, Any] | None:
-        name = entity_id("products", item)
-        return {"product_name": name} if name else None
 
 
 # --- dimension (details) streams --------------------------------------------------
@@ -275,9 +262,12 @@ class DetailsStream(BrazeStream):
     """One /*/details row per canvas or campaign: names and structure to join series to."""
 
     endpoint: DetailsEndpoint
-    id_column: str
     replication_key = None
     columns: tuple[str, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.primary_keys = (cls.endpoint.entity.column,)  # the entity's axis column
 
     def flatten(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return {name: body.get(name) for name in self.columns}
@@ -316,7 +306,7 @@ class DetailsStream(BrazeStream):
                 )
                 continue
             record = self.flatten(body)
-            record[self.id_column] = entity
+            record[self.endpoint.entity.column] = entity
             known = {*self.columns, "message"}
             record["extra"] = {k: v for k, v in body.items() if k not in known} or None
             yield record
@@ -341,8 +331,6 @@ DETAIL_COMMON = (
 class CanvasDetailsStream(DetailsStream):
     name = "canvas_details"
     endpoint = CANVAS_DETAILS
-    id_column = "canvas_id"
-    primary_keys = ("canvas_id",)
     columns = (
         *(p.name for p in DETAIL_COMMON),
         "first_entry",
@@ -351,7 +339,7 @@ class CanvasDetailsStream(DetailsStream):
         "steps",
     )
     schema = sc.schema(
-        sc.CANVAS_ID,
+        sc.axis_column(CANVAS_DETAILS.entity),
         *DETAIL_COMMON,
         th.Property("first_entry", th.DateTimeType),
         th.Property("last_entry", th.DateTimeType),
@@ -382,11 +370,9 @@ class CanvasDetailsStream(DetailsStream):
 class CampaignDetailsStream(DetailsStream):
     name = "campaign_details"
     endpoint = CAMPAIGN_DETAILS
-    id_column = "campaign_id"
-    primary_keys = ("campaign_id",)
     columns = (*(p.name for p in DETAIL_COMMON), "first_sent", "last_sent", "messages")
     schema = sc.schema(
-        sc.CAMPAIGN_ID,
+        sc.axis_column(CAMPAIGN_DETAILS.entity),
         *DETAIL_COMMON,
         th.Property("first_sent", th.DateTimeType),
         th.Property("last_sent", th.DateTimeType),
@@ -417,225 +403,63 @@ ENTITY_STREAMS: tuple[type[EntityStream] | type[DetailsStream], ...] = (
 )
 
 
-# --- series streams ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StreamReads:
+    """The endpoints one stream reads, from the declarations (endpoints.py, catalog.py)."""
+
+    stream: str
+    list_kind: str | None = None  # the entity list it reads or fans out over
+    axis: Axis | None = None  # the series' axis along that list (its parameter, skip rule)
+    series: SeriesStreamSpec | None = None
+    details: DetailsEndpoint | None = None  # one details request per listed entity
+    named_lists: tuple[str, ...] = ()  # lists a setting's values are checked against
+
+    def paths(self) -> list[str]:
+        """Every path the stream reads (what to deselect when the key lacks one)."""
+        lists = [LISTS[kind].path for kind in (self.list_kind, *self.named_lists) if kind]
+        if self.series is not None:
+            return [self.series.endpoint.path, *lists]
+        if self.details is not None:
+            return [*lists, self.details.path]
+        return lists
 
 
-def _simple(endpoint: SeriesEndpoint, unit: Unit) -> Shaper:
-    columns = tuple(axis.column for axis in endpoint.axes)
-
-    # A context without an axis's column is that axis's '*' row (see endpoints.Axis).
-    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
-        return shapes.simple_records(
-            shapes.data_list(body),
-            window,
-            start,
-            unit,
-            tz,
-            {column: partition.context.get(column, ALL) for column in columns},
-            endpoint.value_fields,
-            issues,
-            endpoint.value_kind,
-        )
-
-    return shape
-
-
-def _canvas(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
-    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
-        name, stats = shapes.canvas_data(body)
-        return rows(name, stats, window, start, tz, partition.context["canvas_id"], issues)
-
-    return shape
-
-
-def _campaign(rows: Callable[..., Iterator[dict[str, Any]]]) -> Shaper:
-    def shape(body, partition, window, start, tz, issues):  # noqa: ANN001
-        return rows(
-            shapes.data_list(body),
-            window,
-            start,
-            tz,
-            partition.context["campaign_id"],
-            issues,
-        )
-
-    return shape
-
-
-EVENT_NAME = sc.key("event_name", "Custom event name.")
-SEGMENT_ID = sc.key("segment_id", "Segment API identifier.")
-PRODUCT = sc.key("product", "Product name, or '*' for all products.")
-
-
-# Columns of the axes a setting adds (app_ids, series_segment_ids): on every row, in
-# the key when the setting is set.
-SETTING_COLUMNS = {
-    "app_id": sc.APP_ID,
-    "segment_id": sc.key("segment_id", "Segment API identifier, or '*' for all users."),
-}
-
-
-def _simple_spec(
-    name: str,
-    endpoint: SeriesEndpoint,
-    unit: Unit,
-    identity: tuple[th.Property, ...],
-    description: str,
-) -> SeriesSpec:
-    optional = [axis for axis in endpoint.axes if axis.key_when_set]
-    values = sc.metric_columns({field: endpoint.value_kind for field in endpoint.value_fields})
-    return SeriesSpec(
-        name=name,
-        endpoint=endpoint,
-        unit=unit,
-        family=name,
-        identity=identity,
-        columns=(*(SETTING_COLUMNS[axis.column] for axis in optional), *values),
-        shaper=_simple(endpoint, unit),
-        setting_keys=tuple((axis.column, axis.setting or "") for axis in optional),
-        description=description,
+def _series_reads(spec: SeriesStreamSpec, settings: Settings | None) -> StreamReads:
+    axes = spec.endpoint.axes
+    # The axis whose values are listed entities; an axis with a row over all values
+    # (apps, products) reads its list only for the values a setting names.
+    listed = next((a for a in axes if a.kind and not a.all_row), None)
+    named = tuple(
+        a.kind
+        for a in axes
+        if a.kind and a.all_row and a.setting and settings and settings.ids(a.setting)
+    )
+    return StreamReads(
+        spec.name,
+        list_kind=listed.kind if listed else None,
+        axis=listed,
+        series=spec,
+        named_lists=named,
     )
 
 
-# Members of a family (streams one request serves) are listed in the order the tap
-# syncs them: the first selected member drives the family's requests and writes its
-# rows as they arrive; the others' rows go through a spool and are written as each
-# partition ends, while the next partitions are fetched (see feed.py).
-SERIES: tuple[SeriesSpec, ...] = (
-    SeriesSpec(
-        name="canvas_step_message_data_series",
-        endpoint=CANVAS_SERIES,
-        unit="day",
-        family="canvas",
-        identity=(sc.CANVAS_ID, sc.key("step_id", "Canvas step API identifier.")),
-        extra_keys=("channel", "message_index"),
-        columns=(
-            sc.key("channel", "Messaging channel (email, sms, ios_push, webhook, ...)."),
-            th.Property(
-                "message_index",
-                sc.count_type(),
-                required=True,
-                description="Position of the message entry in the channel's list.",
-            ),
-            sc.CANVAS_NAME,
-            sc.text("step_name", "Step name."),
-            *sc.MESSAGE_COLUMNS,
-            sc.EXTRA_METRICS,
-        ),
-        shaper=_canvas(shapes.canvas_step_message_records),
-        description="Daily message stats per canvas step, channel and message entry.",
-    ),
-    SeriesSpec(
-        name="canvas_step_data_series",
-        endpoint=CANVAS_SERIES,
-        unit="day",
-        family="canvas",
-        identity=(sc.CANVAS_ID, sc.key("step_id", "Canvas step API identifier.")),
-        columns=(
-            sc.CANVAS_NAME,
-            sc.text("step_name", "Step name."),
-            *sc.CANVAS_STAT_COLUMNS,
-            sc.EXTRA_METRICS,
-        ),
-        shaper=_canvas(shapes.canvas_step_records),
-        description="Daily stats of each canvas step, deleted steps included.",
-    ),
-    SeriesSpec(
-        name="canvas_variant_data_series",
-        endpoint=CANVAS_SERIES,
-        unit="day",
-        family="canvas",
-        identity=(sc.CANVAS_ID, sc.key("variant_id", "Canvas variant API identifier.")),
-        columns=(
-            sc.CANVAS_NAME,
-            sc.text("variant_name", "Variant name."),
-            *sc.CANVAS_STAT_COLUMNS,
-            sc.EXTRA_METRICS,
-        ),
-        shaper=_canvas(shapes.canvas_variant_records),
-        description="Daily stats of each canvas variant.",
-    ),
-    SeriesSpec(
-        name="canvas_data_series",
-        endpoint=CANVAS_SERIES,
-        unit="day",
-        family="canvas",
-        identity=(sc.CANVAS_ID,),
-        columns=(sc.CANVAS_NAME, *sc.CANVAS_STAT_COLUMNS, sc.EXTRA_METRICS),
-        shaper=_canvas(shapes.canvas_total_records),
-        description="Daily total stats of each canvas.",
-    ),
-    SeriesSpec(
-        name="campaign_message_data_series",
-        endpoint=CAMPAIGN_SERIES,
-        unit="day",
-        family="campaign",
-        identity=(sc.CAMPAIGN_ID,),
-        extra_keys=("channel", "variation_api_id"),
-        columns=(
-            sc.key("channel", "Messaging channel."),
-            sc.key("variation_api_id", "Message variation API identifier (control groups too)."),
-            sc.text("variation_name", "Variation name."),
-            *sc.MESSAGE_COLUMNS,
-            sc.EXTRA_METRICS,
-        ),
-        shaper=_campaign(shapes.campaign_message_records),
-        description="Daily message stats per campaign, channel and variation.",
-    ),
-    SeriesSpec(
-        name="campaign_data_series",
-        endpoint=CAMPAIGN_SERIES,
-        unit="day",
-        family="campaign",
-        identity=(sc.CAMPAIGN_ID,),
-        columns=(*sc.CAMPAIGN_COLUMNS, sc.EXTRA_METRICS),
-        shaper=_campaign(shapes.campaign_records),
-        description="Daily stats of each campaign.",
-    ),
-    _simple_spec(
-        "event_data_series",
-        EVENT_SERIES,
-        "day",
-        (EVENT_NAME,),
-        "Daily occurrences of each custom event.",
-    ),
-    _simple_spec(
-        "event_data_series_hourly",
-        EVENT_SERIES,
-        "hour",
-        (EVENT_NAME,),
-        "Hourly occurrences of each custom event.",
-    ),
-    _simple_spec(
-        "segment_data_series",
-        SEGMENT_SERIES,
-        "day",
-        (SEGMENT_ID,),
-        "Daily estimated size of each segment with analytics tracking.",
-    ),
-    _simple_spec("session_data_series", SESSION_SERIES, "day", (), "Daily sessions."),
-    _simple_spec("session_data_series_hourly", SESSION_SERIES, "hour", (), "Hourly sessions."),
-    _simple_spec("kpi_dau_data_series", KPI_DAU_SERIES, "day", (), "Daily active users."),
-    _simple_spec(
-        "kpi_mau_data_series", KPI_MAU_SERIES, "day", (), "Monthly active users (30-day rolling)."
-    ),
-    _simple_spec("kpi_new_users_data_series", KPI_NEW_USERS_SERIES, "day", (), "New users."),
-    _simple_spec("kpi_uninstalls_data_series", KPI_UNINSTALLS_SERIES, "day", (), "Uninstalls."),
-    _simple_spec(
-        "purchase_quantity_series",
-        PURCHASE_QUANTITY_SERIES,
-        "day",
-        (PRODUCT,),
-        "Daily purchases, of all products ('*') and of each configured product.",
-    ),
-    _simple_spec(
-        "purchase_revenue_series",
-        PURCHASE_REVENUE_SERIES,
-        "day",
-        (PRODUCT,),
-        "Daily revenue, of all products ('*') and of each configured product.",
-    ),
-)
+def stream_reads(settings: Settings | None = None) -> dict[str, StreamReads]:
+    """Stream name -> what it reads, for every stream, in catalog order.
+
+    A list that only a setting's values need (product_names, series_segment_ids) is
+    read by the series along that setting's axis only when it names values.
+    """
+    reads: list[StreamReads] = []
+    for cls in ENTITY_STREAMS:
+        if issubclass(cls, DetailsStream):
+            reads.append(StreamReads(cls.name, cls.endpoint.kind, details=cls.endpoint))
+        else:
+            reads.append(StreamReads(cls.name, cls.kind))
+    reads += [_series_reads(spec, settings) for spec in SERIES]
+    return {r.stream: r for r in reads}
+
+
+# --- series streams ---------------------------------------------------------------
 
 
 class SeriesStream(BrazeStream):
@@ -645,7 +469,7 @@ class SeriesStream(BrazeStream):
     is_sorted = True  # bookmarks advance record by record: resumable after a kill
     check_sorted = False  # the lookback re-reads older buckets on purpose
 
-    def __init__(self, tap: Tap, spec: SeriesSpec) -> None:
+    def __init__(self, tap: Tap, spec: SeriesStreamSpec) -> None:
         self.spec = spec
         super().__init__(tap, schema=self._schema(spec, tap), name=spec.name)
         self.family: Family  # attached by Runtime.add_families once every member exists
@@ -655,7 +479,7 @@ class SeriesStream(BrazeStream):
         self.primary_keys = [*key_names, "time", *spec.extra_keys]
 
     @staticmethod
-    def _schema(spec: SeriesSpec, tap: Tap) -> dict:
+    def _schema(spec: SeriesStreamSpec, tap: Tap) -> dict:
         return sc.schema(
             *spec.identity,
             sc.time_column(spec.unit),
@@ -699,7 +523,7 @@ class SeriesStream(BrazeStream):
 
     @override
     def counted_endpoint(self) -> EndpointKey:
-        return (self.spec.endpoint.path, unit_param(self.spec))
+        return (self.spec.endpoint.path, self.spec.unit_param)
 
     @cached_property
     @override

@@ -27,13 +27,13 @@ from singer_sdk.logging import StructuredFormatter
 from typing_extensions import override
 
 from tap_braze_series import redact, sdk, stopping
+from tap_braze_series.catalog import SERIES
 from tap_braze_series.check import check_streams
 from tap_braze_series.client import BrazeConnectionError, BrazeError
 from tap_braze_series.config import CONFIG_SCHEMA, Settings, SettingsError, unknown_settings
-from tap_braze_series.endpoints import LISTS
 from tap_braze_series.runtime import Runtime
 from tap_braze_series.state import StateError, validate_state
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES, DetailsStream, SeriesStream
+from tap_braze_series.streams import ENTITY_STREAMS, SeriesStream, stream_reads
 from tap_braze_series.writer import (
     OutputError,
     StateFlushingWriter,
@@ -247,7 +247,7 @@ class TapBrazeSeries(Tap):
     @override
     def load_streams(self) -> list[Stream]:
         # The SDK syncs streams by name. A family's members take the places its names
-        # give them, in the family's own order (see streams.SERIES): the first to
+        # give them, in the family's own order (see catalog.SERIES): the first to
         # sync drives the requests and advances the others (see _follow_families).
         streams = super().load_streams()
         for family in self.runtime.families.values():
@@ -267,24 +267,11 @@ class TapBrazeSeries(Tap):
 
 
 def streams_by_path(settings: Settings | None = None) -> dict[str, list[str]]:
-    """Which streams read each path: what to deselect when the key lacks a permission.
-
-    A list that only a setting's values need (product_names, series_segment_ids) is
-    read by the series along that setting's axis only when it names values.
-    """
+    """Which streams read each path: what to deselect when the key lacks a permission."""
     result: dict[str, list[str]] = {}
-    for cls in ENTITY_STREAMS:
-        if issubclass(cls, DetailsStream):
-            result.setdefault(LISTS[cls.endpoint.kind].path, []).append(cls.name)
-            result.setdefault(cls.endpoint.path, []).append(cls.name)
-        else:
-            result.setdefault(LISTS[cls.kind].path, []).append(cls.name)
-    for spec in SERIES:
-        result.setdefault(spec.endpoint.path, []).append(spec.name)
-        for axis in spec.endpoint.axes:
-            named = settings and axis.setting and settings.ids(axis.setting)
-            if axis.kind and (not axis.setting or named):
-                result.setdefault(LISTS[axis.kind].path, []).append(spec.name)
+    for reads in stream_reads(settings).values():
+        for path in reads.paths():
+            result.setdefault(path, []).append(reads.stream)
     return result
 
 

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 from singer_sdk.plugin_base import _ConfigInput
 
+from tap_braze_series.catalog import SERIES
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES
+from tap_braze_series.streams import ENTITY_STREAMS
 from tap_braze_series.tap import TapBrazeSeries
 from tests.reliability.relkit import Proxy
 from tests.tapkit import TAP, catalog_for

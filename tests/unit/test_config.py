@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tap_braze_series.config import Settings, SettingsError
+from tap_braze_series.config import CONFIG_SCHEMA, SDK_SETTINGS, Settings, SettingsError
 
 BASE = {"api_key": "k-123", "api_url": "https://rest.iad-01.braze.com", "start_date": "2024-01-01"}
 
@@ -134,3 +134,33 @@ def test_api_url_errors_never_repeat_what_may_be_a_secret(api_url):
         parse(api_url=api_url)
     assert "api_url" in str(raised.value)
     assert SECRET not in str(raised.value)
+
+
+RANGED = [
+    name
+    for name, schema in CONFIG_SCHEMA["properties"].items()
+    if "minimum" in schema and name not in SDK_SETTINGS
+]
+
+
+def test_every_numeric_setting_declares_its_range():
+    # (The SDK adds its own settings to the schema when a tap is built: not the tap's.)
+    assert sorted(RANGED) == sorted(
+        name
+        for name, schema in CONFIG_SCHEMA["properties"].items()
+        if set(schema["type"]) & {"integer", "number"} and name not in SDK_SETTINGS
+    )
+
+
+@pytest.mark.parametrize("name", RANGED)
+def test_the_declared_range_is_the_one_enforced(name):
+    schema = CONFIG_SCHEMA["properties"][name]
+    minimum, maximum = schema["minimum"], schema.get("maximum")
+    assert getattr(parse(**{name: minimum}), name) == minimum
+    step = 1 if "integer" in schema["type"] else 0.001
+    outside = [minimum - step] + ([] if maximum is None else [maximum + step])
+    if maximum is not None:
+        assert getattr(parse(**{name: maximum}), name) == maximum
+    for value in outside:
+        with pytest.raises(SettingsError, match=f"Setting '{name}': .* out of range"):
+            parse(**{name: value})

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from tap_braze_series.catalog import SERIES
 from tap_braze_series.config import Settings
 from tap_braze_series.endpoints import ListEndpoint
 from tap_braze_series.entities import EntityDirectory
 from tap_braze_series.runtime import Runtime
-from tap_braze_series.streams import SERIES
 from tap_braze_series.windows import Window
 
 SPECS = {spec.name: spec for spec in SERIES}

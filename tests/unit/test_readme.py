@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES
+from tap_braze_series.catalog import SERIES
+from tap_braze_series.streams import ENTITY_STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

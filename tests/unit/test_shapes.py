@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_braze_series import shapes
+from tap_braze_series.endpoints import CANVAS_STAT_METRICS, MESSAGE_METRICS
 from tap_braze_series.shapes import Issues
 from tap_braze_series.windows import plan_windows
 
@@ -79,11 +80,13 @@ def test_canvas_message_rows_keep_unknown_metrics_and_channels():
         }
     ]
     issues = shapes.Issues()
-    name, points = shapes.canvas_data(canvas_body(stats))
-    total = list(shapes.canvas_total_records(name, points, WINDOW, START, UTC, "c1", issues))
+    body = canvas_body(stats)
+    stat_cut = shapes.Cut(WINDOW, START, UTC, "canvas_id", "c1", issues, CANVAS_STAT_METRICS)
+    total = list(shapes.canvas_total_records(body, stat_cut))
     assert total[0]["extra_metrics"] == {"new_metric": 9}
     assert total[0]["conversions_by_entry_time"] is None
-    rows = list(shapes.canvas_step_message_records(name, points, WINDOW, START, UTC, "c1", issues))
+    message_cut = shapes.Cut(WINDOW, START, UTC, "canvas_id", "c1", issues, MESSAGE_METRICS)
+    rows = list(shapes.canvas_step_message_records(body, message_cut))
     assert [(r["channel"], r["message_index"], r["sent"]) for r in rows] == [
         ("email", 0, 10),
         ("email", 1, 1),
@@ -91,14 +94,14 @@ def test_canvas_message_rows_keep_unknown_metrics_and_channels():
     ]
     assert rows[0]["extra_metrics"] == {"machine_open": 2}
     assert rows[2]["extra_metrics"] == {"feathers": 7}
-    assert list(shapes.canvas_variant_records(name, points, WINDOW, START, UTC, "c1", issues)) == []
+    assert list(shapes.canvas_variant_records(body, stat_cut)) == []
     assert issues.counts["'variant_stats' is not an object"] == 1
     assert issues.counts["a channel's messages are not a list"] == 1
 
 
 def test_metric_of_the_wrong_type_is_kept_aside_not_lost():
     issues = shapes.Issues()
-    row = shapes.metrics({"sent": 2.0, "opens": 1.5, "revenue": 3}, shapes.MESSAGE_METRICS, issues)
+    row = shapes.metrics({"sent": 2.0, "opens": 1.5, "revenue": 3}, MESSAGE_METRICS, issues)
     assert row["sent"] == 2
     assert row["revenue"] == 3
     assert row["opens"] is None
@@ -193,7 +196,9 @@ def test_a_variation_listed_twice_in_a_channel_makes_one_row():
             ]
         },
     }
-    rows = list(shapes.campaign_message_records([point], WINDOW, START, UTC, "c1", issues))
+    body = {"message": "success", "data": [point]}
+    cut = shapes.Cut(WINDOW, START, UTC, "campaign_id", "c1", issues, MESSAGE_METRICS)
+    rows = list(shapes.campaign_message_records(body, cut))
     assert [(r["variation_api_id"], r["sent"]) for r in rows] == [("v1", 3), ("v2", 2)]
     assert sum(issues.counts.values()) == 1
 
