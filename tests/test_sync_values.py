@@ -225,16 +225,26 @@ def test_request_count_is_the_minimum(synced):
     assert by_path["/events/list"] == 1
 
 
-def test_each_bookmark_is_its_partitions_last_row(synced):
+def test_primary_keys_are_unique_and_each_bookmark_is_its_partitions_last_row(synced):
     sb, run = synced
     tz = sb.workspace.tz
     bookmarks = run.state["bookmarks"]
     partial_shown = sb.config.ending_at_reading == "instant"
     for stream in SEED_STREAMS:
+        keys = run.schemas[stream]["key_properties"]
+        assert keys, f"{stream} declares no primary key"
+        assert run.records[stream], f"{stream} exported no record"
+        keyed(run.records[stream], keys)  # fails on a duplicate key
         if not (stream.endswith("series") or stream.endswith("hourly")):
             continue
         unit = "hour" if stream.endswith("hourly") else "day"
-        for partition in bookmarks[stream]["partitions"]:
+        partitions = bookmarks[stream]["partitions"]
+        columns = {name for p in partitions for name in p["context"]}
+        assert columns, f"{stream} has no partition"
+        record_contexts = {tuple(sorted((c, r[c]) for c in columns)) for r in run.records[stream]}
+        state_contexts = {tuple(sorted(p["context"].items())) for p in partitions}
+        assert record_contexts <= state_contexts, (stream, record_contexts - state_contexts)
+        for partition in partitions:
             context = partition["context"]
             times = [
                 r["time"]

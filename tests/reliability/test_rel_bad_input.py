@@ -237,8 +237,6 @@ ODD_BUT_VALID_STATES = {
         s, "session_data_series", "2024-04-20T00:00:00+00:00"
     ),
 }
-XFAIL_ODD: dict[str, str] = {}
-XFAIL_STATE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -321,15 +319,7 @@ def test_api_key_of_a_wrong_type_is_not_echoed(value, mode):
     assert KEY not in run.stderr, [line for line in run.stderr.splitlines() if KEY in line]
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=XFAIL_STATE[name]))
-        if name in XFAIL_STATE
-        else name
-        for name in STATE_CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(STATE_CASES))
 def test_malformed_state_is_rejected_before_any_request(outcomes, case):
     run, requested = outcomes[("state", case)]
     assert run.returncode != 0, run.stderr[-2000:]
@@ -347,15 +337,7 @@ def test_the_good_state_itself_is_accepted(outcomes):
     assert requested
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=XFAIL_ODD[name]))
-        if name in XFAIL_ODD
-        else name
-        for name in ODD_BUT_VALID_STATES
-    ],
-)
+@pytest.mark.parametrize("case", list(ODD_BUT_VALID_STATES))
 def test_state_the_validator_accepts_never_crashes_the_run(outcomes, good_state, case):
     """Bookmarks in another ISO form than the tap writes (older versions, hand edits)."""
     run, _ = outcomes[("odd", case)]

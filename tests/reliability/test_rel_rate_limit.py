@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import resource
 import threading
 import time
@@ -139,7 +140,11 @@ def test_pool_exhausted_by_someone_else_gets_429_waits_and_completes(sb, config,
     tap_requests = [r for r in log if "hog" not in r.params]
     refused = [r for r in tap_requests if r.status == 429]
     assert refused, "the tap never met the exhausted pool"
-    assert "429" in run.stderr  # it says why it waits
+    # It says why it waits, and its summary counts every 429 Braze sent it.
+    assert "Braze answered 429 (rate limited)" in run.stderr, run.stderr[-3000:]
+    counted = re.search(r"\(\d[\d,]* retr(?:y|ies), ([\d,]+) 429 answers?\)", run.stderr)
+    assert counted, run.stderr[-3000:]
+    assert int(counted.group(1).replace(",", "")) == len(refused), (counted.group(0), len(refused))
     # It waited for the reset instead of hammering: in any window, at most the requests
     # already in flight when the first 429 came back were refused.
     per_window = Counter(math.floor(r.started / window) for r in refused)

@@ -193,8 +193,23 @@ def test_campaign_series(client, ws):
         assert set(d["messages"]) == set(camp.channels)
 
 
-def test_archived_entities_still_serve(client, ws):
+def test_archived_entities_still_serve_their_history(client, ws):
     canvas = next(c for c in ws.canvases if c.archived)
     camp = next(c for c in ws.campaigns if c.archived)
-    client.ok("/canvas/data_series", canvas_id=canvas.id, length=2)
-    client.ok("/campaigns/data_series", campaign_id=camp.id, length=2)
+    body = client.ok("/canvas/data_series", canvas_id=canvas.id, length=2, ending_at=END)
+    assert body["data"]["name"] == canvas.name
+    stats = body["data"]["stats"]
+    assert [s["time"] for s in stats] == ["2024-03-09", "2024-03-10"]
+    for s in stats:
+        assert s == ws.canvas_stats(
+            canvas.id,
+            date.fromisoformat(s["time"]),
+            now=NOW,
+            include_variant_breakdown=False,
+            include_step_breakdown=False,
+        )
+    data = client.ok("/campaigns/data_series", campaign_id=camp.id, length=2, ending_at=END)["data"]
+    assert [d["time"] for d in data] == ["2024-03-09", "2024-03-10"]
+    for d in data:
+        assert d == ws.campaign_stats(camp.id, date.fromisoformat(d["time"]), now=NOW)
+    assert any(s["total_stats"]["entries"] for s in stats) or any(d["messages"] for d in data)
