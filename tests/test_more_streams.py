@@ -9,7 +9,9 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import entity_days, expected_simple, keyed, run_tap
+from tests.harness.expected import entity_days, expected_simple
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
 
 NOW = dt.datetime(2024, 4, 15, 9, tzinfo=dt.timezone.utc)
 START, END = dt.date(2024, 1, 1), dt.date(2024, 4, 15)

@@ -10,7 +10,10 @@ import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.shapes import bucket_key
-from tests.tapkit import READINGS, days, entity_days, expected_simple, keyed, run_tap
+from tests.harness.expected import days, entity_days, expected_simple
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import READINGS
 
 NOW = dt.datetime(
     2024, 6, 30, 15, 30, tzinfo=dt.timezone.utc

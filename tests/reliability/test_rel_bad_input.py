@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from tests.reliability.relkit import bookmarks, run_cli, sandbox, tap_config
-from tests.tapkit import catalog_for, run_tap
+from tests.harness.messages import bookmarks
+from tests.harness.running import catalog_for, run_cli, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "badinput-key-8e2f4a"
@@ -144,8 +143,8 @@ def _bad_config(url: str, case) -> dict:
 
 def _isolated(make_config, **kwargs):
     """Run the CLI against a fresh sandbox; (run, paths the sandbox was asked for)."""
-    with sandbox(now=NOW, api_key=KEY) as sb, tempfile.TemporaryDirectory() as tmp:
-        run = run_cli(Path(tmp), make_config(sb.url), **kwargs)
+    with sandbox(now=NOW, api_key=KEY) as sb:
+        run = run_cli(make_config(sb.url), **kwargs)
         return run, [r.path for r in sb.request_log]
 
 

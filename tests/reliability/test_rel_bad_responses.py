@@ -19,16 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.relkit import (
-    Proxy,
-    bookmarks,
-    bucket_order,
-    context_key,
-    keys_of,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import catalog_for, keyed, run_tap
+from tests.harness.messages import bookmarks, bucket_order, context_key, keyed, keys_of
+from tests.harness.proxy import Proxy
+from tests.harness.running import catalog_for, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = "2024-01-01"  # events: windows of 100 + 21 days; canvases: 8 x 14 + 9 days

@@ -9,18 +9,11 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.reliability.relkit import (
-    Proxy,
-    bookmarks,
-    bucket_order,
-    context_key,
-    keys_of,
-    oracle,
-    record_key,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import run_tap
+from tests.harness.expected import oracle
+from tests.harness.messages import bookmarks, bucket_order, context_key, keys_of, record_key
+from tests.harness.proxy import Proxy
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 1, 1)
