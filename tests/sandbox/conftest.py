@@ -11,6 +11,9 @@ from tap_braze_series.sandbox import Sandbox
 from tap_braze_series.sandbox.timeutil import UTC
 from tests.harness.sandboxes import Client, sandbox_config
 
+#: Fewer entities than the shared sandbox's: for private and time-zone sandboxes.
+FEW = {"n_canvases": 12, "n_campaigns": 8, "n_segments": 10, "n_events": 30, "n_products": 5}
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
@@ -36,14 +39,7 @@ def ws(sandbox: Sandbox):
 def ny_sandbox() -> Iterator[Sandbox]:
     """A shared, read-only sandbox whose company time zone is America/New_York."""
     cfg = sandbox_config(
-        "large",
-        timezone="America/New_York",
-        n_canvases=12,
-        n_campaigns=8,
-        n_segments=10,
-        n_events=30,
-        n_products=5,
-        now=datetime(2024, 11, 20, 12, tzinfo=UTC),
+        "large", **FEW, timezone="America/New_York", now=datetime(2024, 11, 20, 12, tzinfo=UTC)
     )
     with Sandbox(cfg) as sb:
         yield sb
@@ -63,15 +59,7 @@ def fresh() -> Iterator[callable]:
     started: list[tuple[Sandbox, Client]] = []
 
     def factory(**overrides: object) -> tuple[Sandbox, Client]:
-        small = {
-            "n_canvases": 12,
-            "n_campaigns": 8,
-            "n_segments": 10,
-            "n_events": 30,
-            "n_products": 5,
-        }
-        small.update(overrides)
-        sb = Sandbox(sandbox_config("large", **small)).start()
+        sb = Sandbox(sandbox_config("large", **{**FEW, **overrides})).start()
         c = Client(sb)
         started.append((sb, c))
         return sb, c

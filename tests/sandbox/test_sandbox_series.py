@@ -14,6 +14,14 @@ END = "2024-03-10T23:59:59+00:00"
 END_DT = datetime.fromisoformat(END)
 
 
+def _params(ws, spec, **params):
+    """The series' entity (None for those without) and `params` naming it."""
+    entity = _entity(ws, spec.entity_param)
+    if entity is not None:
+        params[spec.entity_param] = entity
+    return entity, params
+
+
 def _entity(ws, param):
     if param == "event":
         return ws.events[5]
@@ -27,10 +35,7 @@ def _entity(ws, param):
 @pytest.mark.parametrize("path", sorted(SERIES))
 def test_simple_series_shape_and_oracle(client, ws, path):
     spec = SERIES[path]
-    entity = _entity(ws, spec.entity_param)
-    params = {"length": 7, "ending_at": END}
-    if entity is not None:
-        params[spec.entity_param] = entity
+    entity, params = _params(ws, spec, length=7, ending_at=END)
     body = client.ok(path, **params)
     assert set(body) == {"message", "data"}
     data = body["data"]
@@ -49,10 +54,7 @@ def test_simple_series_shape_and_oracle(client, ws, path):
 @pytest.mark.parametrize("path", sorted(p for p, s in SERIES.items() if "hour" in s.units))
 def test_hourly_series(client, ws, path):
     spec = SERIES[path]
-    entity = _entity(ws, spec.entity_param)
-    params = {"length": 30, "unit": "hour", "ending_at": "2024-03-10T05:00:00Z"}
-    if entity is not None:
-        params[spec.entity_param] = entity
+    entity, params = _params(ws, spec, length=30, unit="hour", ending_at="2024-03-10T05:00:00Z")
     data = client.ok(path, **params)["data"]
     assert len(data) == 30
     assert data[-1]["time"] == "2024-03-10T04:00:00+00:00"
@@ -71,10 +73,7 @@ def test_hourly_series(client, ws, path):
 @pytest.mark.parametrize("path", sorted(p for p, s in SERIES.items() if s.app_filter))
 def test_app_filter(client, ws, path):
     spec = SERIES[path]
-    entity = _entity(ws, spec.entity_param)
-    base = {"length": 10, "ending_at": END}
-    if entity is not None:
-        base[spec.entity_param] = entity
+    entity, base = _params(ws, spec, length=10, ending_at=END)
     full = client.ok(path, **base)["data"]
     ios = client.ok(path, app_id="app_ios", **base)["data"]
     android = client.ok(path, app_id="app_android", **base)["data"]
@@ -89,11 +88,8 @@ def test_app_filter(client, ws, path):
 @pytest.mark.parametrize("path", sorted(p for p, s in SERIES.items() if s.segment_filter))
 def test_segment_filter(client, ws, path):
     spec = SERIES[path]
-    entity = _entity(ws, spec.entity_param)
+    entity, base = _params(ws, spec, length=10, ending_at=END)
     seg = [s.id for s in ws.segments if s.analytics_tracking_enabled][3]
-    base = {"length": 10, "ending_at": END}
-    if entity is not None:
-        base[spec.entity_param] = entity
     full = client.ok(path, **base)["data"]
     filtered = client.ok(path, segment_id=seg, **base)["data"]
     assert full != filtered
