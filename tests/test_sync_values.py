@@ -10,7 +10,7 @@ import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.shapes import bucket_key
-from tests.harness.expected import days, entity_days, expected_simple
+from tests.harness.expected import assert_values_equal, days, entity_days, expected_simple
 from tests.harness.messages import keyed
 from tests.harness.running import run_tap
 from tests.harness.sandboxes import READINGS
@@ -147,10 +147,9 @@ def test_event_rows_equal_the_oracle_for_all_apps_and_per_app(synced):
             entities=entities,
             apps=("*", "app_ios"),
         )
-        got = keyed(run.records[stream], ["event_name", "app_id", "time"])
-        want = keyed(expected, ["event_name", "app_id", "time"])
-        assert got.keys() == want.keys(), stream
-        assert {k: r["count"] for k, r in got.items()} == {k: r["count"] for k, r in want.items()}
+        assert_values_equal(
+            stream, run.records[stream], expected, ["event_name", "app_id", "time"], "count"
+        )
 
 
 def test_hourly_rows_follow_the_company_time_zone_across_dst(synced):
@@ -177,10 +176,8 @@ def test_segment_and_session_rows_equal_the_oracle(synced):
         now=NOW,
         entities=[({"segment_id": s.id}, s.id) for s in tracked],
     )
-    got = keyed(run.records["segment_data_series"], ["segment_id", "time"])
-    want = keyed(expected, ["segment_id", "time"])
-    assert got.keys() == want.keys()
-    assert all(got[k]["size"] == want[k]["size"] for k in want)
+    stream = "segment_data_series"
+    assert_values_equal(stream, run.records[stream], expected, ["segment_id", "time"], "size")
     untracked = {s.id for s in ws.segments} - {s.id for s in tracked}
     assert not any(
         r.params.get("segment_id") in untracked
@@ -200,10 +197,7 @@ def test_segment_and_session_rows_equal_the_oracle(synced):
             now=NOW,
             apps=("*", "app_ios"),
         )
-        got = keyed(run.records[stream], ["app_id", "time"])
-        want = keyed(expected, ["app_id", "time"])
-        assert got.keys() == want.keys(), stream
-        assert all(got[k]["sessions"] == want[k]["sessions"] for k in want), stream
+        assert_values_equal(stream, run.records[stream], expected, ["app_id", "time"], "sessions")
 
 
 def test_request_count_is_the_minimum(synced):

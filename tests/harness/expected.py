@@ -15,7 +15,7 @@ from typing import Any
 
 from tap_braze_series.sandbox import Sandbox, Workspace
 from tap_braze_series.sandbox import timeutil as sandbox_time
-from tests.harness.messages import ENTITY_KEYS, STREAMS, keys_of, record_key, unit_of
+from tests.harness.messages import ENTITY_KEYS, STREAMS, keyed, keys_of, record_key, unit_of
 
 
 def days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -265,6 +265,19 @@ def assert_matches(
                 assert row[name] == value, (stream, key, name, row[name], value)
             else:
                 assert (row.get("extra_metrics") or {}).get(name) == value, (stream, key, name)
+
+
+def assert_values_equal(
+    stream: str,
+    records: Iterable[Mapping],
+    expected: Iterable[Mapping],
+    keys: Iterable[str],
+    field: str,
+) -> None:
+    """`records` have exactly the expected rows' keys, and each the expected `field`."""
+    got, want = keyed(records, keys), keyed(expected, keys)
+    assert got.keys() == want.keys(), stream
+    assert {k: r[field] for k, r in got.items()} == {k: r[field] for k, r in want.items()}, stream
 
 
 def normalise(
