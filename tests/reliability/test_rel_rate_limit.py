@@ -61,6 +61,18 @@ def assert_same_output(run, reference, streams=STREAMS):
     assert run.state == reference.state
 
 
+def run_limited(sb, limits, config, streams):
+    """A run under the sandbox's `limits` (then none again), and the requests it sent."""
+    sb.set_rate_limits(limits)
+    sb.clear_log()
+    try:
+        run = run_tap(config, streams=streams)
+    finally:
+        log = sb.request_log.snapshot()
+        sb.set_rate_limits(None)
+    return run, log
+
+
 def test_unlimited_run_equals_the_oracle(sb, unlimited):
     for stream in STREAMS:
         want = oracle(sb.workspace, stream, first=START, last=NOW.date(), now=NOW, app_ids=APPS)
@@ -68,13 +80,7 @@ def test_unlimited_run_equals_the_oracle(sb, unlimited):
 
 
 def test_tiny_limit_is_respected_without_a_single_429(sb, config, unlimited):
-    sb.set_rate_limits({"default": (25, 2.0)})
-    sb.clear_log()
-    try:
-        run = run_tap(config, streams=STREAMS)
-    finally:
-        log = sb.request_log.snapshot()
-        sb.set_rate_limits(None)
+    run, log = run_limited(sb, {"default": (25, 2.0)}, config, STREAMS)
     assert run.returncode == 0, run.stderr[-3000:]
     default_pool = [r for r in log if r.pool == "default"]
     assert len(default_pool) >= 2 * 25, "the run must span several rate-limit windows"
@@ -177,13 +183,8 @@ def test_tiny_limits_on_the_small_pools_hold_back_only_their_endpoints(sb):
     reference = run_tap(config, streams=streams)
     assert reference.returncode == 0, reference.stderr[-3000:]
     limit = WORKERS - 1
-    sb.set_rate_limits({"campaigns_data_series": (limit, 2.0), "lists_1000": (limit, 2.0)})
-    sb.clear_log()
-    try:
-        run = run_tap(config, streams=streams)
-    finally:
-        log = sb.request_log.snapshot()
-        sb.set_rate_limits(None)
+    limits = {"campaigns_data_series": (limit, 2.0), "lists_1000": (limit, 2.0)}
+    run, log = run_limited(sb, limits, config, streams)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not [r for r in log if r.status == 429]
     for pool in ("campaigns_data_series", "lists_1000"):
