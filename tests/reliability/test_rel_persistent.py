@@ -61,6 +61,15 @@ def test_every_kind_of_persistent_fault_is_retried_exactly_max_retries_times(kin
         assert {r.fault for r in sb.request_log} == {kind}
 
 
+def fail_then_resume(sb, config, streams, fail):
+    """A run through a proxy answering `fail`'s statuses, its proxy log, and the run
+    resuming from its state straight against the sandbox."""
+    with Proxy(sb.url, fail=fail) as proxy:
+        failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
+        proxy_log = list(proxy.log)
+    return failed, proxy_log, run_tap(config, state=failed.state, streams=streams)
+
+
 @pytest.fixture(scope="module")
 def failing_sessions():
     """A run whose last stream's endpoint always answers 503, then the resumed run."""
@@ -75,10 +84,7 @@ def failing_sessions():
         def fail(path, _params):
             return 503 if path == "/sessions/data_series" else None
 
-        with Proxy(sb.url, fail=fail) as proxy:
-            failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
-            proxy_log = list(proxy.log)
-        resumed = run_tap(config, state=failed.state, streams=streams)
+        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
         yield {
             "sb": sb,
             "streams": streams,
@@ -146,10 +152,7 @@ def failing_mid_partition():
                 return 503
             return None
 
-        with Proxy(sb.url, fail=fail) as proxy:
-            failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
-            proxy_log = list(proxy.log)
-        resumed = run_tap(config, state=failed.state, streams=streams)
+        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
         yield {
             "sb": sb,
             "victim": victim,
