@@ -31,7 +31,7 @@ VENV_STAMP := $(VENV)/.installed
 MELTANO_STAMP := $(MELTANO_VENV)/.installed
 PLUGINS_STAMP := .meltano/.plugins-installed
 
-# PostgreSQL's server binaries for the end-to-end tests (tests/e2e/e2e_support.py looks
+# PostgreSQL's server binaries for the end-to-end tests (tests/harness/postgres.py looks
 # in the same places, in this order): only when none is found, from PyPI.
 PGSERVER_VENV := $(TOOLS)/pgserver
 PGSERVER_SPEC := pgserver==0.1.4

@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.environment import ROOT, process_cpu
 from benchmarks.workloads import HISTORY_START, SANDBOX_NOW, sandbox_config
-from tests.tapkit import catalog_for
+from tests.harness.running import catalog_for
 
 PYTHON = sys.executable
 # The tap's own entry point, plus an atexit hook that records the process's peak RSS

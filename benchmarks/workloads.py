@@ -9,7 +9,7 @@ from typing import Any
 
 from tap_braze_series.config import DEFAULT_RETRY_BACKOFF
 from tap_braze_series.sandbox import SandboxConfig, Workspace
-from tests.reliability import relkit
+from tests.harness import sandboxes
 
 # The sandbox's fixed "now" and the tap's end_date (a date includes its whole day).
 # The tap's clock is real time; end_date <= sandbox now keeps both in agreement.
@@ -135,7 +135,7 @@ def tap_config(url: str, api_key: str, days: int, workers: int, **extra: Any) ->
     differences: the tap's default retry backoff (the tests shorten it), a whole last
     day (not the sandbox's now), UTC and `workers` workers."""
     start = END_DATE - dt.timedelta(days=days - 1)
-    return relkit.tap_config(
+    return sandboxes.tap_config(
         url,
         api_key,
         dt.datetime.fromisoformat(SANDBOX_NOW),

@@ -15,8 +15,8 @@ from tap_braze_series.catalog import SERIES
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.streams import ENTITY_STREAMS
 from tap_braze_series.tap import TapBrazeSeries
-from tests.reliability.relkit import Proxy
-from tests.tapkit import TAP, catalog_for
+from tests.harness.proxy import Proxy
+from tests.harness.running import TAP, catalog_for, run_tap
 
 NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 KEY = "sandbox-key-check-5e1d"  # distinctive, to grep for leaks
@@ -89,8 +89,6 @@ def test_a_missing_permission_names_it_on_the_streams_it_blocks(capsys):
 
 @pytest.mark.parametrize("settings", [{}, {"series_segment_ids": ["s1"]}])
 def test_a_403_names_the_same_streams_to_deselect_in_a_run_and_in_the_check(capsys, settings):
-    from tests.tapkit import run_tap
-
     with sandbox(denied_permissions={"segments.list"}) as sb:
         cfg = config(sb.url, **settings)
         code, _, out = check(capsys, cfg)

@@ -14,8 +14,10 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.reliability.relkit import Proxy, assert_matches, keys_of, oracle
-from tests.tapkit import entity_days, keyed, run_tap
+from tests.harness.expected import assert_matches, entity_days, oracle
+from tests.harness.messages import keyed, keys_of
+from tests.harness.proxy import Proxy
+from tests.harness.running import run_tap
 
 NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2023, 1, 1)

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import keyed, run_tap
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "sandbox-key-7f3a9c"  # distinctive, to grep for leaks
@@ -21,15 +23,8 @@ def make_sandbox(**overrides):
     return Sandbox(SandboxConfig(**{**base, **overrides}))
 
 
-def tap_config(sb, **extra):
-    return {
-        "api_key": KEY,
-        "api_url": sb.url,
-        "start_date": "2024-03-01",
-        "end_date": "2024-04-30",
-        "retry_backoff_seconds": 0.01,
-        **extra,
-    }
+def tap_settings(sb, **extra):
+    return tap_config(sb.url, KEY, dt.date(2024, 4, 30), "2024-03-01", **extra)
 
 
 def assert_clean_failure(run, *fragments):
@@ -47,7 +42,7 @@ def assert_clean_failure(run, *fragments):
 def test_wrong_key_stops_with_401_naming_api_url_not_the_key():
     with make_sandbox() as sb:
         run = run_tap(
-            {**tap_config(sb), "api_key": "wrong-" + KEY}, streams=["session_data_series"]
+            {**tap_settings(sb), "api_key": "wrong-" + KEY}, streams=["session_data_series"]
         )
         line = assert_clean_failure(run, "401", sb.url, "api_key")
         assert "wrong-" not in line
@@ -57,7 +52,7 @@ def test_wrong_key_stops_with_401_naming_api_url_not_the_key():
 
 def test_missing_permission_names_it_and_the_streams_to_deselect():
     with make_sandbox(denied_permissions={"segments.data_series"}) as sb:
-        run = run_tap(tap_config(sb), streams=["segment_data_series", "session_data_series"])
+        run = run_tap(tap_settings(sb), streams=["segment_data_series", "session_data_series"])
         assert_clean_failure(run, "403", "segments.data_series", "segment_data_series")
         # Not retried: concurrent requests of other partitions may also see 403, but
         # no request is repeated.
@@ -68,7 +63,7 @@ def test_missing_permission_names_it_and_the_streams_to_deselect():
 
 def test_other_4xx_shows_brazes_message_path_and_parameters():
     with make_sandbox() as sb:
-        run = run_tap(tap_config(sb, app_ids=["no_such_app"]), streams=["session_data_series"])
+        run = run_tap(tap_settings(sb, app_ids=["no_such_app"]), streams=["session_data_series"])
         line = assert_clean_failure(run, "400", "/sessions/data_series", "app_id=no_such_app")
         assert "app_id" in line
 
@@ -76,7 +71,7 @@ def test_other_4xx_shows_brazes_message_path_and_parameters():
 def test_transient_faults_are_retried_and_the_output_is_unchanged():
     streams = ["canvas_data_series", "event_data_series", "session_data_series_hourly"]
     with make_sandbox() as sb:
-        clean = run_tap(tap_config(sb), streams=streams)
+        clean = run_tap(tap_settings(sb), streams=streams)
         assert clean.returncode == 0, clean.stderr[-2000:]
     with make_sandbox(
         fault_rate=0.3,
@@ -84,7 +79,7 @@ def test_transient_faults_are_retried_and_the_output_is_unchanged():
         slow_seconds=3.0,
         fault_kinds=("500", "502", "503", "504", "drop", "slow", "truncated"),
     ) as sb:
-        faulty = run_tap(tap_config(sb, request_timeout=1.0, max_retries=5), streams=streams)
+        faulty = run_tap(tap_settings(sb, request_timeout=1.0, max_retries=5), streams=streams)
         assert faulty.returncode == 0, faulty.stderr[-3000:]
         statuses = {r.status for r in sb.request_log}
         assert statuses & {500, 502, 503, 504}, statuses
@@ -100,7 +95,7 @@ def test_transient_faults_are_retried_and_the_output_is_unchanged():
 
 def test_persistent_failure_ends_with_a_clear_error_after_bounded_retries():
     with make_sandbox(fault_rate=1.0, fault_max_repeats=1000, fault_kinds=("503",)) as sb:
-        run = run_tap(tap_config(sb, max_retries=3), streams=["session_data_series"])
+        run = run_tap(tap_settings(sb, max_retries=3), streams=["session_data_series"])
         assert_clean_failure(run, "/sessions/data_series", "4 times")
         assert len(sb.request_log) == 4
 
@@ -108,7 +103,7 @@ def test_persistent_failure_ends_with_a_clear_error_after_bounded_retries():
 def test_rate_limited_run_completes_without_429():
     with make_sandbox(rate_limits={"default": (15, 1.0)}) as sb:
         run = run_tap(
-            tap_config(sb, max_workers=4), streams=["canvas_data_series", "event_data_series"]
+            tap_settings(sb, max_workers=4), streams=["canvas_data_series", "event_data_series"]
         )
         assert run.returncode == 0, run.stderr[-2000:]
         assert not [r for r in sb.request_log if r.status == 429]
@@ -130,7 +125,7 @@ def test_rate_limited_run_completes_without_429():
 )
 def test_bad_config_is_one_clear_line_before_any_request(change, setting):
     with make_sandbox() as sb:
-        config = {k: v for k, v in {**tap_config(sb), **change}.items() if v is not None}
+        config = {k: v for k, v in {**tap_settings(sb), **change}.items() if v is not None}
         run = run_tap(config)
         assert run.returncode != 0
         assert "Traceback" not in run.stderr
@@ -168,7 +163,7 @@ def test_bad_config_is_one_clear_line_before_any_request(change, setting):
 def test_malformed_state_is_a_clear_error(state):
     with make_sandbox() as sb:
         run = run_tap(
-            tap_config(sb), state=state, streams=["session_data_series", "event_data_series"]
+            tap_settings(sb), state=state, streams=["session_data_series", "event_data_series"]
         )
         assert_clean_failure(run, "State")
         assert not [r for r in sb.request_log if r.path.endswith("data_series")]
@@ -180,7 +175,7 @@ def test_state_that_is_not_json_is_a_clear_error(tmp_path):
 
     with make_sandbox() as sb:
         config = tmp_path / "config.json"
-        config.write_text(json.dumps(tap_config(sb)))
+        config.write_text(json.dumps(tap_settings(sb)))
         state = tmp_path / "state.json"
         state.write_text("{not json")
         proc = subprocess.run(

@@ -7,7 +7,10 @@ import datetime as dt
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import READINGS, days, expected_simple, keyed, run_tap
+from tests.harness.expected import days, expected_simple
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import READINGS
 
 NOW1 = dt.datetime(2024, 5, 20, 12, tzinfo=dt.timezone.utc)
 NOW2 = NOW1 + dt.timedelta(days=6)

@@ -9,7 +9,9 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import entity_days, expected_simple, keyed, run_tap
+from tests.harness.expected import assert_values_equal, entity_days, expected_simple
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
 
 NOW = dt.datetime(2024, 4, 15, 9, tzinfo=dt.timezone.utc)
 START, END = dt.date(2024, 1, 1), dt.date(2024, 4, 15)
@@ -128,10 +130,7 @@ def test_kpi_rows_equal_the_oracle_for_all_apps_and_per_app(synced, stream, path
         now=NOW,
         apps=("*", "app_android"),
     )
-    got = keyed(run.records[stream], ["app_id", "time"])
-    want = keyed(expected, ["app_id", "time"])
-    assert got.keys() == want.keys()
-    assert {k: r[field] for k, r in got.items()} == {k: r[field] for k, r in want.items()}
+    assert_values_equal(stream, run.records[stream], expected, ["app_id", "time"], field)
 
 
 @pytest.mark.parametrize(
@@ -154,10 +153,7 @@ def test_purchase_rows_equal_the_oracle_all_products_and_per_product(synced, str
         entities=[({"product": "*"}, None), ({"product": product}, product)],
         apps=("*", "app_android"),
     )
-    got = keyed(run.records[stream], ["product", "app_id", "time"])
-    want = keyed(expected, ["product", "app_id", "time"])
-    assert got.keys() == want.keys()
-    assert {k: r[field] for k, r in got.items()} == {k: r[field] for k, r in want.items()}
+    assert_values_equal(stream, run.records[stream], expected, ["product", "app_id", "time"], field)
     assert [r["product_name"] for r in run.records["products"]] == [product]
 
 

@@ -20,7 +20,8 @@ from singer_sdk.singerlib import RecordMessage
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.writer import StateFlushingWriter
-from tests.tapkit import catalog_for, keyed, run_tap
+from tests.harness.messages import keyed
+from tests.harness.running import catalog_for, run_tap
 
 NOW = dt.datetime(2024, 4, 10, 12, tzinfo=dt.timezone.utc)
 STREAMS = ["event_data_series", "canvas_step_message_data_series"]
@@ -99,16 +100,14 @@ def test_plain_run_writes_complete_singer_record_messages(plain):
         assert set(record) == set(schema)
 
 
-def test_a_deselected_property_is_left_out(config, plain, tmp_path):
+def test_a_deselected_property_is_left_out(config, plain):
     catalog = catalog_for(config, STREAMS)
     for entry in catalog["streams"]:
         if entry["tap_stream_id"] == CANVAS:
             for meta in entry["metadata"]:
                 if meta["breadcrumb"] == ["properties", "step_name"]:
                     meta["metadata"]["selected"] = False
-    catalog_path = tmp_path / "catalog.json"
-    catalog_path.write_text(json.dumps(catalog))
-    run = run_tap(config, args=["--catalog", str(catalog_path)])
+    run = run_tap(config, catalog=catalog)
     assert run.returncode == 0, run.stderr[-3000:]
     got = keyed(run.records[CANVAS], CANVAS_KEYS)
     want = keyed(plain.records[CANVAS], CANVAS_KEYS)

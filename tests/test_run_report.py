@@ -13,21 +13,12 @@ import socket
 from collections import Counter
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import TapRun, run_tap
+from tests.harness.messages import TapRun
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import tap_config
 
 NOW = dt.datetime(2024, 3, 15, 12, tzinfo=dt.timezone.utc)
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \| (\w+)\s*\| (\S+)\s*\| (.*)$")
-
-
-def tap_config(sb: Sandbox, start: str, **extra: object) -> dict:
-    return {
-        "api_key": sb.api_key,
-        "api_url": sb.url,
-        "start_date": start,
-        "end_date": NOW.isoformat(),
-        "retry_backoff_seconds": 0.01,
-        **extra,
-    }
 
 
 def log_lines(run: TapRun) -> list[tuple[float, str, str, str]]:
@@ -81,7 +72,7 @@ def test_the_summary_agrees_with_the_records_and_the_request_log():
         seed=4, n_canvases=6, n_events=3, now=NOW, fault_rate=0.08, fault_kinds=("500",)
     )
     with Sandbox(cfg) as sb:
-        run = run_tap(tap_config(sb, "2024-01-20"), streams=streams)
+        run = run_tap(tap_config(sb.url, sb.api_key, NOW, "2024-01-20"), streams=streams)
         assert run.returncode == 0, run.stderr[-3000:]
         log = sb.request_log.snapshot()
         rows, total = summary_rows(run)
@@ -130,7 +121,9 @@ def test_progress_lines_agree_with_the_request_log():
     cfg = SandboxConfig(seed=4, n_canvases=16, n_events=2, now=NOW, latency=0.03)
     with Sandbox(cfg) as sb:
         run = run_tap(
-            tap_config(sb, "2023-09-01", progress_interval=interval, max_workers=2),
+            tap_config(
+                sb.url, sb.api_key, NOW, "2023-09-01", progress_interval=interval, max_workers=2
+            ),
             streams=["canvas_data_series", "canvas_variant_data_series"],
         )
         assert run.returncode == 0, run.stderr[-3000:]
@@ -185,7 +178,10 @@ def test_record_count_metrics_count_each_partitions_records():
     cfg = SandboxConfig(seed=4, n_canvases=4, n_events=5, now=NOW)
     with Sandbox(cfg) as sb:
         # app_ids: two partitions per event (all apps, one app), of different sizes.
-        run = run_tap(tap_config(sb, "2024-03-01", app_ids=[sb.workspace.apps[0]]), streams=streams)
+        run = run_tap(
+            tap_config(sb.url, sb.api_key, NOW, "2024-03-01", app_ids=[sb.workspace.apps[0]]),
+            streams=streams,
+        )
     assert run.returncode == 0, run.stderr[-3000:]
     points = metric_points(run)
     keys = {
@@ -231,7 +227,10 @@ def test_log_volume_does_not_grow_with_the_number_of_entities():
     for n in (3, 40):
         cfg = SandboxConfig(seed=4, n_canvases=n, n_segments=n, n_events=n, now=NOW)
         with Sandbox(cfg) as sb:
-            run = run_tap(tap_config(sb, "2024-02-20", progress_interval=0), streams=streams)
+            run = run_tap(
+                tap_config(sb.url, sb.api_key, NOW, "2024-02-20", progress_interval=0),
+                streams=streams,
+            )
         assert run.returncode == 0, run.stderr[-3000:]
         assert "Starting incremental sync" not in run.stderr
         counts.append(info_lines(run))

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
-from tests.tapkit import TapRun, catalog_for, expected_simple, keyed, run_tap
+from tests.harness.expected import expected_simple
+from tests.harness.messages import TapRun, keyed
+from tests.harness.running import catalog_for, run_tap
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pre_segment_state"
 RUN = json.loads((FIXTURE / "run.json").read_text())

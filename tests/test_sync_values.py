@@ -10,7 +10,10 @@ import pytest
 
 from tap_braze_series.sandbox import Sandbox, SandboxConfig
 from tap_braze_series.shapes import bucket_key
-from tests.tapkit import READINGS, days, entity_days, expected_simple, keyed, run_tap
+from tests.harness.expected import assert_values_equal, days, entity_days, expected_simple
+from tests.harness.messages import keyed
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import READINGS
 
 NOW = dt.datetime(
     2024, 6, 30, 15, 30, tzinfo=dt.timezone.utc
@@ -144,10 +147,9 @@ def test_event_rows_equal_the_oracle_for_all_apps_and_per_app(synced):
             entities=entities,
             apps=("*", "app_ios"),
         )
-        got = keyed(run.records[stream], ["event_name", "app_id", "time"])
-        want = keyed(expected, ["event_name", "app_id", "time"])
-        assert got.keys() == want.keys(), stream
-        assert {k: r["count"] for k, r in got.items()} == {k: r["count"] for k, r in want.items()}
+        assert_values_equal(
+            stream, run.records[stream], expected, ["event_name", "app_id", "time"], "count"
+        )
 
 
 def test_hourly_rows_follow_the_company_time_zone_across_dst(synced):
@@ -174,10 +176,8 @@ def test_segment_and_session_rows_equal_the_oracle(synced):
         now=NOW,
         entities=[({"segment_id": s.id}, s.id) for s in tracked],
     )
-    got = keyed(run.records["segment_data_series"], ["segment_id", "time"])
-    want = keyed(expected, ["segment_id", "time"])
-    assert got.keys() == want.keys()
-    assert all(got[k]["size"] == want[k]["size"] for k in want)
+    stream = "segment_data_series"
+    assert_values_equal(stream, run.records[stream], expected, ["segment_id", "time"], "size")
     untracked = {s.id for s in ws.segments} - {s.id for s in tracked}
     assert not any(
         r.params.get("segment_id") in untracked
@@ -197,10 +197,7 @@ def test_segment_and_session_rows_equal_the_oracle(synced):
             now=NOW,
             apps=("*", "app_ios"),
         )
-        got = keyed(run.records[stream], ["app_id", "time"])
-        want = keyed(expected, ["app_id", "time"])
-        assert got.keys() == want.keys(), stream
-        assert all(got[k]["sessions"] == want[k]["sessions"] for k in want), stream
+        assert_values_equal(stream, run.records[stream], expected, ["app_id", "time"], "sessions")
 
 
 def test_request_count_is_the_minimum(synced):
@@ -225,16 +222,26 @@ def test_request_count_is_the_minimum(synced):
     assert by_path["/events/list"] == 1
 
 
-def test_each_bookmark_is_its_partitions_last_row(synced):
+def test_primary_keys_are_unique_and_each_bookmark_is_its_partitions_last_row(synced):
     sb, run = synced
     tz = sb.workspace.tz
     bookmarks = run.state["bookmarks"]
     partial_shown = sb.config.ending_at_reading == "instant"
     for stream in SEED_STREAMS:
+        keys = run.schemas[stream]["key_properties"]
+        assert keys, f"{stream} declares no primary key"
+        assert run.records[stream], f"{stream} exported no record"
+        keyed(run.records[stream], keys)  # fails on a duplicate key
         if not (stream.endswith("series") or stream.endswith("hourly")):
             continue
         unit = "hour" if stream.endswith("hourly") else "day"
-        for partition in bookmarks[stream]["partitions"]:
+        partitions = bookmarks[stream]["partitions"]
+        columns = {name for p in partitions for name in p["context"]}
+        assert columns, f"{stream} has no partition"
+        record_contexts = {tuple(sorted((c, r[c]) for c in columns)) for r in run.records[stream]}
+        state_contexts = {tuple(sorted(p["context"].items())) for p in partitions}
+        assert record_contexts <= state_contexts, (stream, record_contexts - state_contexts)
+        for partition in partitions:
             context = partition["context"]
             times = [
                 r["time"]

@@ -16,8 +16,8 @@ from benchmarks.measure import Bench
 from benchmarks.processes import SandboxProcess, run_measured_tap
 from benchmarks.reports import table
 from benchmarks.workloads import END_DATE, tap_config, workspace
-from tests.reliability.relkit import oracle
-from tests.tapkit import TapRun, keyed, parse_messages
+from tests.harness.expected import oracle
+from tests.harness.messages import TapRun, keyed, parse_messages
 
 CREATION_DAYS = 730
 CREATION_SERIES = {  # stream -> (series path, details path, entity kind, max length)

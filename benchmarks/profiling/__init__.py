@@ -17,7 +17,7 @@ from benchmarks.profiling.components import short_path
 from benchmarks.profiling.micro import micro_costs
 from benchmarks.profiling.workload import HERE, profile_workload
 from benchmarks.workloads import FAMILIES, tap_config
-from tests.tapkit import catalog_for
+from tests.harness.running import catalog_for
 
 
 def main_profile(args: argparse.Namespace) -> int:

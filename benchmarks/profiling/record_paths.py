@@ -26,7 +26,8 @@ from tap_braze_series.client import Response
 from tap_braze_series.config import Settings
 from tap_braze_series.entities import EntityDirectory
 from tap_braze_series.runtime import Runtime
-from tap_braze_series.streams import ENTITY_STREAMS, SERIES, SeriesStream
+from tap_braze_series.catalog import SERIES
+from tap_braze_series.streams import ENTITY_STREAMS, SeriesStream
 from tap_braze_series.tap import TapBrazeSeries, streams_by_path
 
 

@@ -20,7 +20,7 @@ from benchmarks.profiling.record_paths import (
 )
 from benchmarks.reports import table
 from benchmarks.workloads import FAMILIES, tap_config
-from tests.tapkit import catalog_for
+from tests.harness.running import catalog_for
 
 HERE = Path(__file__).resolve().parent.parent
 

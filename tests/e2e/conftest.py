@@ -10,17 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import (
-    PLUGIN_EXECUTABLES,
-    MeltanoProject,
-    PostgresCluster,
-    check_installed,
-    postgres_cluster,
-    sandbox_config,
-)
 
 from tap_braze_series.sandbox import Sandbox
-from tests.tapkit import READINGS
+from tests.harness.postgres import PostgresCluster, postgres_cluster
+from tests.harness.running import PLUGIN_EXECUTABLES, MeltanoProject, check_installed
+from tests.harness.sandboxes import READINGS, sandbox_config
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +26,7 @@ def meltano_bin() -> Path:
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """The sandbox, as recorded; a test parametrised over READINGS gets each reading."""
     reading = getattr(request, "param", "recorded")
-    with Sandbox(sandbox_config(**READINGS[reading])) as sb:
+    with Sandbox(sandbox_config("meltano", **READINGS[reading])) as sb:
         yield sb
         assert sb.internal_errors == []
 

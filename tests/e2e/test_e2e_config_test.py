@@ -10,9 +10,10 @@ import json
 import time
 
 import pytest
-from e2e_support import NOW, TAP, sandbox_config
 
 from tap_braze_series.sandbox import Sandbox
+from tests.harness.running import PLUGIN
+from tests.harness.sandboxes import MELTANO_NOW, sandbox_config
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ def config_env(sb: Sandbox, key: str) -> dict[str, str]:
         "TAP_BRAZE_SERIES_API_URL": sb.url,
         "TAP_BRAZE_SERIES_API_KEY": key,
         "TAP_BRAZE_SERIES_START_DATE": "2024-05-01",
-        "TAP_BRAZE_SERIES_END_DATE": NOW.date().isoformat(),
+        "TAP_BRAZE_SERIES_END_DATE": MELTANO_NOW.date().isoformat(),
     }
 
 
@@ -30,10 +31,12 @@ def test_a_good_key_passes_without_listing_the_whole_workspace(meltano):
     # Every stream is selected: the first to sync is a campaign series. The other
     # families' lists (80 pages of canvases, 20 of events, 20 of segments) wait
     # for their own turn.
-    cfg = sandbox_config(n_campaigns=250, n_canvases=8000, n_events=5000, n_segments=2000)
+    cfg = sandbox_config(
+        "meltano", n_campaigns=250, n_canvases=8000, n_events=5000, n_segments=2000
+    )
     with Sandbox(cfg) as sb:
         started = time.monotonic()
-        proc = meltano("config", "test", TAP, extra_env=config_env(sb, sb.api_key))
+        proc = meltano("config", "test", PLUGIN, extra_env=config_env(sb, sb.api_key))
         took = time.monotonic() - started
         paths = [r.path for r in sb.request_log]
     assert "Plugin configuration is valid" in proc.stdout + proc.stderr
@@ -46,8 +49,8 @@ def test_a_good_key_passes_without_listing_the_whole_workspace(meltano):
 
 
 def test_a_bad_key_fails_with_the_401_line(meltano):
-    with Sandbox(sandbox_config()) as sb:
-        proc = meltano("config", "test", TAP, extra_env=config_env(sb, "wrong-key"), check=False)
+    with Sandbox(sandbox_config("meltano")) as sb:
+        proc = meltano("config", "test", PLUGIN, extra_env=config_env(sb, "wrong-key"), check=False)
         statuses = {r.status for r in sb.request_log}
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

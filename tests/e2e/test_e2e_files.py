@@ -11,22 +11,16 @@ import json
 import subprocess
 
 import pytest
-from e2e_support import (
-    NOW,
-    ROOT,
-    TAP,
-    assert_rows_equal,
-    bookmarks,
-    expected_rows,
-    tap_env,
-)
 
-from tests.tapkit import READINGS
+from tests.harness.expected import assert_rows_equal, expected_rows
+from tests.harness.messages import bookmarks
+from tests.harness.running import PLUGIN, ROOT
+from tests.harness.sandboxes import MELTANO_NOW, READINGS, tap_env
 
 pytestmark = pytest.mark.e2e
 
 START = dt.date(2024, 4, 15)
-END = NOW.date()  # today: its bucket is partial, and loaded as such
+END = MELTANO_NOW.date()  # today: its bucket is partial, and loaded as such
 ONE_DAY = dt.timedelta(days=1)
 SERIES = ["canvas_data_series", "event_data_series", "session_data_series", "segment_data_series"]
 STREAMS = [*SERIES, "canvases", "events"]
@@ -38,10 +32,10 @@ def test_jsonl_rows_equal_the_oracle(sandbox, meltano, tmp_path):
     tap's own clock is not the sandbox's): today's bucket is the run's open one."""
     out = tmp_path / "jsonl"
     out.mkdir()
-    env = tap_env(sandbox, start=START, end=NOW, streams=STREAMS)
+    env = tap_env(sandbox, start=START, end=MELTANO_NOW, streams=STREAMS)
     env["TARGET_JSONL_DESTINATION_PATH"] = str(out)
 
-    meltano.run(TAP, "target-jsonl", extra_env=env)
+    meltano.run(PLUGIN, "target-jsonl", extra_env=env)
 
     assert sorted(p.stem for p in out.glob("*.jsonl")) == sorted(STREAMS), (
         "exactly the selected streams are written"
@@ -50,7 +44,7 @@ def test_jsonl_rows_equal_the_oracle(sandbox, meltano, tmp_path):
     for stream in STREAMS:
         lines = (out / f"{stream}.jsonl").read_text(encoding="utf-8").splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
-        assert_rows_equal(stream, rows, expected_rows(ws, stream, START, END, NOW))
+        assert_rows_equal(stream, rows, expected_rows(ws, stream, START, END, MELTANO_NOW))
 
     # Meltano kept the bookmarks: every partition of every series stream is at its last
     # row: today's, but where Braze has no point for it (no partial day under "ends_by",
@@ -82,10 +76,10 @@ print(json.dumps(out, default=str))
 def test_duckdb_rows_equal_the_oracle(sandbox, meltano, tmp_path):
     """The demo's loader: every row lands (target-duckdb + duckdb>=1.3 drops rows)."""
     db = tmp_path / "e2e.duckdb"
-    env = tap_env(sandbox, start=START, end=NOW, streams=STREAMS)
+    env = tap_env(sandbox, start=START, end=MELTANO_NOW, streams=STREAMS)
     env.update({"TARGET_DUCKDB_FILEPATH": str(db), "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "braze"})
 
-    meltano.run(TAP, "target-duckdb", extra_env=env)
+    meltano.run(PLUGIN, "target-duckdb", extra_env=env)
 
     python = ROOT / ".meltano/loaders/target-duckdb/venv/bin/python"
     res = subprocess.run(
@@ -101,7 +95,9 @@ def test_duckdb_rows_equal_the_oracle(sandbox, meltano, tmp_path):
         rows = tables[stream]
         if stream == "canvases":  # target-duckdb stores arrays as JSON text
             rows = [{**r, "tags": json.loads(r["tags"])} for r in rows]
-        assert_rows_equal(stream, rows, expected_rows(sandbox.workspace, stream, START, END, NOW))
+        assert_rows_equal(
+            stream, rows, expected_rows(sandbox.workspace, stream, START, END, MELTANO_NOW)
+        )
 
 
 def test_a_missing_permission_fails_the_run_and_names_it(sandbox, meltano, tmp_path):
@@ -112,7 +108,7 @@ def test_a_missing_permission_fails_the_run_and_names_it(sandbox, meltano, tmp_p
     env = tap_env(sandbox, start=START, end=END, streams=STREAMS)
     env["TARGET_JSONL_DESTINATION_PATH"] = str(out)
 
-    proc = meltano.run(TAP, "target-jsonl", extra_env=env, check=False)
+    proc = meltano.run(PLUGIN, "target-jsonl", extra_env=env, check=False)
 
     assert proc.returncode != 0
     log = proc.stdout + proc.stderr

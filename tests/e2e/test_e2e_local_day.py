@@ -10,9 +10,10 @@ import subprocess
 import uuid
 
 import pytest
-from e2e_support import ROOT, TAP, sandbox_config, tap_env
 
 from tap_braze_series.sandbox import Sandbox
+from tests.harness.running import PLUGIN, ROOT
+from tests.harness.sandboxes import sandbox_config, tap_env
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ STREAMS = ["event_data_series", "event_data_series_hourly"]
 
 
 def local_config() -> object:
-    return sandbox_config(n_events=2, timezone=TZ)
+    return sandbox_config("meltano", n_events=2, timezone=TZ)
 
 
 def test_postgres_hour_rows_join_the_day_rows_on_the_local_day(meltano, postgres):
@@ -32,7 +33,7 @@ def test_postgres_hour_rows_join_the_day_rows_on_the_local_day(meltano, postgres
             **tap_env(sb, start=START, end=END, streams=STREAMS, company_timezone=TZ),
             **postgres.target_env(schema),
         }
-        meltano.run(TAP, "target-postgres", extra_env=env)
+        meltano.run(PLUGIN, "target-postgres", extra_env=env)
     types = postgres.psql(
         "select column_name || ':' || data_type from information_schema.columns "
         f"where table_schema = '{schema}' and table_name = 'event_data_series_hourly' "
@@ -90,7 +91,7 @@ def test_duckdb_hour_rows_join_the_day_rows_on_the_local_day(meltano, tmp_path):
         env.update(
             {"TARGET_DUCKDB_FILEPATH": str(db), "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": "braze"}
         )
-        meltano.run(TAP, "target-duckdb", extra_env=env)
+        meltano.run(PLUGIN, "target-duckdb", extra_env=env)
     python = ROOT / ".meltano/loaders/target-duckdb/venv/bin/python"
     out = subprocess.run(
         [str(python), "-c", DUCKDB_CHECK, str(db)], capture_output=True, text=True, check=True

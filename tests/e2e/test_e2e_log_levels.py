@@ -7,32 +7,33 @@ from __future__ import annotations
 import re
 
 import pytest
-from e2e_support import NOW, TAP, project_copy, sandbox_config, tap_env
 
 from tap_braze_series.sandbox import Sandbox
+from tests.harness.running import PLUGIN, project_copy
+from tests.harness.sandboxes import MELTANO_NOW, sandbox_config, tap_env
 
 pytestmark = pytest.mark.e2e
 
 
 def meltano_lines(output: str, level: str) -> list[str]:
     """The tap's lines Meltano logged at `level` (its console format)."""
-    pattern = re.compile(rf"\[{level}\s*\] {TAP} (.*)$")
+    pattern = re.compile(rf"\[{level}\s*\] {PLUGIN} (.*)$")
     return [m.group(1) for line in output.splitlines() if (m := pattern.search(line))]
 
 
 def test_a_runs_warning_and_error_reach_meltano_at_their_levels(meltano):
-    start = NOW.date().replace(day=1)
-    with Sandbox(sandbox_config()) as sb:
+    start = MELTANO_NOW.date().replace(day=1)
+    with Sandbox(sandbox_config("meltano")) as sb:
         env = tap_env(
             sb,
             start=start,
-            end=NOW.date(),
+            end=MELTANO_NOW.date(),
             streams=["event_data_series"],
             series_segment_ids=["no-such-segment"],
         )
-        ok = meltano.run(TAP, "target-jsonl", extra_env=env)
+        ok = meltano.run(PLUGIN, "target-jsonl", extra_env=env)
         failed = meltano.run(
-            TAP,
+            PLUGIN,
             "target-jsonl",
             extra_env={**env, "TAP_BRAZE_SERIES_API_KEY": "wrong-key"},
             check=False,
@@ -52,7 +53,7 @@ def test_a_runs_warning_and_error_reach_meltano_at_their_levels(meltano):
 
 
 def test_config_test_shows_an_unknown_setting_as_a_warning(meltano):
-    with Sandbox(sandbox_config()) as sb:
+    with Sandbox(sandbox_config("meltano")) as sb:
 
         def with_typo(text: str) -> str:
             dev = "              api_url: http://127.0.0.1:8979\n"
@@ -68,8 +69,8 @@ def test_config_test_shows_an_unknown_setting_as_a_warning(meltano):
             "--environment=dev",
             "config",
             "test",
-            TAP,
-            extra_env={"TAP_BRAZE_SERIES_END_DATE": NOW.date().isoformat()},
+            PLUGIN,
+            extra_env={"TAP_BRAZE_SERIES_END_DATE": MELTANO_NOW.date().isoformat()},
         )
     output = proc.stdout + proc.stderr
     assert "Plugin configuration is valid" in output

@@ -9,27 +9,19 @@ leave exactly one row per primary key.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 import pytest
-from e2e_support import (
-    KEYS,
-    NOW,
-    TAP,
-    assert_rows_equal,
-    bookmarks,
-    days,
-    expected_rows,
-    normalise,
-    requested_days,
-    tap_env,
-)
+
+from tests.harness.expected import assert_rows_equal, days, expected_rows, normalise, requested_days
+from tests.harness.messages import bookmarks, keys_of
+from tests.harness.running import PLUGIN
+from tests.harness.sandboxes import MELTANO_NOW, tap_env
 
 pytestmark = pytest.mark.e2e
 
 START = dt.date(2024, 4, 15)
-END = NOW.date()
+END = MELTANO_NOW.date()
 LOOKBACK = 5
 STEP = dt.timedelta(days=3)
 STATE_ID = "dev:tap-braze-series-to-target-postgres"
@@ -50,7 +42,7 @@ ENTITY_COLUMNS = {
 
 
 def assert_one_row_per_key(postgres, schema: str, stream: str) -> None:
-    keys = ", ".join(f'"{k}"' for k in KEYS[stream])
+    keys = ", ".join(f'"{k}"' for k in keys_of(stream))
     total, distinct = (
         postgres.psql(f'select count(*), count(distinct ({keys}, 0)) from "{schema}"."{stream}"')
         .strip()
@@ -69,14 +61,14 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
     schema = f"braze_e2e_{uuid.uuid4().hex[:8]}"
     settings = {"lookback_days": LOOKBACK}
 
-    # --- run 1: the backfill, START..END, now = NOW --------------------------------
+    # --- run 1: the backfill, START..END, now = MELTANO_NOW --------------------------------
     env = {
-        **tap_env(sandbox, start=START, end=NOW, streams=STREAMS, **settings),
+        **tap_env(sandbox, start=START, end=MELTANO_NOW, streams=STREAMS, **settings),
         **postgres.target_env(schema),
     }
-    meltano.run(TAP, "target-postgres", extra_env=env)
+    meltano.run(PLUGIN, "target-postgres", extra_env=env)
 
-    first = {s: expected_rows(ws, s, START, END, NOW) for s in STREAMS}
+    first = {s: expected_rows(ws, s, START, END, MELTANO_NOW) for s in STREAMS}
     for stream in STREAMS:
         assert_rows_equal(stream, postgres.rows(schema, stream), first[stream])
         assert_one_row_per_key(postgres, schema, stream)
@@ -90,14 +82,14 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
         assert set(first_marks[stream].values()) <= last_days, stream
 
     # --- run 2: three days later ---------------------------------------------------
-    now2, end2 = NOW + STEP, END + STEP
+    now2, end2 = MELTANO_NOW + STEP, END + STEP
     sandbox.set_now(now2)
     sandbox.clear_log()
     env = {
         **tap_env(sandbox, start=START, end=now2, streams=STREAMS, **settings),
         **postgres.target_env(schema),
     }
-    meltano.run(TAP, "target-postgres", extra_env=env)
+    meltano.run(PLUGIN, "target-postgres", extra_env=env)
 
     second = {s: expected_rows(ws, s, START, end2, now2) for s in STREAMS}
     for stream in STREAMS:
@@ -125,7 +117,7 @@ def test_postgres_incremental_runs_follow_restatements(sandbox, meltano, postgre
         for r in served:
             per_entity.setdefault(r.entity, set()).update(r.days)
         marks = {
-            json.loads(context).get(ENTITY_COLUMNS[stream]): value
+            dict(context).get(ENTITY_COLUMNS[stream]): value
             for context, value in first_marks[stream].items()
         }
         for entity, covered in per_entity.items():

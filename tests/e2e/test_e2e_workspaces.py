@@ -9,14 +9,16 @@ import json
 import subprocess
 
 import pytest
-from e2e_support import NOW, assert_rows_equal, bookmarks, expected_rows, sandbox_config
 
 from tap_braze_series.sandbox import Sandbox
+from tests.harness.expected import assert_rows_equal, expected_rows
+from tests.harness.messages import bookmarks
+from tests.harness.sandboxes import MELTANO_NOW, sandbox_config
 
 pytestmark = pytest.mark.e2e
 
 START = dt.date(2024, 5, 1)
-END = NOW.date()
+END = MELTANO_NOW.date()
 SERIES = ["canvas_data_series", "event_data_series"]
 STREAMS = [*SERIES, "canvases", "events"]
 WORKSPACES = ("eu", "us")
@@ -31,7 +33,7 @@ def workspace_env(name: str, sb: Sandbox, out_dir: str) -> dict[str, str]:
         f"{prefix}_START_DATE": START.isoformat(),
         # The sandbox's now, not its day: the tap's clock is the real one, so an end at
         # the sandbox's (partial) day would be a complete day to it.
-        f"{prefix}_END_DATE": NOW.isoformat(),
+        f"{prefix}_END_DATE": MELTANO_NOW.isoformat(),
         f"{prefix}__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
         "TARGET_JSONL_DESTINATION_PATH": out_dir,
     }
@@ -39,8 +41,8 @@ def workspace_env(name: str, sb: Sandbox, out_dir: str) -> dict[str, str]:
 
 def test_two_workspaces_run_at_once_each_with_its_rows_and_state(meltano, tmp_path):
     configs = {
-        "eu": sandbox_config(seed=11, n_canvases=5, n_events=4, api_key="eu-key"),
-        "us": sandbox_config(seed=12, n_canvases=7, n_events=3, api_key="us-key"),
+        "eu": sandbox_config("meltano", seed=11, n_canvases=5, n_events=4, api_key="eu-key"),
+        "us": sandbox_config("meltano", seed=12, n_canvases=7, n_events=3, api_key="us-key"),
     }
     # Meltano creates its system database on first use, and two runs at once on a new one
     # race to create its tables (docs/operations.md): one command first, as a user would.
@@ -77,10 +79,10 @@ def test_two_workspaces_run_at_once_each_with_its_rows_and_state(meltano, tmp_pa
         for stream in STREAMS:
             lines = (outs[name] / f"{stream}.jsonl").read_text(encoding="utf-8").splitlines()
             rows = [json.loads(line) for line in lines if line.strip()]
-            assert_rows_equal(stream, rows, expected_rows(ws, stream, START, END, NOW))
+            assert_rows_equal(stream, rows, expected_rows(ws, stream, START, END, MELTANO_NOW))
         marks = bookmarks(meltano.state_get(f"dev:tap-braze-series-{name}-to-target-jsonl"))
         assert sorted(marks) == sorted(SERIES)
-        canvases = {json.loads(c)["canvas_id"] for c in marks["canvas_data_series"]}
+        canvases = {dict(c)["canvas_id"] for c in marks["canvas_data_series"]}
         assert canvases == {c.id for c in ws.active_canvases}, name
         assert len(marks["event_data_series"]) == len(ws.events)
         # Each partition is bookmarked at its last row: today (partial) for canvases, and
@@ -90,8 +92,8 @@ def test_two_workspaces_run_at_once_each_with_its_rows_and_state(meltano, tmp_pa
             ("event_data_series", "event_name"),
         ):
             last: dict[str, str] = {}
-            for row in expected_rows(ws, stream, START, END, NOW):
+            for row in expected_rows(ws, stream, START, END, MELTANO_NOW):
                 last[row[entity]] = max(last.get(row[entity], ""), row["time"])
-            found = {json.loads(c)[entity]: mark for c, mark in marks[stream].items()}
+            found = {dict(c)[entity]: mark for c, mark in marks[stream].items()}
             assert found == last, (name, stream)
     assert "dev:tap-braze-series-to-target-jsonl" not in meltano.state_list()

@@ -19,16 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.relkit import (
-    Proxy,
-    bookmarks,
-    bucket_order,
-    context_key,
-    keys_of,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import catalog_for, keyed, run_tap
+from tests.harness.messages import bookmarks, bucket_order, context_key, keyed, keys_of
+from tests.harness.proxy import Proxy
+from tests.harness.running import catalog_for, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = "2024-01-01"  # events: windows of 100 + 21 days; canvases: 8 x 14 + 9 days
@@ -335,10 +329,6 @@ def cases(clean_keys: dict) -> dict[str, Case]:
     }
 
 
-XFAIL: dict[str, str] = {}
-XFAIL_LOG: dict[str, str] = {}
-
-
 def _run_case(sb, config: dict, case: Case, ctx: Ctx):
     def mutate(path: str, params: dict, body: dict) -> dict | None:
         if path == case.path and case.target(params, ctx):
@@ -375,13 +365,6 @@ def run_case(world, name: str):
     return world[5][name]
 
 
-def _params(names: list[str], xfail: dict[str, str]) -> list:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=xfail[n])) if n in xfail else n
-        for n in names
-    ]
-
-
 ALL = list(cases({s: {} for s in STREAMS}))
 LOGGED = [name for name, case in cases({s: {} for s in STREAMS}).items() if case.logged is not None]
 
@@ -412,7 +395,7 @@ def test_contradiction_neither_crashes_nor_loses_other_records(world, name):
         assert key in keyed(run.records[stream], keys_of(stream)), ("not kept", stream, key)
 
 
-@pytest.mark.parametrize("name", _params(LOGGED, XFAIL_LOG))
+@pytest.mark.parametrize("name", LOGGED)
 def test_what_was_skipped_is_logged(world, name):
     case, run, _ = run_case(world, name)
     warnings = [line for line in run.stderr.splitlines() if "WARNING" in line and case.path in line]
@@ -421,7 +404,7 @@ def test_what_was_skipped_is_logged(world, name):
         assert any(word in line for line in warnings), (word, warnings)
 
 
-@pytest.mark.parametrize("name", _params(ALL, XFAIL))
+@pytest.mark.parametrize("name", ALL)
 def test_state_never_claims_a_bucket_the_run_did_not_emit(world, name):
     _, _, clean, clean_keyed, ctx, _ = world
     case, run, _ = run_case(world, name)

@@ -9,8 +9,10 @@ from collections import Counter
 import pytest
 
 from tap_braze_series.sandbox import FAULT_KINDS
-from tests.reliability.relkit import assert_matches, keys_of, oracle, sandbox, tap_config
-from tests.tapkit import keyed, run_tap
+from tests.harness.expected import assert_matches, oracle
+from tests.harness.messages import keyed, keys_of
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)

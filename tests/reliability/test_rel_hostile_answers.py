@@ -29,18 +29,10 @@ import pytest
 import requests
 
 from tap_braze_series.sandbox.faults import FaultInjector
-from tests.reliability.relkit import (
-    CLI,
-    assert_matches,
-    bookmarks,
-    bucket_order,
-    keys_of,
-    oracle,
-    run_cli,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import catalog_for, keyed, run_tap
+from tests.harness.expected import assert_matches, oracle
+from tests.harness.messages import bookmarks, bucket_order, keyed, keys_of
+from tests.harness.running import CLI, catalog_for, run_cli, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 20)
@@ -291,7 +283,7 @@ def test_the_spools_folder_full_is_one_error_line(tiny_tmpdir, tmp_path):
 def test_an_odd_character_in_the_key_names_api_key_and_not_the_key(tmp_path):
     key = "f3a9c2d1-7b\u20118e4-4c6d-9a1b-2e3f4a5b6c7d"
     with sandbox(now=NOW) as sb:
-        run = run_cli(tmp_path, tap_config(sb.url, key, NOW, "2024-04-01"))
+        run = run_cli(tap_config(sb.url, key, NOW, "2024-04-01"))
         sent = len(sb.request_log)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr

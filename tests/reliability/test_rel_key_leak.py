@@ -7,14 +7,13 @@ import datetime as dt
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tap_braze_series.sandbox import FAULT_KINDS
-from tests.reliability.relkit import CLI, run_cli, sandbox, tap_config
-from tests.tapkit import catalog_for
+from tests.harness.running import CLI, catalog_for, run_cli, write_inputs
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 KEY = "LEAKCANARY-7c41d2e9b8a04f63-a1b2"
@@ -50,8 +49,7 @@ def assert_not_in_urls(sb, key: str = KEY) -> None:
 
 
 @pytest.fixture(scope="module")
-def faulty_run_ending_in_403(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("leak")
+def faulty_run_ending_in_403():
     with sandbox(
         now=NOW,
         api_key=KEY,
@@ -73,7 +71,7 @@ def faulty_run_ending_in_403(tmp_path_factory):
             max_workers=4,
         )
         catalog = catalog_for(config, STREAMS)
-        run = run_cli(tmp, config, catalog=catalog, env=DEBUG)
+        run = run_cli(config, catalog=catalog, env=DEBUG)
         yield sb, run
 
 
@@ -105,10 +103,7 @@ def test_the_key_never_travelled_in_a_url(faulty_run_ending_in_403):
 
 def test_key_from_the_environment_does_not_leak_at_debug():
     """Meltano passes settings as TAP_BRAZE_SERIES_* variables (`--config ENV`)."""
-    with (
-        sandbox(now=NOW, api_key=KEY, denied_permissions={"sessions.data_series"}) as sb,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with sandbox(now=NOW, api_key=KEY, denied_permissions={"sessions.data_series"}) as sb:
         config = tap_config(sb.url, KEY, NOW, "2024-04-01")
         # Only the string settings: numbers in TAP_BRAZE_SERIES_* variables are refused
         # by the SDK's schema check (a separate finding).
@@ -118,7 +113,6 @@ def test_key_from_the_environment_does_not_leak_at_debug():
         }
         catalog = catalog_for(config, ["event_data_series", "session_data_series"])
         run = run_cli(
-            Path(tmp),
             {"retry_backoff_seconds": 0.01},
             catalog=catalog,
             env=env,
@@ -133,11 +127,9 @@ def test_key_from_the_environment_does_not_leak_at_debug():
 
 def test_a_wrong_key_does_not_leak_either():
     wrong = "WRONGCANARY-0f9e8d7c6b5a4-9z8y"
-    with sandbox(now=NOW, api_key=KEY) as sb, tempfile.TemporaryDirectory() as tmp:
+    with sandbox(now=NOW, api_key=KEY) as sb:
         config = tap_config(sb.url, wrong, NOW, "2024-04-01")
-        run = run_cli(
-            Path(tmp), config, catalog=catalog_for(config, ["session_data_series"]), env=DEBUG
-        )
+        run = run_cli(config, catalog=catalog_for(config, ["session_data_series"]), env=DEBUG)
         assert run.returncode != 0
         assert "401" in run.stderr
         assert_no_leak(run.stdout, wrong)
@@ -161,14 +153,9 @@ def _run_with_streams(
     tmp: Path, config: dict, catalog: dict | None, *, stderr_closed: bool, args=()
 ):
     """The console script at DEBUG; with stderr closed (`2>&-`) if asked."""
-    config_path = tmp / "config.json"
-    config_path.write_text(json.dumps(config))
-    command = [CLI, "--config", str(config_path), *args]
-    if catalog is not None:
-        (tmp / "catalog.json").write_text(json.dumps(catalog))
-        command += ["--catalog", str(tmp / "catalog.json")]
+    command = write_inputs(tmp, config, catalog=catalog, executable=[CLI])
     return subprocess.run(
-        command,
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL if stderr_closed else subprocess.PIPE,
         text=True,

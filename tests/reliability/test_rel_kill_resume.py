@@ -21,7 +21,7 @@ Across each chain:
 Chains alternate lookback_days 14 and 0 (with 0, a resumed run re-reads only the
 bookmarked bucket, so a bookmark one bucket too far would lose data).
 
-The whole runs under each reading of Braze (tests.tapkit.READINGS): 22 kills as
+The whole runs under each reading of Braze (tests.harness.sandboxes.READINGS): 22 kills as
 recorded, 5 under each other reading (every kind, SIGKILL and SIGTERM).
 """
 
@@ -36,26 +36,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.relkit import (
+from tests.harness.expected import oracle, request_matches, window_labels
+from tests.harness.messages import (
     STREAMS,
     Message,
-    StreamedRun,
     bookmarks,
     bucket_order,
     context_key,
     keys_of,
-    oracle,
     partition_of,
     record_key,
-    request_matches,
-    run_until,
-    sandbox,
-    tap_config,
     unit_of,
-    window_labels,
-    write_inputs,
 )
-from tests.tapkit import READINGS
+from tests.harness.running import StreamedRun, run_until, write_inputs
+from tests.harness.sandboxes import READINGS, sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 2, 1)

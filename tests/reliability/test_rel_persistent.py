@@ -9,18 +9,11 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.reliability.relkit import (
-    Proxy,
-    bookmarks,
-    bucket_order,
-    context_key,
-    keys_of,
-    oracle,
-    record_key,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import run_tap
+from tests.harness.expected import oracle
+from tests.harness.messages import bookmarks, bucket_order, context_key, keys_of, record_key
+from tests.harness.proxy import Proxy
+from tests.harness.running import run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 1, 1)
@@ -68,6 +61,15 @@ def test_every_kind_of_persistent_fault_is_retried_exactly_max_retries_times(kin
         assert {r.fault for r in sb.request_log} == {kind}
 
 
+def fail_then_resume(sb, config, streams, fail):
+    """A run through a proxy answering `fail`'s statuses, its proxy log, and the run
+    resuming from its state straight against the sandbox."""
+    with Proxy(sb.url, fail=fail) as proxy:
+        failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
+        proxy_log = list(proxy.log)
+    return failed, proxy_log, run_tap(config, state=failed.state, streams=streams)
+
+
 @pytest.fixture(scope="module")
 def failing_sessions():
     """A run whose last stream's endpoint always answers 503, then the resumed run."""
@@ -82,10 +84,7 @@ def failing_sessions():
         def fail(path, _params):
             return 503 if path == "/sessions/data_series" else None
 
-        with Proxy(sb.url, fail=fail) as proxy:
-            failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
-            proxy_log = list(proxy.log)
-        resumed = run_tap(config, state=failed.state, streams=streams)
+        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
         yield {
             "sb": sb,
             "streams": streams,
@@ -153,10 +152,7 @@ def failing_mid_partition():
                 return 503
             return None
 
-        with Proxy(sb.url, fail=fail) as proxy:
-            failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
-            proxy_log = list(proxy.log)
-        resumed = run_tap(config, state=failed.state, streams=streams)
+        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
         yield {
             "sb": sb,
             "victim": victim,

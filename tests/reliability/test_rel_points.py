@@ -13,20 +13,18 @@ import datetime as dt
 import re
 from collections import Counter, defaultdict
 
-from tests.reliability.relkit import (
-    assert_matches,
+from tests.harness.expected import assert_matches, oracle
+from tests.harness.messages import (
+    TapRun,
     bookmarks,
     bucket_order,
     context_key,
+    keyed,
     keys_of,
-    oracle,
     record_key,
-    run_until,
-    sandbox,
-    tap_config,
-    write_inputs,
 )
-from tests.tapkit import TapRun, keyed, run_tap
+from tests.harness.running import run_tap, run_until, write_inputs
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)

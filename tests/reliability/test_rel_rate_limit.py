@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import resource
 import threading
 import time
@@ -12,8 +13,10 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.reliability.relkit import assert_matches, keys_of, oracle, sandbox, tap_config
-from tests.tapkit import catalog_for, keyed, run_tap
+from tests.harness.expected import assert_matches, oracle
+from tests.harness.messages import keyed, keys_of
+from tests.harness.running import catalog_for, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = dt.date(2024, 3, 1)
@@ -51,11 +54,23 @@ def unlimited(sb, config):
     return run
 
 
-def assert_same_output(run, reference):
-    for stream in STREAMS:
+def assert_same_output(run, reference, streams=STREAMS):
+    for stream in streams:
         keys = keys_of(stream)
         assert keyed(run.records[stream], keys) == keyed(reference.records[stream], keys), stream
     assert run.state == reference.state
+
+
+def run_limited(sb, limits, config, streams):
+    """A run under the sandbox's `limits` (then none again), and the requests it sent."""
+    sb.set_rate_limits(limits)
+    sb.clear_log()
+    try:
+        run = run_tap(config, streams=streams)
+    finally:
+        log = sb.request_log.snapshot()
+        sb.set_rate_limits(None)
+    return run, log
 
 
 def test_unlimited_run_equals_the_oracle(sb, unlimited):
@@ -65,13 +80,7 @@ def test_unlimited_run_equals_the_oracle(sb, unlimited):
 
 
 def test_tiny_limit_is_respected_without_a_single_429(sb, config, unlimited):
-    sb.set_rate_limits({"default": (25, 2.0)})
-    sb.clear_log()
-    try:
-        run = run_tap(config, streams=STREAMS)
-    finally:
-        log = sb.request_log.snapshot()
-        sb.set_rate_limits(None)
+    run, log = run_limited(sb, {"default": (25, 2.0)}, config, STREAMS)
     assert run.returncode == 0, run.stderr[-3000:]
     default_pool = [r for r in log if r.pool == "default"]
     assert len(default_pool) >= 2 * 25, "the run must span several rate-limit windows"
@@ -139,7 +148,11 @@ def test_pool_exhausted_by_someone_else_gets_429_waits_and_completes(sb, config,
     tap_requests = [r for r in log if "hog" not in r.params]
     refused = [r for r in tap_requests if r.status == 429]
     assert refused, "the tap never met the exhausted pool"
-    assert "429" in run.stderr  # it says why it waits
+    # It says why it waits, and its summary counts every 429 Braze sent it.
+    assert "Braze answered 429 (rate limited)" in run.stderr, run.stderr[-3000:]
+    counted = re.search(r"\(\d[\d,]* retr(?:y|ies), ([\d,]+) 429 answers?\)", run.stderr)
+    assert counted, run.stderr[-3000:]
+    assert int(counted.group(1).replace(",", "")) == len(refused), (counted.group(0), len(refused))
     # It waited for the reset instead of hammering: in any window, at most the requests
     # already in flight when the first 429 came back were refused.
     per_window = Counter(math.floor(r.started / window) for r in refused)
@@ -170,21 +183,13 @@ def test_tiny_limits_on_the_small_pools_hold_back_only_their_endpoints(sb):
     reference = run_tap(config, streams=streams)
     assert reference.returncode == 0, reference.stderr[-3000:]
     limit = WORKERS - 1
-    sb.set_rate_limits({"campaigns_data_series": (limit, 2.0), "lists_1000": (limit, 2.0)})
-    sb.clear_log()
-    try:
-        run = run_tap(config, streams=streams)
-    finally:
-        log = sb.request_log.snapshot()
-        sb.set_rate_limits(None)
+    limits = {"campaigns_data_series": (limit, 2.0), "lists_1000": (limit, 2.0)}
+    run, log = run_limited(sb, limits, config, streams)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not [r for r in log if r.status == 429]
     for pool in ("campaigns_data_series", "lists_1000"):
         assert len([r for r in log if r.pool == pool]) > limit, f"{pool} spans windows"
-    for stream in streams:
-        keys = keys_of(stream)
-        assert keyed(run.records[stream], keys) == keyed(reference.records[stream], keys)
-    assert run.state == reference.state
+    assert_same_output(run, reference, streams)
 
 
 def test_three_taps_sharing_a_pool_pace_themselves_and_all_complete(sb, config, unlimited):

@@ -15,15 +15,9 @@ from collections import Counter
 
 import pytest
 
-from tests.reliability.relkit import (
-    bookmarks,
-    bucket_order,
-    context_key,
-    parse_line,
-    sandbox,
-    tap_config,
-)
-from tests.tapkit import catalog_for, run_tap
+from tests.harness.messages import bookmarks, bucket_order, context_key, parse_line
+from tests.harness.running import catalog_for, run_tap
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 20, 12, tzinfo=dt.timezone.utc)
 START = "2024-01-01"

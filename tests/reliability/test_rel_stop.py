@@ -35,16 +35,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.reliability.relkit import (
-    Proxy,
-    StreamedRun,
-    oracle,
-    record_key,
-    run_until,
-    sandbox,
-    tap_config,
-    write_inputs,
-)
+from tests.harness.expected import oracle
+from tests.harness.messages import record_key
+from tests.harness.proxy import Proxy
+from tests.harness.running import StreamedRun, run_until, write_inputs
+from tests.harness.sandboxes import sandbox, tap_config
 
 NOW = dt.datetime(2024, 4, 30, 12, tzinfo=dt.timezone.utc)
 START = "2024-03-10"

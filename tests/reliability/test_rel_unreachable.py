@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.reliability.relkit import run_cli
+from tests.harness.running import run_cli
 
 KEY = "unreachable-key-81b2"
 HINTS = ("api_url", "HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
@@ -29,7 +29,7 @@ HINTS = ("api_url", "HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
 def test_an_unreachable_braze_stops_the_run_within_seconds(tmp_path, api_url, host, cause):
     config = {"api_url": api_url, "api_key": KEY, "start_date": "2024-03-01"}
     started = time.monotonic()
-    run = run_cli(tmp_path, config, timeout=60)  # default retries: 8, backoff base 1 s
+    run = run_cli(config, timeout=60)  # default retries: 8, backoff base 1 s
     elapsed = time.monotonic() - started
     assert run.returncode == 1
     assert elapsed < 15, f"took {elapsed:.1f} s"

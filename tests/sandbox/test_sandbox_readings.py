@@ -13,7 +13,7 @@ import pytest
 from tap_braze_series.sandbox import Sandbox
 from tap_braze_series.sandbox.__main__ import build_parser, config_from_args
 from tap_braze_series.sandbox.endpoints import COUNT_SERIES, SERIES
-from tests.sandbox.conftest import Client, make_config
+from tests.harness.sandboxes import Client, sandbox_config
 
 SMALL = {"n_canvases": 2, "n_campaigns": 2, "n_segments": 3, "n_events": 20, "n_products": 1}
 
@@ -26,7 +26,9 @@ def readings():
     for reading in ("instant", "ends_by"):
         for zeros in ("omitted", "filled"):
             sb = Sandbox(
-                make_config(**SMALL, ending_at_reading=reading, count_zero_buckets=zeros)
+                sandbox_config(
+                    "large", **SMALL, ending_at_reading=reading, count_zero_buckets=zeros
+                )
             ).start()
             sandboxes.append(sb)
             clients[(reading, zeros)] = Client(sb)
@@ -111,6 +113,6 @@ def test_the_readings_are_cli_flags():
     default = config_from_args(build_parser().parse_args([]))
     assert (default.ending_at_reading, default.count_zero_buckets) == ("instant", "omitted")
     with pytest.raises(ValueError, match="ending_at_reading"):
-        make_config(ending_at_reading="sideways")
+        sandbox_config("large", ending_at_reading="sideways")
     with pytest.raises(ValueError, match="count_zero_buckets"):
-        make_config(count_zero_buckets="sometimes")
+        sandbox_config("large", count_zero_buckets="sometimes")

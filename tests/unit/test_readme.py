@@ -5,7 +5,6 @@ That every documented command works is tests/test_documented_commands.py's job.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from tap_braze_series.catalog import SERIES
 from tap_braze_series.streams import ENTITY_STREAMS
+from tests.harness.running import discover
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -53,20 +53,13 @@ def test_settings_table_is_the_one_about_prints():
         assert f"`{name}`" in readme_section, f"the README's Settings section omits {name}"
 
 
-def discovered_keys(tmp_path: Path, **settings: object) -> dict[str, set[str]]:
+def discovered_keys(**settings: object) -> dict[str, set[str]]:
     config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-01-01"}
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps({**config, **settings}))
-    out = subprocess.run(
-        [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {s["tap_stream_id"]: set(s["key_properties"]) for s in json.loads(out)["streams"]}
+    catalog = discover({**config, **settings})
+    return {s["tap_stream_id"]: set(s["key_properties"]) for s in catalog["streams"]}
 
 
-def test_every_stream_is_documented_with_its_key(tmp_path):
+def test_every_stream_is_documented_with_its_key():
     section = README.split("\n## Streams and keys", 1)[1].split("\n## ", 1)[0]
     names = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
     documented: dict[str, tuple[set[str], set[str]]] = {}  # stream -> (keys, keys with ids)
@@ -77,9 +70,9 @@ def test_every_stream_is_documented_with_its_key(tmp_path):
             set(re.findall(r"`(\w+)`", optional)),
         )
     assert sorted(documented) == sorted(names)
-    plain = discovered_keys(tmp_path)
-    with_apps = discovered_keys(tmp_path, app_ids=["app_ios"])
-    with_both = discovered_keys(tmp_path, app_ids=["app_ios"], series_segment_ids=["s"])
+    plain = discovered_keys()
+    with_apps = discovered_keys(app_ids=["app_ios"])
+    with_both = discovered_keys(app_ids=["app_ios"], series_segment_ids=["s"])
     for name, (always, optional) in documented.items():
         assert plain[name] == always, f"README's key of {name}: {always}, the tap's {plain[name]}"
         assert with_apps[name] == always | (optional - {"segment_id"}), name
@@ -140,19 +133,10 @@ def column_type(schema: dict) -> str:
     return {"date-time": "datetime"}.get(kind, kind)
 
 
-def columns_reference(tmp_path: Path) -> str:
+def columns_reference() -> str:
     """docs/columns.md's stream list, as the tap's discovered schemas say it."""
     config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-01-01"}
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    catalog = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    catalog = discover(config)
     order = [cls.name for cls in ENTITY_STREAMS] + [spec.name for spec in SERIES]
     by_name = {s["tap_stream_id"]: s for s in catalog["streams"]}
     parts = []
@@ -163,8 +147,8 @@ def columns_reference(tmp_path: Path) -> str:
     return "\n".join(parts)
 
 
-def test_the_columns_reference_is_the_tap_s_schemas(tmp_path):
+def test_the_columns_reference_is_the_tap_s_schemas():
     text = (ROOT / "docs" / "columns.md").read_text()
     listed = text.split("<!-- columns: generated from the schemas -->\n\n", 1)[1]
-    expected = columns_reference(tmp_path)
+    expected = columns_reference()
     assert listed.strip() == expected.strip(), f"docs/columns.md should list:\n\n{expected}"

@@ -8,13 +8,12 @@ every setting meltano.yml declares and Meltano passes on.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from tap_braze_series.config import CONFIG_SCHEMA, SDK_SETTINGS, unknown_settings
+from tests.harness.running import run_tap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,21 +52,9 @@ def test_every_setting_meltano_passes_is_known():
     assert unknown_settings(declared) == []
 
 
-def run_discover(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "tap_braze_series.tap", "--config", str(path), "--discover"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_the_tap_warns_at_start_and_runs_on(tmp_path):
+def test_the_tap_warns_at_start_and_runs_on():
     config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "start_date": "2024-03-01"}
-    run = run_discover(tmp_path, {**config, "lookback_day": 3})
+    run = run_tap({**config, "lookback_day": 3}, args=["--discover"], timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     warnings = [line for line in run.stderr.splitlines() if "Unknown setting" in line]
     assert len(warnings) == 1, run.stderr
@@ -75,6 +62,6 @@ def test_the_tap_warns_at_start_and_runs_on(tmp_path):
     assert "'lookback_day' (ignored): did you mean lookback_days?" in warnings[0]
     assert json.loads(run.stdout)["streams"]
     # A config without typos says nothing of the kind, and no SDK set-up chatter.
-    quiet = run_discover(tmp_path, config)
+    quiet = run_tap(config, args=["--discover"], timeout=60)
     assert "Unknown setting" not in quiet.stderr
     assert "env var" not in quiet.stderr, quiet.stderr
