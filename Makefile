@@ -121,7 +121,7 @@ test-python: setup
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check tap_braze_series tests
+	$(VENV)/bin/ruff format --check tap_braze_series tests benchmarks scripts
 
 clean:
 	rm -rf output .meltano/run .meltano/logs

@@ -22,11 +22,11 @@ from singer_sdk.io_base import SingerWriter
 from typing_extensions import override
 
 from benchmarks.processes import RECORD
+from tap_braze_series.catalog import SERIES
 from tap_braze_series.client import Response
 from tap_braze_series.config import Settings
 from tap_braze_series.entities import EntityDirectory
 from tap_braze_series.runtime import Runtime
-from tap_braze_series.catalog import SERIES
 from tap_braze_series.streams import ENTITY_STREAMS, SeriesStream
 from tap_braze_series.tap import TapBrazeSeries, streams_by_path
 
