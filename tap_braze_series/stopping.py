@@ -24,6 +24,7 @@ when the tap writes nothing for a while.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -159,8 +160,23 @@ def install() -> Stop:
         target=_watch, args=(stop, wake_read), name="tap-braze-series-stop", daemon=True
     )
     watcher.start()
+    atexit.register(_ignore_late_signals)
     _installed = stop
     return stop
+
+
+def _ignore_late_signals() -> None:
+    """From the last exit handler on, SIGTERM and SIGINT are ignored.
+
+    At exit the interpreter puts back the default action of every signal it handled,
+    and that action ends the process by the signal: a SIGTERM in the last milliseconds
+    of a run whose every line and final STATE are written made it exit as killed
+    (status -15), not with the run's own status. Registered at install, this runs
+    after the exit handlers registered later (the writer's last flush).
+    """
+    for signum in SIGNAL_EXIT:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _ignore(signum: int, frame: Any) -> None:
