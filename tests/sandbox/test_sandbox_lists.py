@@ -103,18 +103,24 @@ def test_product_list(client, ws):
         assert "purchase_quantity" in body["data"][0]
 
 
+# What /canvas/details and /campaigns/details both answer with.
+_DETAILS_KEYS = (
+    "name",
+    "description",
+    "created_at",
+    "updated_at",
+    "archived",
+    "draft",
+    "tags",
+    "schedule_type",
+)
+
+
 def test_canvas_details(client, ws):
     canvas = next(c for c in ws.canvases if c.name.startswith("Showcase"))
     body = client.ok("/canvas/details", canvas_id=canvas.id)
     for key in (
-        "name",
-        "description",
-        "created_at",
-        "updated_at",
-        "archived",
-        "draft",
-        "tags",
-        "schedule_type",
+        *_DETAILS_KEYS,
         "first_entry",
         "last_entry",
         "channels",
@@ -140,14 +146,7 @@ def test_campaign_details(client, ws):
     camp = next(c for c in ws.campaigns if c.name.startswith("Showcase"))
     body = client.ok("/campaigns/details", campaign_id=camp.id)
     for key in (
-        "name",
-        "description",
-        "created_at",
-        "updated_at",
-        "archived",
-        "draft",
-        "tags",
-        "schedule_type",
+        *_DETAILS_KEYS,
         "first_sent",
         "last_sent",
         "channels",
