@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Iterable
 
 import pytest
 
@@ -201,6 +202,18 @@ def _waited(governor: RateGovernor, clock: FakeClock, pool: str) -> float:
     return clock.now - start
 
 
+def _sends_announcing(
+    governor: RateGovernor, clock: FakeClock, remainings: Iterable[int], reset: float
+) -> list[float]:
+    """When each request went out, each answered announcing the next of `remainings`."""
+    sent = []
+    for remaining in remainings:
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    return sent
+
+
 def _announce(governor: RateGovernor, clock: FakeClock, remaining: int, reset: float) -> None:
     governor.release(
         "default",
@@ -230,11 +243,8 @@ def test_a_pool_others_use_is_paced_to_last_until_its_reset():
     reset = int(clock.now) + 20
     governor.acquire("default")
     _announce(governor, clock, 19, reset)  # 11 counted, 1 of them ours: others are here
-    sent = []
-    for remaining in (17, 15, 13, 11):  # the others keep taking one for each of ours
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    # The others keep taking one for each of ours.
+    sent = _sends_announcing(governor, clock, (17, 15, 13, 11), reset)
     # What is left is spread over the time to the reset, not sent at once.
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
@@ -283,11 +293,7 @@ def test_pacing_starts_once_the_plan_outgrows_what_remains():
     _announce(governor, clock, 17, reset)
     assert not governor._cond.waited  # nothing planned: nothing to pace for
     governor.plan("default", 40)  # a family starts with more than the 17 left
-    sent = []
-    for remaining in (15, 13, 11):
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    sent = _sends_announcing(governor, clock, (15, 13, 11), reset)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
 
@@ -446,10 +452,6 @@ def test_others_still_sending_count_against_what_remains():
     _announce(governor, clock, 29, reset)
     governor.acquire("default")
     _announce(governor, clock, 16, reset)  # others took 12 since: they may take as many again
-    sent = []
-    for remaining in (14, 12, 10):
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    sent = _sends_announcing(governor, clock, (14, 12, 10), reset)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
