@@ -116,32 +116,19 @@ def test_campaign_series_is_one_request_per_window_for_both_streams(synced):
         ("kpi_mau_data_series", "/kpi/mau/data_series", "mau"),
         ("kpi_new_users_data_series", "/kpi/new_users/data_series", "new_users"),
         ("kpi_uninstalls_data_series", "/kpi/uninstalls/data_series", "uninstalls"),
-    ],
-)
-def test_kpi_rows_equal_the_oracle_for_all_apps_and_per_app(synced, stream, path, field):
-    sb, run, _, _ = synced
-    expected = expected_simple(
-        sb.workspace,
-        path,
-        field,
-        unit="day",
-        first=START,
-        last=END,
-        now=NOW,
-        apps=("*", "app_android"),
-    )
-    assert_values_equal(stream, run.records[stream], expected, ["app_id", "time"], field)
-
-
-@pytest.mark.parametrize(
-    ("stream", "path", "field"),
-    [
         ("purchase_quantity_series", "/purchases/quantity_series", "purchase_quantity"),
         ("purchase_revenue_series", "/purchases/revenue_series", "revenue"),
     ],
 )
-def test_purchase_rows_equal_the_oracle_all_products_and_per_product(synced, stream, path, field):
+def test_kpi_and_purchase_rows_equal_the_oracle_for_all_and_per_app_and_product(
+    synced, stream, path, field
+):
     sb, run, product, _ = synced
+    by_product = stream.startswith("purchase_")
+    # KPIs have no entity; purchases are asked for all products and the one configured.
+    entities = (
+        [({"product": "*"}, None), ({"product": product}, product)] if by_product else [({}, None)]
+    )
     expected = expected_simple(
         sb.workspace,
         path,
@@ -150,11 +137,13 @@ def test_purchase_rows_equal_the_oracle_all_products_and_per_product(synced, str
         first=START,
         last=END,
         now=NOW,
-        entities=[({"product": "*"}, None), ({"product": product}, product)],
+        entities=entities,
         apps=("*", "app_android"),
     )
-    assert_values_equal(stream, run.records[stream], expected, ["product", "app_id", "time"], field)
-    assert [r["product_name"] for r in run.records["products"]] == [product]
+    keys = ["product", "app_id", "time"] if by_product else ["app_id", "time"]
+    assert_values_equal(stream, run.records[stream], expected, keys, field)
+    if by_product:
+        assert [r["product_name"] for r in run.records["products"]] == [product]
 
 
 def test_purchase_requests_stay_in_the_small_pool(synced):

@@ -153,6 +153,19 @@ def _entity_rows(ws: Workspace, stream: str) -> list[dict]:
     raise ValueError(f"no oracle for the stream {stream!r}")
 
 
+def _live_stats(
+    ws: Workspace,
+    entities: Iterable[Any],
+    stats: Any,
+    day_list: list[dt.date],
+    now: dt.datetime,
+) -> Iterable[tuple[Any, str, dict[str, Any]]]:
+    """(entity, day, its stats) of every day since each live (unarchived) entity was created."""
+    for entity in (e for e in entities if not e.archived):
+        for day in (d for d in day_list if d >= ws.created_day(entity)):
+            yield entity, day.isoformat(), stats(entity.id, day, now=now)
+
+
 def _series_oracle(
     ws: Workspace,
     stream: str,
@@ -169,46 +182,40 @@ def _series_oracle(
     if ws.config.ending_at_reading != "instant":
         day_list = [d for d in day_list if ws.day_start(d + dt.timedelta(days=1)) <= now]
     if stream.startswith("canvas_"):
-        for canvas in (c for c in ws.canvases if not c.archived):
-            for day in (d for d in day_list if d >= ws.created_day(canvas)):
-                stat = ws.canvas_stats(canvas.id, day, now=now)
-                t = day.isoformat()
-                if stream == "canvas_data_series":
-                    out[(canvas.id, t)] = {"canvas_name": canvas.name, **stat["total_stats"]}
-                elif stream == "canvas_variant_data_series":
-                    for vid, v in stat["variant_stats"].items():
-                        out[(canvas.id, vid, t)] = {
-                            "canvas_name": canvas.name,
-                            "variant_name": v["name"],
-                            **_metric_rows(v, ["name"]),
-                        }
-                elif stream == "canvas_step_data_series":
-                    for sid, s in stat["step_stats"].items():
-                        out[(canvas.id, sid, t)] = {
-                            "canvas_name": canvas.name,
-                            "step_name": s["name"],
-                            **_metric_rows(s, ["name", "messages"]),
-                        }
-                elif stream == "canvas_step_message_data_series":
-                    for sid, s in stat["step_stats"].items():
-                        for channel, entries in s["messages"].items():
-                            for i, entry in enumerate(entries):
-                                out[(canvas.id, sid, t, channel, i)] = {
-                                    "step_name": s["name"],
-                                    **entry,
-                                }
+        for canvas, t, stat in _live_stats(ws, ws.canvases, ws.canvas_stats, day_list, now):
+            if stream == "canvas_data_series":
+                out[(canvas.id, t)] = {"canvas_name": canvas.name, **stat["total_stats"]}
+            elif stream == "canvas_variant_data_series":
+                for vid, v in stat["variant_stats"].items():
+                    out[(canvas.id, vid, t)] = {
+                        "canvas_name": canvas.name,
+                        "variant_name": v["name"],
+                        **_metric_rows(v, ["name"]),
+                    }
+            elif stream == "canvas_step_data_series":
+                for sid, s in stat["step_stats"].items():
+                    out[(canvas.id, sid, t)] = {
+                        "canvas_name": canvas.name,
+                        "step_name": s["name"],
+                        **_metric_rows(s, ["name", "messages"]),
+                    }
+            elif stream == "canvas_step_message_data_series":
+                for sid, s in stat["step_stats"].items():
+                    for channel, entries in s["messages"].items():
+                        for i, entry in enumerate(entries):
+                            out[(canvas.id, sid, t, channel, i)] = {
+                                "step_name": s["name"],
+                                **entry,
+                            }
         return out
     if stream.startswith("campaign_"):
-        for campaign in (c for c in ws.campaigns if not c.archived):
-            for day in (d for d in day_list if d >= ws.created_day(campaign)):
-                stat = ws.campaign_stats(campaign.id, day, now=now)
-                t = day.isoformat()
-                if stream == "campaign_data_series":
-                    out[(campaign.id, t)] = _metric_rows(stat, ["time", "messages"])
-                else:
-                    for channel, entries in stat["messages"].items():
-                        for entry in entries:
-                            out[(campaign.id, t, channel, entry["variation_api_id"])] = entry
+        for campaign, t, stat in _live_stats(ws, ws.campaigns, ws.campaign_stats, day_list, now):
+            if stream == "campaign_data_series":
+                out[(campaign.id, t)] = _metric_rows(stat, ["time", "messages"])
+            else:
+                for channel, entries in stat["messages"].items():
+                    for entry in entries:
+                        out[(campaign.id, t, channel, entry["variation_api_id"])] = entry
         return out
     unit = unit_of(stream)
     path = STREAMS[stream][2]

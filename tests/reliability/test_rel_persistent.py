@@ -61,13 +61,20 @@ def test_every_kind_of_persistent_fault_is_retried_exactly_max_retries_times(kin
         assert {r.fault for r in sb.request_log} == {kind}
 
 
-def fail_then_resume(sb, config, streams, fail):
-    """A run through a proxy answering `fail`'s statuses, its proxy log, and the run
-    resuming from its state straight against the sandbox."""
+def fail_then_resume(sb, config, streams, fail) -> dict:
+    """The sandbox and streams, a run through a proxy answering `fail`'s statuses
+    ("failed"), its proxy log, and the run resuming from its state straight against
+    the sandbox ("resumed")."""
     with Proxy(sb.url, fail=fail) as proxy:
         failed = run_tap({**config, "api_url": proxy.url}, streams=streams)
         proxy_log = list(proxy.log)
-    return failed, proxy_log, run_tap(config, state=failed.state, streams=streams)
+    return {
+        "sb": sb,
+        "streams": streams,
+        "failed": failed,
+        "proxy_log": proxy_log,
+        "resumed": run_tap(config, state=failed.state, streams=streams),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +91,7 @@ def failing_sessions():
         def fail(path, _params):
             return 503 if path == "/sessions/data_series" else None
 
-        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
-        yield {
-            "sb": sb,
-            "streams": streams,
-            "clean": clean,
-            "failed": failed,
-            "proxy_log": proxy_log,
-            "resumed": resumed,
-        }
+        yield {**fail_then_resume(sb, config, streams, fail), "clean": clean}
 
 
 def test_failing_endpoint_ends_the_run_with_one_clear_line(failing_sessions):
@@ -152,14 +151,7 @@ def failing_mid_partition():
                 return 503
             return None
 
-        failed, proxy_log, resumed = fail_then_resume(sb, config, streams, fail)
-        yield {
-            "sb": sb,
-            "victim": victim,
-            "failed": failed,
-            "resumed": resumed,
-            "proxy_log": proxy_log,
-        }
+        yield {**fail_then_resume(sb, config, streams, fail), "victim": victim}
 
 
 def test_a_stream_failing_half_way_claims_nothing_it_did_not_emit(failing_mid_partition):

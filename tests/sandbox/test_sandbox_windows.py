@@ -72,35 +72,49 @@ def test_day_buckets_follow_company_time_zone(ny_client):
     assert _times(ny_client, length=1, ending_at="2024-03-06") == ["2024-03-05"]
 
 
+def _assert_dst_hours(client, four_hours, expected, next_midnight, day, hours_in_day):
+    """Four hour buckets (`four_hours`: the request) equal `expected`, and the 100 hours
+    ending at `next_midnight` hold `hours_in_day` buckets of `day`; returns those 100."""
+    assert _times(client, **four_hours, length=4, unit="hour") == expected
+    hundred = _times(client, length=100, unit="hour", ending_at=next_midnight)
+    assert sum(t.startswith(day) for t in hundred) == hours_in_day
+    return hundred
+
+
 def test_hour_units_across_spring_forward(ny_client):
-    times = _times(
+    _assert_dst_hours(
         ny_client,
-        "/events/data_series",
-        event=ny_client.sandbox.workspace.events[0],
-        length=4,
-        unit="hour",
-        ending_at="2024-03-10T04:00:00-04:00",
+        {
+            "path": "/events/data_series",
+            "event": ny_client.sandbox.workspace.events[0],
+            "ending_at": "2024-03-10T04:00:00-04:00",
+        },
+        [
+            "2024-03-09T23:00:00-05:00",
+            "2024-03-10T00:00:00-05:00",
+            "2024-03-10T01:00:00-05:00",
+            "2024-03-10T03:00:00-04:00",
+        ],
+        "2024-03-11T00:00:00-04:00",
+        "2024-03-10",
+        23,
     )
-    assert times == [
-        "2024-03-09T23:00:00-05:00",
-        "2024-03-10T00:00:00-05:00",
-        "2024-03-10T01:00:00-05:00",
-        "2024-03-10T03:00:00-04:00",
-    ]
-    day = _times(ny_client, length=100, unit="hour", ending_at="2024-03-11T00:00:00-04:00")
-    assert sum(t.startswith("2024-03-10") for t in day) == 23
 
 
 def test_hour_units_across_fall_back(ny_client):
-    times = _times(ny_client, length=4, unit="hour", ending_at="2024-11-03T03:00:00-5:00")
-    assert times == [
-        "2024-11-03T00:00:00-04:00",
-        "2024-11-03T01:00:00-04:00",
-        "2024-11-03T01:00:00-05:00",
-        "2024-11-03T02:00:00-05:00",
-    ]
-    day = _times(ny_client, length=100, unit="hour", ending_at="2024-11-04T00:00:00-05:00")
-    assert sum(t.startswith("2024-11-03") for t in day) == 25
+    day = _assert_dst_hours(
+        ny_client,
+        {"ending_at": "2024-11-03T03:00:00-5:00"},
+        [
+            "2024-11-03T00:00:00-04:00",
+            "2024-11-03T01:00:00-04:00",
+            "2024-11-03T01:00:00-05:00",
+            "2024-11-03T02:00:00-05:00",
+        ],
+        "2024-11-04T00:00:00-05:00",
+        "2024-11-03",
+        25,
+    )
     assert len(set(day)) == len(day) == 100
     data = ny_client.ok(
         "/sessions/data_series", length=4, unit="hour", ending_at="2024-11-03T03:00:00-05:00"

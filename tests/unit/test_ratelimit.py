@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Iterable
 
 import pytest
 
@@ -78,9 +79,7 @@ def test_waits_for_the_reset_when_the_pool_is_exhausted():
         },
         200,
     )
-    before = clock.now
-    governor.acquire("default")
-    assert clock.now >= before + 30  # waited until the reset
+    assert _waited(governor, clock, "default") >= 30  # waited until the reset
     governor.release("default", {}, 200)
 
 
@@ -92,9 +91,7 @@ def test_in_flight_requests_count_against_what_remains():
     governor.release("default", headers, 200)
     governor.acquire("default")
     governor.acquire("default")  # 2 in flight now: nothing left
-    start = clock.now
-    governor.acquire("default")
-    assert clock.now >= start + 10
+    assert _waited(governor, clock, "default") >= 10
 
 
 def test_out_of_order_responses_keep_the_smallest_remaining():
@@ -115,13 +112,9 @@ def test_a_429_holds_the_pool_until_its_reset():
     governor.acquire("lists_1000")
     governor.release("lists_1000", {"X-RateLimit-Reset": str(int(clock.now) + 5)}, 429)
     assert governor.pool_snapshot("lists_1000")[1] == 0  # nothing remains until the reset
-    start = clock.now
-    governor.acquire("lists_1000")
-    assert clock.now >= start + 5
+    assert _waited(governor, clock, "lists_1000") >= 5
     # Other pools are not held.
-    start = clock.now
-    governor.acquire("default")
-    assert clock.now == start
+    assert _waited(governor, clock, "default") == 0
 
 
 def test_lower_case_headers_of_http2_are_read():
@@ -131,9 +124,7 @@ def test_lower_case_headers_of_http2_are_read():
     governor.release(
         "default", {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(clock.now) + 3)}, 200
     )
-    start = clock.now
-    governor.acquire("default")
-    assert clock.now >= start + 3
+    assert _waited(governor, clock, "default") >= 3
 
 
 def test_memory_is_bounded_whatever_the_budget():
@@ -190,9 +181,7 @@ def test_a_pool_not_yet_heard_from_gets_one_request_at_a_time():
     # 1000 went to them), it leaves that one to them and waits for the reset.
     assert clock.now >= start + 59
     # Other pools are not held by this one.
-    start = clock.now
-    governor.acquire("default")
-    assert clock.now == start
+    assert _waited(governor, clock, "default") == 0
 
 
 def test_a_pool_that_answers_without_headers_is_not_held():
@@ -204,6 +193,25 @@ def test_a_pool_that_answers_without_headers_is_not_held():
     for _ in range(8):
         governor.acquire("default")  # all at once: nothing announced, nothing to wait for
     assert clock.now == start
+
+
+def _waited(governor: RateGovernor, clock: FakeClock, pool: str) -> float:
+    """How long (fake) time one acquire of `pool` waited."""
+    start = clock.now
+    governor.acquire(pool)
+    return clock.now - start
+
+
+def _sends_announcing(
+    governor: RateGovernor, clock: FakeClock, remainings: Iterable[int], reset: float
+) -> list[float]:
+    """When each request went out, each answered announcing the next of `remainings`."""
+    sent = []
+    for remaining in remainings:
+        governor.acquire("default")
+        sent.append(clock.now)
+        _announce(governor, clock, remaining, reset)
+    return sent
 
 
 def _announce(governor: RateGovernor, clock: FakeClock, remaining: int, reset: float) -> None:
@@ -235,11 +243,8 @@ def test_a_pool_others_use_is_paced_to_last_until_its_reset():
     reset = int(clock.now) + 20
     governor.acquire("default")
     _announce(governor, clock, 19, reset)  # 11 counted, 1 of them ours: others are here
-    sent = []
-    for remaining in (17, 15, 13, 11):  # the others keep taking one for each of ours
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    # The others keep taking one for each of ours.
+    sent = _sends_announcing(governor, clock, (17, 15, 13, 11), reset)
     # What is left is spread over the time to the reset, not sent at once.
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
@@ -288,11 +293,7 @@ def test_pacing_starts_once_the_plan_outgrows_what_remains():
     _announce(governor, clock, 17, reset)
     assert not governor._cond.waited  # nothing planned: nothing to pace for
     governor.plan("default", 40)  # a family starts with more than the 17 left
-    sent = []
-    for remaining in (15, 13, 11):
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    sent = _sends_announcing(governor, clock, (15, 13, 11), reset)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
 
@@ -439,9 +440,7 @@ def test_a_usable_answer_after_odd_ones_is_used():
         },
         200,
     )
-    start = clock.now
-    governor.acquire("default")
-    assert clock.now >= start + 7
+    assert _waited(governor, clock, "default") >= 7
 
 
 def test_others_still_sending_count_against_what_remains():
@@ -453,10 +452,6 @@ def test_others_still_sending_count_against_what_remains():
     _announce(governor, clock, 29, reset)
     governor.acquire("default")
     _announce(governor, clock, 16, reset)  # others took 12 since: they may take as many again
-    sent = []
-    for remaining in (14, 12, 10):
-        governor.acquire("default")
-        sent.append(clock.now)
-        _announce(governor, clock, remaining, reset)
+    sent = _sends_announcing(governor, clock, (14, 12, 10), reset)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap > 0.5 for gap in gaps), gaps
