@@ -394,16 +394,30 @@ CAMPAIGN_SERIES = SeriesEndpoint(
     pool=CAMPAIGN_SERIES_POOL,
     created_by=CAMPAIGN_DETAILS,
 )
-EVENT_SERIES = SeriesEndpoint(
+
+
+def _day_and_hour_counts(
+    path: str, table: str, value_field: str, days: str, hours: str, *axes: Axis
+) -> SeriesEndpoint:
+    """A count read by day and by hour (the `unit` it carries), per `axes`, app and
+    segment's users."""
+    return SeriesEndpoint(
+        path,
+        axes=(*axes, APPS, SEGMENT_USERS),
+        tables=(_day(table, days), _hour(f"{table}_hourly", hours)),
+        sends_unit=True,
+        value_fields=(value_field,),
+        omits_zero_buckets=True,
+    )
+
+
+EVENT_SERIES = _day_and_hour_counts(
     "/events/data_series",
-    axes=(EVENTS, APPS, SEGMENT_USERS),
-    tables=(
-        _day("event_data_series", "Daily occurrences of each custom event."),
-        _hour("event_data_series_hourly", "Hourly occurrences of each custom event."),
-    ),
-    sends_unit=True,
-    value_fields=("count",),
-    omits_zero_buckets=True,
+    "event_data_series",
+    "count",
+    "Daily occurrences of each custom event.",
+    "Hourly occurrences of each custom event.",
+    EVENTS,
 )
 SEGMENT_SERIES = SeriesEndpoint(
     "/segments/data_series",
@@ -415,16 +429,12 @@ SEGMENT_SERIES = SeriesEndpoint(
     ),
     value_fields=("size",),
 )
-SESSION_SERIES = SeriesEndpoint(
+SESSION_SERIES = _day_and_hour_counts(
     "/sessions/data_series",
-    axes=(APPS, SEGMENT_USERS),
-    tables=(
-        _day("session_data_series", "Daily sessions."),
-        _hour("session_data_series_hourly", "Hourly sessions."),
-    ),
-    sends_unit=True,
-    value_fields=("sessions",),
-    omits_zero_buckets=True,
+    "session_data_series",
+    "sessions",
+    "Daily sessions.",
+    "Hourly sessions.",
 )
 
 

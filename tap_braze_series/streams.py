@@ -176,41 +176,42 @@ class EntityStream(BrazeStream):
 TAGS = th.Property("tags", th.ArrayType(th.StringType))
 
 
+def _listed_entity_schema(noun: str, *columns: th.Property) -> dict:
+    """A list item of canvases, campaigns or segments: its id, name, `columns`, tags."""
+    return sc.schema(
+        sc.key("id", f"{noun} API identifier."),
+        sc.text("name", f"{noun} name."),
+        *columns,
+        TAGS,
+    )
+
+
 class CanvasesStream(EntityStream):
     name = "canvases"
     kind = "canvases"
-    schema = sc.schema(
-        sc.key("id", "Canvas API identifier."),
-        sc.text("name", "Canvas name."),
-        th.Property("last_edited", th.DateTimeType),
-        TAGS,
-    )
+    schema = _listed_entity_schema("Canvas", th.Property("last_edited", th.DateTimeType))
 
 
 class CampaignsStream(EntityStream):
     name = "campaigns"
     kind = "campaigns"
-    schema = sc.schema(
-        sc.key("id", "Campaign API identifier."),
-        sc.text("name", "Campaign name."),
+    schema = _listed_entity_schema(
+        "Campaign",
         th.Property("is_api_campaign", th.BooleanType),
         th.Property("last_edited", th.DateTimeType),
-        TAGS,
     )
 
 
 class SegmentsStream(EntityStream):
     name = "segments"
     kind = "segments"
-    schema = sc.schema(
-        sc.key("id", "Segment API identifier."),
-        sc.text("name", "Segment name."),
+    schema = _listed_entity_schema(
+        "Segment",
         th.Property(
             "analytics_tracking_enabled",
             th.BooleanType,
             description="Only segments with analytics tracking have a size series.",
         ),
-        TAGS,
     )
 
 

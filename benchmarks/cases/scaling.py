@@ -20,10 +20,10 @@ COLUMNS = [
     reports.SPAN,
     reports.figure("mean in flight", "in_flight"),
     reports.RECORDS,
-    reports.figure("records/s wall", "rec_per_s"),
+    reports.RECORDS_PER_S,
     reports.TAP_CPU,
-    reports.figure("records/CPU-s", "rec_per_cpu"),
-    reports.figure("sandbox CPU s", "sandbox_cpu"),
+    reports.RECORDS_PER_CPU,
+    reports.SANDBOX_CPU,
     reports.RSS,
     reports.FOREIGN,
 ]
